@@ -1,0 +1,54 @@
+# Every target that needs root, Open vSwitch or the local cluster sets them up itself through hack/.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+GOFLAGS_BUILD := -trimpath
+CGO_ENABLED ?= 0
+export CGO_ENABLED
+
+.PHONY: all build test test-unit test-e2e fuzz generate verify-generate bench demo clean cluster-up cluster-down
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-agent ./cmd/antrea-agent
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea ./cmd/antrea-cni
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-controller ./cmd/antrea-controller
+
+# Everything: set-up, unit tests, real-stack tests on a local cluster, fuzzing, smoke test, teardown.
+test:
+	hack/test.sh all
+
+# Tests that need nothing but Go (real-stack tests skip with a message saying how to run them).
+test-unit:
+	$(GO) test -count=1 ./...
+
+# Real-stack tests only, on a local cluster that this target starts and stops.
+test-e2e:
+	hack/test.sh e2e
+
+fuzz:
+	hack/fuzz.sh $${FUZZTIME:-10s}
+
+generate:
+	hack/generate.sh
+
+verify-generate:
+	hack/generate.sh --verify
+
+bench:
+	hack/bench.sh
+
+demo:
+	hack/demo.sh
+
+cluster-up:
+	hack/local-cluster.sh up
+
+cluster-down:
+	hack/local-cluster.sh down
+
+clean:
+	-hack/local-cluster.sh down
+	rm -rf $(BIN) _output
