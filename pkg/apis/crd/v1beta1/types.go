@@ -5,6 +5,7 @@ import (
 )
 
 // IPAddressPhase is the state of one address recorded in an IPPool's status.
+// +kubebuilder:validation:Enum=Allocated;Reserved
 type IPAddressPhase string
 
 const (
@@ -17,6 +18,13 @@ const (
 // +genclient
 // +genclient:nonNamespaced
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,path=ippools,singular=ippool,shortName=ipp
+// +kubebuilder:subresource:status
+// +kubebuilder:storageversion
+// +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.usage.total`,description="Allocatable addresses"
+// +kubebuilder:printcolumn:name="Used",type=integer,JSONPath=`.status.usage.used`,description="Allocated addresses"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // IPPool is a cluster-scoped pool of addresses with the subnet they belong to.
 type IPPool struct {
@@ -28,50 +36,90 @@ type IPPool struct {
 }
 
 // IPPoolSpec lists the allocatable ranges and the subnet they sit in.
+//
+// +kubebuilder:validation:XValidation:rule="!isIP(self.subnetInfo.gateway) || self.ipRanges.all(r, (!has(r.cidr) || !isCIDR(r.cidr) || cidr(r.cidr).ip().family() == ip(self.subnetInfo.gateway).family()) && (!has(r.start) || !isIP(r.start) || ip(r.start).family() == ip(self.subnetInfo.gateway).family()))",message="every range must be of the gateway's address family"
+// +kubebuilder:validation:XValidation:rule="!isCIDR(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)) || self.ipRanges.all(r, (!has(r.cidr) || !isCIDR(r.cidr) || cidr(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)).containsCIDR(r.cidr)) && (!has(r.start) || !isIP(r.start) || cidr(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)).containsIP(r.start)) && (!has(r.end) || !isIP(r.end) || cidr(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)).containsIP(r.end)))",message="every range must lie inside gateway/prefixLength"
 type IPPoolSpec struct {
 	// IPRanges are CIDRs or start/end ranges; every one must lie inside the subnet.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=atomic
 	IPRanges []IPRange `json:"ipRanges"`
 	// SubnetInfo is the gateway, prefix length and VLAN shared by every address of the pool.
 	SubnetInfo SubnetInfo `json:"subnetInfo"`
 }
 
 // IPRange is either a CIDR or an inclusive start/end pair, never both.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.cidr) != (has(self.start) || has(self.end))",message="a range is either cidr or start and end"
+// +kubebuilder:validation:XValidation:rule="has(self.start) == has(self.end)",message="start and end go together"
+// +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.end) || !isIP(self.start) || !isIP(self.end) || ip(self.start).family() == ip(self.end).family()",message="start and end must be of one address family"
 type IPRange struct {
-	CIDR  string `json:"cidr,omitempty"`
+	// CIDR is a network in CIDR notation without host bits, such as 10.10.1.0/26 or fd00:10::/120.
+	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.10.1.0/26 or fd00:10::/120"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="must be the network address of the CIDR (no host bits set)"
+	CIDR string `json:"cidr,omitempty"`
+	// Start is the first address of an inclusive range.
+	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
 	Start string `json:"start,omitempty"`
-	End   string `json:"end,omitempty"`
+	// End is the last address of an inclusive range.
+	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
+	End string `json:"end,omitempty"`
 }
 
 // SubnetInfo describes the subnet of a pool.
+//
+// +kubebuilder:validation:XValidation:rule="!isIP(self.gateway) || ip(self.gateway).family() == 6 || self.prefixLength <= 32",message="prefixLength of an IPv4 subnet must be 1..32"
 type SubnetInfo struct {
-	Gateway      string `json:"gateway"`
-	PrefixLength int32  `json:"prefixLength"`
+	// Gateway is the subnet's router; it is never allocated.
+	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
+	Gateway string `json:"gateway"`
+	// PrefixLength is the length of the subnet's prefix: 1..32 for IPv4, 1..128 for IPv6.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=128
+	PrefixLength int32 `json:"prefixLength"`
 	// VLAN is used when the NetworkAttachmentDefinition sets no vlan of its own; 0 means untagged.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
 	VLAN int32 `json:"vlan,omitempty"`
 }
 
 // IPPoolStatus records every address handed out and the pool's usage.
 type IPPoolStatus struct {
+	// IPAddresses lists every address held, in the order they were allocated.
+	// +listType=atomic
 	IPAddresses []IPAddressState `json:"ipAddresses,omitempty"`
 	Usage       IPPoolUsage      `json:"usage,omitempty"`
 }
 
 // IPAddressState is one address and who holds it.
 type IPAddressState struct {
-	IPAddress string         `json:"ipAddress"`
-	Phase     IPAddressPhase `json:"phase"`
-	Owner     IPAddressOwner `json:"owner"`
+	// IPAddress is the address held, in its canonical text form.
+	// +kubebuilder:validation:MaxLength=39
+	IPAddress string `json:"ipAddress"`
+	// Phase is Allocated for an address in use.
+	Phase IPAddressPhase `json:"phase"`
+	// Owner is who holds the address.
+	Owner IPAddressOwner `json:"owner"`
 }
 
 // IPAddressOwner says who holds an address.
 type IPAddressOwner struct {
+	// Pod is set when the holder is an interface of a Pod.
 	Pod *PodOwner `json:"pod,omitempty"`
 }
 
 // PodOwner identifies one interface of one Pod sandbox.
 type PodOwner struct {
-	Name        string `json:"name"`
-	Namespace   string `json:"namespace"`
+	// Name is the Pod's name.
+	Name string `json:"name"`
+	// Namespace is the Pod's namespace.
+	Namespace string `json:"namespace"`
+	// ContainerID is the Pod sandbox's container ID, as the container runtime reports it to CNI.
 	ContainerID string `json:"containerID"`
 	// IFName is the interface inside the Pod; with ContainerID it keys an allocation.
 	IFName string `json:"ifName,omitempty"`
@@ -81,11 +129,16 @@ type PodOwner struct {
 
 // IPPoolUsage counts allocatable and used addresses.
 type IPPoolUsage struct {
+	// Total is the number of allocatable addresses: the ranges without network, broadcast and gateway addresses.
+	// +kubebuilder:validation:Minimum=0
 	Total int `json:"total"`
-	Used  int `json:"used"`
+	// Used is the number of addresses recorded in ipAddresses.
+	// +kubebuilder:validation:Minimum=0
+	Used int `json:"used"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
 
 // IPPoolList is a list of IPPools.
 type IPPoolList struct {

@@ -1,0 +1,258 @@
+// Package attach creates, checks and removes one secondary interface of a Pod in the kernel: a veth
+// pair whose container end lives in the Pod's network namespace with the requested name, MTU, MAC,
+// addresses and routes, and whose host end stays in the caller's network namespace, ready to be
+// plugged into Open vSwitch by another package.
+//
+// The host namespace is the network namespace of the calling goroutine's thread: the agent's own
+// namespace when called from ordinary code, or any namespace entered with ns.NetNS.Do (which is
+// how tests keep their host ends out of the real host).
+//
+// Log lines go to the logger found in the context (klog.FromContext), so callers attach the Pod
+// and network keys once with klog.NewContext.
+package attach
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// Limits on the MTU of a veth: 68 is the smallest MTU IPv4 allows, 65535 the largest a veth
+// accepts, and IPv6 needs at least 1280 on any link it runs on.
+const (
+	minMTU     = 68
+	maxMTU     = 65535
+	minIPv6MTU = 1280
+)
+
+// IPConfig is one address of the container interface and, optionally, the gateway that routes
+// without their own gateway use (the same rule as the CNI result: the first gateway of a family).
+type IPConfig struct {
+	Address net.IPNet
+	Gateway net.IP
+}
+
+// Spec describes the secondary interface wanted in a Pod.
+type Spec struct {
+	// NetNSPath is the Pod's network namespace (CNI_NETNS).
+	NetNSPath string
+	// IfName is the interface name inside the Pod, e.g. "eth1" or "net1".
+	IfName string
+	// HostIfName is the name of the host end; use HostVethName.
+	HostIfName string
+	// MTU of both ends; 0 keeps the kernel's default (1500).
+	MTU int
+	// MAC of the container end; nil lets the kernel pick a random one.
+	MAC net.HardwareAddr
+	// IPs are assigned to the container end.
+	IPs []IPConfig
+	// Routes are added in the Pod through the container end.
+	Routes []*types.Route
+	// DisableTXChecksum turns TX checksum offload off on the container end. The OVS userspace
+	// (netdev) datapath does not fill in checksums that a veth left to offload, so without this
+	// TCP and UDP from the Pod arrive with bad checksums.
+	DisableTXChecksum bool
+}
+
+// Interface is the state of an attached interface, as the kernel reports it.
+type Interface struct {
+	// Name is the interface name inside the Pod.
+	Name string
+	// Sandbox is the Pod's network namespace path.
+	Sandbox string
+	// ContainerIfIndex and ContainerMAC describe the container end (index inside the Pod).
+	ContainerIfIndex int
+	ContainerMAC     net.HardwareAddr
+	// HostIfName, HostIfIndex and HostMAC describe the host end (index in the host namespace).
+	HostIfName  string
+	HostIfIndex int
+	HostMAC     net.HardwareAddr
+	// MTU is the MTU of the container end.
+	MTU int
+}
+
+// Validate reports every problem of the spec in one error whose lines start with the field path,
+// so that a user reading a Pod Event learns all of them at once.
+func (s Spec) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	if s.NetNSPath == "" {
+		add("netnsPath: must not be empty")
+	}
+	if err := validateLinkName(s.IfName); err != nil {
+		add("ifName: %v", err)
+	}
+	if err := validateLinkName(s.HostIfName); err != nil {
+		add("hostIfName: %v", err)
+	}
+	if s.MTU != 0 && (s.MTU < minMTU || s.MTU > maxMTU) {
+		add("mtu: %d is outside [%d, %d]", s.MTU, minMTU, maxMTU)
+	}
+	if len(s.MAC) > 0 {
+		if err := validateMAC(s.MAC); err != nil {
+			add("mac: %v", err)
+		}
+	}
+
+	seen := map[string]int{}
+	hasIPv6 := false
+	for i, ipc := range s.IPs {
+		family, err := prefixFamily(ipc.Address)
+		if err != nil {
+			add("ips[%d].address: %v", i, err)
+			continue
+		}
+		hasIPv6 = hasIPv6 || family == 6
+		key := ipc.Address.IP.String()
+		if j, dup := seen[key]; dup {
+			add("ips[%d].address: %s repeats ips[%d]", i, key, j)
+		}
+		seen[key] = i
+		if ipc.Gateway != nil && ipFamily(ipc.Gateway) != family {
+			add("ips[%d].gateway: %s is not an IPv%d address", i, ipc.Gateway, family)
+		}
+	}
+	if hasIPv6 && s.MTU != 0 && s.MTU < minIPv6MTU {
+		add("mtu: %d is below %d, the minimum for IPv6 addresses", s.MTU, minIPv6MTU)
+	}
+
+	for i, r := range s.Routes {
+		if r == nil {
+			add("routes[%d]: must not be null", i)
+			continue
+		}
+		family, err := prefixFamily(r.Dst)
+		if err != nil {
+			add("routes[%d].dst: %v", i, err)
+			continue
+		}
+		if r.GW != nil && ipFamily(r.GW) != family {
+			add("routes[%d].gw: %s is not an IPv%d address", i, r.GW, family)
+		}
+	}
+
+	if len(problems) > 0 {
+		return errors.New("invalid interface spec: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// validateLinkName applies the kernel's rules for interface names (dev_valid_name).
+func validateLinkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("must not be empty")
+	case len(name) > 15:
+		return fmt.Errorf("%q is longer than 15 bytes", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("%q is not a valid interface name", name)
+	case strings.ContainsAny(name, "/: \t\n\r\v\f\x00"):
+		return fmt.Errorf("%q contains '/', ':' or whitespace", name)
+	}
+	return nil
+}
+
+func validateMAC(mac net.HardwareAddr) error {
+	switch {
+	case len(mac) != 6:
+		return fmt.Errorf("%s is not a 6-byte Ethernet address", mac)
+	case mac[0]&1 == 1:
+		return fmt.Errorf("%s is a multicast address", mac)
+	case string(mac) == "\x00\x00\x00\x00\x00\x00":
+		return fmt.Errorf("%s is the zero address", mac)
+	}
+	return nil
+}
+
+// ipFamily returns 4 or 6, or 0 for something that is not an IP address.
+func ipFamily(ip net.IP) int {
+	switch {
+	case ip.To4() != nil:
+		return 4
+	case len(ip) == net.IPv6len:
+		return 6
+	}
+	return 0
+}
+
+// prefixFamily returns the family of an address with prefix length, checking that the mask fits.
+func prefixFamily(p net.IPNet) (int, error) {
+	family := ipFamily(p.IP)
+	if family == 0 {
+		return 0, errors.New("missing or malformed IP address")
+	}
+	ones, bits := p.Mask.Size()
+	if bits == 0 || ones > familyBits(family) {
+		return 0, fmt.Errorf("%s has no valid prefix length", p.IP)
+	}
+	if family == 4 && bits != 32 && !(bits == 128 && ones >= 96) {
+		return 0, fmt.Errorf("%s has an IPv6 prefix length", p.IP)
+	}
+	if family == 6 && bits != 128 {
+		return 0, fmt.Errorf("%s has an IPv4 prefix length", p.IP)
+	}
+	return family, nil
+}
+
+func familyBits(family int) int {
+	if family == 4 {
+		return 32
+	}
+	return 128
+}
+
+// normalized returns a copy of the spec with IPv4 addresses and masks in their 4-byte form, so
+// that comparisons with what netlink reports are byte for byte. It expects a valid spec.
+func (s Spec) normalized() Spec {
+	out := s
+	out.IPs = make([]IPConfig, len(s.IPs))
+	for i, ipc := range s.IPs {
+		out.IPs[i] = IPConfig{Address: normalizePrefix(ipc.Address), Gateway: normalizeIP(ipc.Gateway)}
+	}
+	out.Routes = make([]*types.Route, len(s.Routes))
+	for i, r := range s.Routes {
+		c := *r
+		c.Dst = normalizePrefix(r.Dst)
+		c.GW = normalizeIP(r.GW)
+		out.Routes[i] = &c
+	}
+	return out
+}
+
+func normalizeIP(ip net.IP) net.IP {
+	if ip == nil {
+		return nil
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4
+	}
+	return ip
+}
+
+func normalizePrefix(p net.IPNet) net.IPNet {
+	ip := normalizeIP(p.IP)
+	ones, bits := p.Mask.Size()
+	if len(ip) == net.IPv4len && bits == 128 {
+		ones -= 96
+	}
+	return net.IPNet{IP: ip, Mask: net.CIDRMask(ones, 8*len(ip))}
+}
+
+// routeGateway returns the gateway a route is installed with: its own, or else the first gateway
+// of its family among the IPs (the rule of ipam.ConfigureIface, which installs the routes).
+func routeGateway(r *types.Route, ips []IPConfig) net.IP {
+	if r.GW != nil {
+		return r.GW
+	}
+	family := ipFamily(r.Dst.IP)
+	for _, ipc := range ips {
+		if ipc.Gateway != nil && ipFamily(ipc.Gateway) == family {
+			return ipc.Gateway
+		}
+	}
+	return nil
+}
