@@ -5,7 +5,9 @@
 #                                     and DIR/env (KUBECONFIG=..., KUBECTL=...)
 #   hack/control-plane.sh down DIR    stop both by pid and remove DIR (safe to repeat)
 #
-# Ports: KAPI_PORT (6443), ETCD_PORT (2379), ETCD_PEER_PORT (2380).
+# Ports: KAPI_PORT (6443), ETCD_PORT (2379), ETCD_PEER_PORT (2380). KAPI_BIND (127.0.0.1) is the
+# apiserver's listen address; KAPI_EXTRA_SANS (comma separated IPs) are added to its certificate so
+# that simulated Nodes in their own network namespaces can reach it on a management network.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -13,6 +15,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cmd=${1:?usage: control-plane.sh up|down DIR}
 dir=$(realpath -m "${2:?missing DIR}")
 kapi_port=${KAPI_PORT:-6443}
+kapi_bind=${KAPI_BIND:-127.0.0.1}
+extra_sans=""
+for ip in ${KAPI_EXTRA_SANS//,/ }; do extra_sans="$extra_sans,IP:$ip"; done
 etcd_port=${ETCD_PORT:-2379}
 etcd_peer_port=${ETCD_PEER_PORT:-2380}
 
@@ -21,7 +26,8 @@ stop_pid() {
 	[ -f "$pidfile" ] || return 0
 	pid=$(cat "$pidfile")
 	if kill "$pid" 2>/dev/null; then
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		# A zombie counts as gone: PID 1 may be slow to reap daemons reparented to it.
+		for _ in $(seq 100); do grep -qs "^State:[[:space:]]*[^Z]" "/proc/$pid/status" || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null || true
 	fi
 	rm -f "$pidfile"
@@ -40,7 +46,7 @@ gen_pki() {
 	}
 	local host_ip
 	host_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' || true)
-	sign apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1${host_ip:+,IP:$host_ip}
+	sign apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1${host_ip:+,IP:$host_ip}$extra_sans
 extendedKeyUsage=serverAuth"
 	sign admin "/CN=$PROJECT-admin/O=system:masters" "extendedKeyUsage=clientAuth"
 	# The apiserver presents this to kubelets for logs/exec.
@@ -88,7 +94,7 @@ up)
 		sleep 0.1
 	done
 	p=$dir/pki
-	"$bin/kube-apiserver" --bind-address=127.0.0.1 --secure-port="$kapi_port" \
+	"$bin/kube-apiserver" --bind-address="$kapi_bind" --secure-port="$kapi_port" \
 		--etcd-servers="http://127.0.0.1:$etcd_port" \
 		--tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
 		--client-ca-file="$p/ca.crt" --authorization-mode=Node,RBAC \

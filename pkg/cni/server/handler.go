@@ -42,7 +42,7 @@ type Request struct {
 // A returned error that is, or wraps, a *types.Error reaches the runtime with that error's code
 // (use 7 for an invalid network configuration, 11 for "try again later", 50 from Status when ADD
 // cannot be served); any other error becomes code 999, or 11 when it is a context deadline or
-// cancellation, or 50 from Status. See cniErrorFor.
+// cancellation, or 50 from Status. The package documentation lists every code.
 type Handler interface {
 	// Add attaches the container and returns its result, in any CNI version: the server converts
 	// it to Request.CNIVersion.

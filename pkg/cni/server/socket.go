@@ -36,11 +36,10 @@ func listenUnix(path string) (*net.UnixListener, os.FileInfo, error) {
 		return nil, nil, fmt.Errorf("socket path %q is not absolute", path)
 	}
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, "."+randomSuffix()+".sock")
-	for _, p := range []string{path, tmp} {
-		if len(p) > maxSocketPathLen {
-			return nil, nil, fmt.Errorf("socket path %q is longer than the %d bytes a unix socket allows", p, maxSocketPathLen)
-		}
+	tmp := filepath.Join(dir, "."+randomSuffix())
+	if longest := max(len(path), len(tmp)); longest > maxSocketPathLen {
+		return nil, nil, fmt.Errorf("socket path %q is too long: a unix socket path has at most %d bytes, "+
+			"and the server binds first to %q (%d bytes)", path, maxSocketPathLen, tmp, len(tmp))
 	}
 	if err := os.MkdirAll(dir, socketDirMode); err != nil {
 		return nil, nil, fmt.Errorf("create socket directory %s: %w", dir, err)
@@ -113,7 +112,7 @@ func removeIfSame(path string, info os.FileInfo) error {
 }
 
 func randomSuffix() string {
-	b := make([]byte, 6)
+	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }

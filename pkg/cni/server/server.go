@@ -1,0 +1,275 @@
+// Package server is the agent side of the CNI shim protocol: a gRPC server on a root-only unix
+// socket that turns each call of the `antrea` shim into a call of a Handler, and the Handler's
+// outcome into the CNI result or CNI error the shim prints.
+//
+// The socket is created with mode 0600; its directory is created with mode 0700 when missing (an
+// existing directory is left as it is). A stale socket left by a dead agent is replaced; a path
+// that is not a socket, or a socket another process still serves, is an error.
+//
+// Error codes the shim prints, by what happened in the agent (codes 1-99 are the CNI
+// specification's; package shim documents what the shim reports when it cannot reach the agent):
+//
+//	handler returned a *types.Error (also wrapped)  its code, message and details
+//	handler returned a context deadline/cancel      11 try again later (STATUS: 50 not available)
+//	handler returned another error                  999 internal error (STATUS: 50 not available)
+//	handler panicked                                999 internal error
+//	ADD result not encodable in the config version  1 incompatible CNI version
+//	request CNI_COMMAND disagrees with the method   4 invalid environment variables
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+
+	"github.com/podvlan/podvlan/pkg/cni/cnipb"
+)
+
+// DefaultGracePeriod is how long Serve lets in-flight commands finish once its context is done.
+const DefaultGracePeriod = 10 * time.Second
+
+// Server serves the shim protocol on one unix socket. Create it with New.
+type Server struct {
+	socketPath string
+	handler    Handler
+
+	grpcServer *grpc.Server
+	socketInfo os.FileInfo
+	serveDone  chan struct{}
+	serveErr   error
+	stopOnce   sync.Once
+}
+
+// New returns a server that will dispatch the commands arriving on socketPath to handler.
+func New(socketPath string, handler Handler) *Server {
+	return &Server{socketPath: socketPath, handler: handler}
+}
+
+// Start creates the socket (see the package documentation for its mode and directory) and serves
+// it in the background until Stop.
+func (s *Server) Start() error {
+	if s.grpcServer != nil {
+		return fmt.Errorf("CNI server on %s already started", s.socketPath)
+	}
+	listener, info, err := listenUnix(s.socketPath)
+	if err != nil {
+		return fmt.Errorf("start CNI server: %w", err)
+	}
+	s.socketInfo = info
+	s.grpcServer = grpc.NewServer()
+	cnipb.RegisterCniServer(s.grpcServer, &service{handler: s.handler})
+	s.serveDone = make(chan struct{})
+	go func() {
+		defer close(s.serveDone)
+		if err := s.grpcServer.Serve(listener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.serveErr = err
+			klog.ErrorS(err, "CNI server stopped serving", "socket", s.socketPath)
+		}
+	}()
+	klog.InfoS("CNI server listening", "socket", s.socketPath)
+	return nil
+}
+
+// Stop stops accepting commands, lets in-flight ones finish until ctx is done, then closes what
+// is left and removes the socket (unless another server has replaced it meanwhile). Stopping a
+// server that never started, or twice, does nothing.
+func (s *Server) Stop(ctx context.Context) {
+	if s.grpcServer == nil {
+		return
+	}
+	s.stopOnce.Do(func() {
+		graceful := make(chan struct{})
+		go func() {
+			s.grpcServer.GracefulStop()
+			close(graceful)
+		}()
+		select {
+		case <-graceful:
+		case <-ctx.Done():
+			klog.InfoS("CNI server grace period over, cancelling in-flight commands", "socket", s.socketPath)
+			s.grpcServer.Stop()
+			<-graceful
+		}
+		<-s.serveDone
+		if err := removeIfSame(s.socketPath, s.socketInfo); err != nil {
+			klog.ErrorS(err, "Cannot remove CNI socket", "socket", s.socketPath)
+		}
+		klog.InfoS("CNI server stopped", "socket", s.socketPath)
+	})
+}
+
+// Serve runs a server on socketPath until ctx is done, then stops it, giving in-flight commands
+// DefaultGracePeriod to finish. It returns an error if the server cannot start or stops serving
+// on its own.
+func Serve(ctx context.Context, socketPath string, handler Handler) error {
+	s := New(socketPath, handler)
+	if err := s.Start(); err != nil {
+		return err
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-s.serveDone:
+		err = fmt.Errorf("CNI server on %s: %w", socketPath, s.serveErr)
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultGracePeriod)
+	defer cancel()
+	s.Stop(stopCtx)
+	return err
+}
+
+// service implements the generated gRPC interface on top of a Handler.
+type service struct {
+	cnipb.UnimplementedCniServer
+	handler Handler
+}
+
+func (s *service) CmdAdd(ctx context.Context, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, error) {
+	return s.serve(ctx, CommandAdd, req), nil
+}
+
+func (s *service) CmdCheck(ctx context.Context, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, error) {
+	return s.serve(ctx, CommandCheck, req), nil
+}
+
+func (s *service) CmdDel(ctx context.Context, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, error) {
+	return s.serve(ctx, CommandDel, req), nil
+}
+
+func (s *service) CmdGC(ctx context.Context, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, error) {
+	return s.serve(ctx, CommandGC, req), nil
+}
+
+func (s *service) CmdStatus(ctx context.Context, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, error) {
+	return s.serve(ctx, CommandStatus, req), nil
+}
+
+// serve runs one command and always answers with a response: a failure, even a panic of the
+// handler, travels as a CNI error rather than as a gRPC error, so that the shim can print it.
+func (s *service) serve(ctx context.Context, command string, pbReq *cnipb.CniCmdRequest) (resp *cnipb.CniCmdResponse) {
+	req := requestFromProto(command, pbReq)
+	logKeys := requestLogKeys(req)
+	if pbReq.GetCommand() != "" && pbReq.GetCommand() != command {
+		err := &cnipb.CniError{
+			Code: uint32(types.ErrInvalidEnvironmentVariables),
+			Msg:  fmt.Sprintf("CNI_COMMAND %q sent to the %s method", pbReq.GetCommand(), command),
+		}
+		klog.ErrorS(nil, "Rejected malformed CNI request", slices.Concat(logKeys, []any{"reason", err.Msg})...)
+		return &cnipb.CniCmdResponse{Error: err}
+	}
+
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(nil, "CNI handler panicked", slices.Concat(logKeys, []any{"panic", r, "stack", string(debug.Stack())})...)
+			resp = &cnipb.CniCmdResponse{Error: &cnipb.CniError{
+				Code:    uint32(types.ErrInternal),
+				Msg:     fmt.Sprintf("antrea-agent failed internally while handling %s", command),
+				Details: fmt.Sprint(r),
+			}}
+		}
+		logOutcome(resp, time.Since(start), logKeys)
+	}()
+	klog.V(2).InfoS("CNI command received", logKeys...)
+	return s.dispatch(ctx, req)
+}
+
+func (s *service) dispatch(ctx context.Context, req *Request) *cnipb.CniCmdResponse {
+	var err error
+	switch req.Command {
+	case CommandAdd:
+		result, addErr := s.handler.Add(ctx, req)
+		if addErr != nil {
+			err = addErr
+			break
+		}
+		encoded, encodeErr := encodeResult(result, req.CNIVersion)
+		if encodeErr != nil {
+			return &cnipb.CniCmdResponse{Error: encodeErr}
+		}
+		return &cnipb.CniCmdResponse{Result: encoded}
+	case CommandCheck:
+		err = s.handler.Check(ctx, req)
+	case CommandDel:
+		err = s.handler.Del(ctx, req)
+	case CommandGC:
+		err = s.handler.GC(ctx, req)
+	case CommandStatus:
+		err = s.handler.Status(ctx, req)
+	}
+	if err != nil {
+		return &cnipb.CniCmdResponse{Error: cniErrorFor(req.Command, err)}
+	}
+	return &cnipb.CniCmdResponse{}
+}
+
+func requestFromProto(command string, pbReq *cnipb.CniCmdRequest) *Request {
+	return &Request{
+		Command:     command,
+		ContainerID: pbReq.GetContainerId(),
+		Netns:       pbReq.GetNetns(),
+		IfName:      pbReq.GetIfname(),
+		Args:        pbReq.GetArgs(),
+		Path:        pbReq.GetPath(),
+		CNIVersion:  pbReq.GetCniVersion(),
+		Config:      pbReq.GetNetworkConfig(),
+	}
+}
+
+func logOutcome(resp *cnipb.CniCmdResponse, took time.Duration, logKeys []any) {
+	keys := slices.Concat(logKeys, []any{"duration", took})
+	if cniErr := resp.GetError(); cniErr != nil {
+		keys = append(keys, "code", cniErr.GetCode(), "details", cniErr.GetDetails())
+		klog.ErrorS(errors.New(cniErr.GetMsg()), "CNI command failed", keys...)
+		return
+	}
+	klog.V(2).InfoS("CNI command succeeded", keys...)
+}
+
+// requestLogKeys names the Pod, network, container and interface of a request for structured logs.
+func requestLogKeys(req *Request) []any {
+	keys := []any{"command", req.Command}
+	if namespace, name := podFromArgs(req.Args); name != "" {
+		keys = append(keys, "pod", klog.KRef(namespace, name))
+	}
+	var network struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(req.Config, &network) == nil && network.Name != "" {
+		keys = append(keys, "network", network.Name)
+	}
+	if req.ContainerID != "" {
+		keys = append(keys, "containerID", req.ContainerID)
+	}
+	if req.IfName != "" {
+		keys = append(keys, "interface", req.IfName)
+	}
+	return keys
+}
+
+// podFromArgs reads K8S_POD_NAMESPACE and K8S_POD_NAME from CNI_ARGS ("K=V;K=V").
+func podFromArgs(args string) (namespace, name string) {
+	for pair := range strings.SplitSeq(args, ";") {
+		key, value, _ := strings.Cut(pair, "=")
+		switch key {
+		case "K8S_POD_NAMESPACE":
+			namespace = value
+		case "K8S_POD_NAME":
+			name = value
+		}
+	}
+	return namespace, name
+}
+
+var _ cnipb.CniServer = (*service)(nil)
