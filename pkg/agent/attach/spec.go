@@ -7,6 +7,10 @@
 // namespace when called from ordinary code, or any namespace entered with ns.NetNS.Do (which is
 // how tests keep their host ends out of the real host).
 //
+// The expected flow of an ADD is Create, then plugging HostIfName into the bridge, then Announce
+// once the port forwards (Create announces too, but into a host end that is not yet plugged in).
+// DEL is Delete; CHECK is Check; HostVethName gives the host end's name from the attachment key.
+//
 // Log lines go to the logger found in the context (klog.FromContext), so callers attach the Pod
 // and network keys once with klog.NewContext.
 package attach
@@ -74,7 +78,7 @@ type Interface struct {
 	MTU int
 }
 
-// Validate reports every problem of the spec in one error whose lines start with the field path,
+// Validate reports every problem of the spec in one error, each part starting with its field path,
 // so that a user reading a Pod Event learns all of them at once.
 func (s Spec) Validate() error {
 	var problems []string
@@ -186,7 +190,7 @@ func prefixFamily(p net.IPNet) (int, error) {
 		return 0, errors.New("missing or malformed IP address")
 	}
 	ones, bits := p.Mask.Size()
-	if bits == 0 || ones > familyBits(family) {
+	if bits == 0 {
 		return 0, fmt.Errorf("%s has no valid prefix length", p.IP)
 	}
 	if family == 4 && bits != 32 && !(bits == 128 && ones >= 96) {
@@ -196,13 +200,6 @@ func prefixFamily(p net.IPNet) (int, error) {
 		return 0, fmt.Errorf("%s has an IPv4 prefix length", p.IP)
 	}
 	return family, nil
-}
-
-func familyBits(family int) int {
-	if family == 4 {
-		return 32
-	}
-	return 128
 }
 
 // normalized returns a copy of the spec with IPv4 addresses and masks in their 4-byte form, so

@@ -1,0 +1,79 @@
+package attach
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
+)
+
+// Announce sends one gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) per
+// address from the interface ifName of the Pod namespace netnsPath.
+//
+// Create already announces, but at that moment the host end is not yet a port of the bridge, so
+// the frames reach nobody. Callers that plug the host end into OVS afterwards call Announce once
+// the port forwards, so that switches and neighbours learn the Pod's MAC right away.
+func Announce(ctx context.Context, netnsPath, ifName string, ips []net.IP) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("announce addresses of %s: %w", ifName, err)
+	}
+	podNS, err := ns.GetNS(netnsPath)
+	if err != nil {
+		return fmt.Errorf("announce addresses of %s: open netns: %w", ifName, err)
+	}
+	defer podNS.Close()
+	err = podNS.Do(func(ns.NetNS) error { return sendAnnouncements(ifName, ips) })
+	if err != nil {
+		return fmt.Errorf("announce addresses of %s: %w", ifName, err)
+	}
+	return nil
+}
+
+// sendAnnouncements sends the announcements of ips out of ifName, in the calling thread's network
+// namespace, through a packet socket (the frames are complete; the kernel adds nothing).
+func sendAnnouncements(ifName string, ips []net.IP) error {
+	if len(ips) == 0 {
+		return nil
+	}
+	link, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", ifName, err)
+	}
+	// Protocol 0: the socket only sends, so it never queues the traffic it would otherwise see.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open packet socket: %w", err)
+	}
+	defer unix.Close(fd)
+
+	var errs []error
+	for _, ip := range ips {
+		frame, err := announcement(link.Attrs().HardwareAddr, ip)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		to := &unix.SockaddrLinklayer{
+			Protocol: htons(binary.BigEndian.Uint16(frame[12:14])),
+			Ifindex:  link.Attrs().Index,
+			Halen:    6,
+		}
+		copy(to.Addr[:], frame[0:6])
+		if err := unix.Sendto(fd, frame, 0, to); err != nil {
+			errs = append(errs, fmt.Errorf("send announcement of %s: %w", ip, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// htons converts a 16-bit value to network byte order, as sockaddr_ll's protocol field wants it.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
