@@ -9,7 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -20,24 +20,83 @@ import (
 
 // Report is what Check found.
 type Report struct {
-	// Unknown lists the keys that the target type has no field for, in document order of
-	// their parents and sorted within one object.
-	Unknown []*field.Path
+	// Unknown lists the keys that the target type has no field for, sorted within one object.
+	Unknown []UnknownKey
 	// Invalid lists values of the wrong JSON kind, or values the field's own decoder refused.
 	Invalid field.ErrorList
+}
+
+// UnknownKey is one key that the target type has no field for.
+type UnknownKey struct {
+	// Path is the full path of the key.
+	Path *field.Path
+	// Key is the key as written.
+	Key string
+	// Known lists the keys the enclosing object accepts, sorted, for "did you mean" hints.
+	Known []string
+}
+
+// Suggest returns the accepted key the unknown one was most likely meant to be: one that differs
+// only in letter case, or else the single closest one within two edits; "" when none is close.
+func (u UnknownKey) Suggest() string {
+	for _, k := range u.Known {
+		if strings.EqualFold(k, u.Key) {
+			return k
+		}
+	}
+	best, bestDistance, ties := "", 3, 0
+	for _, k := range u.Known {
+		d := editDistance(strings.ToLower(u.Key), strings.ToLower(k))
+		switch {
+		case d < bestDistance:
+			best, bestDistance, ties = k, d, 0
+		case d == bestDistance:
+			ties++
+		}
+	}
+	if ties > 0 || len(u.Key) <= bestDistance {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Decode parses one JSON value, keeping numbers exact (as json.Number) so that Check can tell
 // 100 from 100.5 and from 1e30.
 func Decode(data []byte) (any, error) {
+	if !json.Valid(data) {
+		// json.Unmarshal reports the problem as a *json.SyntaxError carrying the byte offset.
+		var probe any
+		if err := json.Unmarshal(data, &probe); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("invalid JSON")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &json.SyntaxError{Offset: dec.InputOffset()}
 	}
 	return v, nil
 }
@@ -163,10 +222,14 @@ func (r *Report) walk(v any, t reflect.Type, p *field.Path) {
 			return
 		}
 		fields := Fields(t)
+		var knownNames []string
 		for _, key := range sortedKeys(obj) {
 			ft, known := fields[key]
 			if !known {
-				r.Unknown = append(r.Unknown, childPath(p, key))
+				if knownNames == nil {
+					knownNames = slices.Sorted(maps.Keys(fields))
+				}
+				r.Unknown = append(r.Unknown, UnknownKey{Path: childPath(p, key), Key: key, Known: knownNames})
 				continue
 			}
 			r.walk(obj[key], ft, childPath(p, key))
@@ -181,9 +244,8 @@ func (r *Report) walk(v any, t reflect.Type, p *field.Path) {
 			r.walk(obj[key], t.Elem(), keyPath(p, key))
 		}
 	case reflect.Slice, reflect.Array:
-		if s, isString := v.(string); isString && t.Elem().Kind() == reflect.Uint8 {
-			_ = s // encoding/json reads []byte from a base64 string
-			return
+		if _, isString := v.(string); isString && t.Elem().Kind() == reflect.Uint8 {
+			return // encoding/json reads []byte from a base64 string
 		}
 		list, ok := v.([]any)
 		if !ok {
@@ -217,7 +279,11 @@ func (r *Report) walk(v any, t reflect.Type, p *field.Path) {
 			return
 		}
 		if _, err := strconv.ParseUint(n.String(), 10, t.Bits()); err != nil {
-			r.Invalid = append(r.Invalid, field.Invalid(p, n, numberProblem(err)))
+			detail := numberProblem(err)
+			if strings.HasPrefix(n.String(), "-") {
+				detail = "must not be negative"
+			}
+			r.Invalid = append(r.Invalid, field.Invalid(p, n, detail))
 		}
 	case reflect.Float32, reflect.Float64:
 		n, ok := v.(json.Number)

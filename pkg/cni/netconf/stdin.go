@@ -1,0 +1,157 @@
+package netconf
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Mode is how this plugin was invoked; see DESIGN.md "Three ways in".
+type Mode int
+
+const (
+	// ModeChained: type antrea without networkType, chained after the primary plugin. On ADD the
+	// agent attaches every network of the Pod's annotation and passes prevResult through.
+	ModeChained Mode = iota + 1
+	// ModeDelegate: type antrea with networkType vlan, run by Multus for one network with the
+	// CNI_IFNAME Multus chose.
+	ModeDelegate
+	// ModeIPAMOnly: another plugin's configuration whose ipam.type is antrea; allocate and
+	// release addresses only.
+	ModeIPAMOnly
+)
+
+// String names the mode for logs.
+func (m Mode) String() string {
+	switch m {
+	case ModeChained:
+		return "chained"
+	case ModeDelegate:
+		return "delegate"
+	case ModeIPAMOnly:
+		return "ipam-only"
+	default:
+		return fmt.Sprintf("Mode(%d)", int(m))
+	}
+}
+
+// Stdin is a validated configuration as received on stdin.
+type Stdin struct {
+	// Mode says which of the three ways in this is.
+	Mode Mode
+	// CNIVersion is the configuration's cniVersion; results must be converted to it.
+	CNIVersion string
+	// Name is the network name ("name"); Multus sets it to the NetworkAttachmentDefinition's.
+	Name string
+	// Type is the plugin type: antrea, or the main plugin's in ModeIPAMOnly.
+	Type string
+	// Network is the network to attach in ModeDelegate; nil otherwise.
+	Network *Network
+	// IPAM is what to allocate: Network.IPAM in ModeDelegate (possibly nil), the ipam section in
+	// ModeIPAMOnly, nil in ModeChained.
+	IPAM *IPAM
+	// Runtime holds the runtimeConfig requests (ModeDelegate; Multus fills them from the
+	// annotation's mac and ips).
+	Runtime Runtime
+	// PrevResult is the previous plugin's result, raw; required on ADD and CHECK in ModeChained.
+	PrevResult json.RawMessage
+}
+
+// ParseStdin classifies and validates the configuration the runtime passed on stdin. The error
+// names the field, and the network when the configuration has a name.
+func ParseStdin(data []byte) (*Stdin, error) {
+	value, err := decodeObject(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("invalid CNI configuration: %w", err)
+	}
+	pluginType, _ := value["type"].(string)
+	name, _ := value["name"].(string)
+	wrap := func(errs field.ErrorList) error {
+		if name != "" {
+			return fmt.Errorf("invalid CNI configuration of network %q: %w", name, errs.ToAggregate())
+		}
+		return fmt.Errorf("invalid CNI configuration: %w", errs.ToAggregate())
+	}
+	mode, err := classify(pluginType, value)
+	if err != nil {
+		return nil, err
+	}
+	conf, errs := decodeConfig(data, value, nil, mode == ModeIPAMOnly)
+	if conf == nil {
+		return nil, wrap(errs)
+	}
+	out := &Stdin{Mode: mode, CNIVersion: conf.CNIVersion, Name: conf.Name, Type: pluginType, PrevResult: conf.PrevResult}
+	switch mode {
+	case ModeChained:
+		errs = append(errs, validateChained(conf)...)
+	case ModeDelegate:
+		network, networkErrs := validateNetwork(conf, nil)
+		errs = append(errs, networkErrs...)
+		if network != nil {
+			out.Network, out.IPAM = network, network.IPAM
+		}
+		runtime, runtimeErrs := validateRuntime(conf.RuntimeConfig, field.NewPath("runtimeConfig"))
+		errs = append(errs, runtimeErrs...)
+		out.Runtime = runtime
+	case ModeIPAMOnly:
+		errs = append(errs, validateCNIVersion(conf.CNIVersion, field.NewPath("cniVersion"))...)
+		ipam, ipamErrs := validateIPAM(conf.IPAM, field.NewPath("ipam"))
+		errs = append(errs, ipamErrs...)
+		out.IPAM = ipam
+	}
+	if len(errs) > 0 {
+		return nil, wrap(errs)
+	}
+	return out, nil
+}
+
+// classify decides the mode from type, networkType and ipam.type alone, before full validation,
+// so that the right rules apply.
+func classify(pluginType string, value map[string]any) (Mode, error) {
+	if pluginType == PluginType {
+		if _, hasNetworkType := value["networkType"]; hasNetworkType {
+			return ModeDelegate, nil
+		}
+		return ModeChained, nil
+	}
+	ipam, _ := value["ipam"].(map[string]any)
+	if ipamType, _ := ipam["type"].(string); ipamType == IPAMType {
+		return ModeIPAMOnly, nil
+	}
+	if pluginType == "" {
+		return 0, fmt.Errorf(`invalid CNI configuration: type: Required value: "antrea", or another plugin's type with "ipam": {"type": "antrea"}`)
+	}
+	return 0, fmt.Errorf(`invalid CNI configuration: plugin type %q is not "antrea" and its ipam.type is not "antrea"`, pluginType)
+}
+
+// validateChained checks the chained entry: it takes no network settings, which belong in a
+// NetworkAttachmentDefinition; a vlan here most likely means a forgotten networkType.
+func validateChained(conf *Config) field.ErrorList {
+	errs := validateCNIVersion(conf.CNIVersion, field.NewPath("cniVersion"))
+	const detail = `only valid with "networkType": "vlan"; in the chained configuration networks come from the Pod's k8s.v1.cni.cncf.io/networks annotation`
+	if conf.VLAN != 0 {
+		errs = append(errs, field.Forbidden(field.NewPath("vlan"), detail))
+	}
+	if conf.MTU != 0 {
+		errs = append(errs, field.Forbidden(field.NewPath("mtu"), detail))
+	}
+	if conf.IPAM != nil {
+		errs = append(errs, field.Forbidden(field.NewPath("ipam"), detail))
+	}
+	return errs
+}
+
+// CheckCommand checks what depends on the CNI command: chained ADD and CHECK run after the
+// primary plugin and must receive its result.
+func (s *Stdin) CheckCommand(command string) error {
+	if s.Mode == ModeChained && (command == "ADD" || command == "CHECK") && !s.HasPrevResult() {
+		return fmt.Errorf(`CNI %s without prevResult: a configuration of type "antrea" without networkType must be chained after the primary plugin in a configuration list; for a Multus network add "networkType": "vlan"`, command)
+	}
+	return nil
+}
+
+// HasPrevResult reports whether a previous result was passed (a JSON null counts as none).
+func (s *Stdin) HasPrevResult() bool {
+	return len(s.PrevResult) > 0 && string(s.PrevResult) != "null"
+}
