@@ -27,7 +27,8 @@ stop_pid() {
 	[ -f "$pidfile" ] || return 0
 	pid=$(cat "$pidfile")
 	if kill "$pid" 2>/dev/null; then
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+		# A zombie counts as gone: PID 1 may be slow to reap daemons reparented to it.
+		for _ in $(seq 100); do grep -qsE "^State:[[:space:]]+[^Z[:space:]]" "/proc/$pid/status" || break; sleep 0.05; done
 		kill -9 "$pid" 2>/dev/null || true
 	fi
 	rm -f "$pidfile"

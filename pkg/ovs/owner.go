@@ -1,0 +1,142 @@
+package ovs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// external_ids keys this package writes. OwnerKey=OwnerValue marks a row as ours; nothing else is
+// ever modified or deleted by the reconciling calls.
+const (
+	OwnerKey   = "podvlan-owner"
+	OwnerValue = "secondary-network"
+	RoleKey    = "podvlan-role"
+
+	RoleBridge = "bridge"
+	RoleUplink = "uplink"
+	RolePod    = "pod"
+
+	PodNamespaceKey = "podvlan-pod-namespace"
+	PodNameKey      = "podvlan-pod-name"
+	PodUIDKey       = "podvlan-pod-uid"
+	ContainerIDKey  = "podvlan-container-id"
+	IfNameKey       = "podvlan-ifname"
+	NetworkKey      = "podvlan-network"
+	AddressesKey    = "podvlan-addresses"
+)
+
+// PortOwner is the Pod interface an access port belongs to, recorded in the port's external_ids.
+type PortOwner struct {
+	PodNamespace string
+	PodName      string
+	PodUID       string // may be empty when the runtime does not pass K8S_POD_UID
+	ContainerID  string // the sandbox's container ID from the CNI call
+	IfName       string // the interface name inside the Pod, e.g. eth1
+	Network      string // the NetworkAttachmentDefinition as "namespace/name"
+	Addresses    []string
+}
+
+// Validate reports what is missing or malformed; the key fields are required because
+// reconciliation and deletion find ports by them.
+func (o PortOwner) Validate() error {
+	var errs []error
+	for _, f := range []struct{ name, value string }{
+		{"pod namespace", o.PodNamespace}, {"pod name", o.PodName},
+		{"container ID", o.ContainerID}, {"interface name", o.IfName},
+	} {
+		if f.value == "" {
+			errs = append(errs, fmt.Errorf("%s is empty", f.name))
+		}
+	}
+	if o.Network != "" {
+		if ns, name, ok := strings.Cut(o.Network, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("network %q is not namespace/name", o.Network))
+		}
+	}
+	for _, a := range o.Addresses {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			errs = append(errs, fmt.Errorf("address %q is not in CIDR notation", a))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Equal reports whether two owners describe the same Pod interface with the same addresses.
+func (o PortOwner) Equal(other PortOwner) bool {
+	return o.PodNamespace == other.PodNamespace && o.PodName == other.PodName &&
+		o.PodUID == other.PodUID && o.ContainerID == other.ContainerID && o.IfName == other.IfName &&
+		o.Network == other.Network && slices.Equal(o.Addresses, other.Addresses)
+}
+
+// String names the owner for logs and errors.
+func (o PortOwner) String() string {
+	return fmt.Sprintf("%s/%s (container %s, interface %s)", o.PodNamespace, o.PodName, o.ContainerID, o.IfName)
+}
+
+// externalIDs encodes the owner for a Pod port's external_ids, together with our marks.
+func (o PortOwner) externalIDs() map[string]string {
+	ids := ourMarks(RolePod)
+	set := func(k, v string) {
+		if v != "" {
+			ids[k] = v
+		}
+	}
+	set(PodNamespaceKey, o.PodNamespace)
+	set(PodNameKey, o.PodName)
+	set(PodUIDKey, o.PodUID)
+	set(ContainerIDKey, o.ContainerID)
+	set(IfNameKey, o.IfName)
+	set(NetworkKey, o.Network)
+	set(AddressesKey, strings.Join(o.Addresses, ","))
+	return ids
+}
+
+// ownerFromExternalIDs decodes what externalIDs wrote; ok is false for rows that are not our Pod
+// ports.
+func ownerFromExternalIDs(ids map[string]string) (owner PortOwner, ok bool) {
+	if !isOurs(ids, RolePod) {
+		return PortOwner{}, false
+	}
+	owner = PortOwner{
+		PodNamespace: ids[PodNamespaceKey],
+		PodName:      ids[PodNameKey],
+		PodUID:       ids[PodUIDKey],
+		ContainerID:  ids[ContainerIDKey],
+		IfName:       ids[IfNameKey],
+		Network:      ids[NetworkKey],
+	}
+	if a := ids[AddressesKey]; a != "" {
+		owner.Addresses = strings.Split(a, ",")
+	}
+	return owner, true
+}
+
+func ourMarks(role string) map[string]string {
+	return map[string]string{OwnerKey: OwnerValue, RoleKey: role}
+}
+
+func isOurs(ids map[string]string, role string) bool {
+	return ids[OwnerKey] == OwnerValue && ids[RoleKey] == role
+}
+
+// maxInterfaceNameLen is Linux's IFNAMSIZ minus the terminating NUL.
+const maxInterfaceNameLen = 15
+
+// validateInterfaceName applies the kernel's rules for a network device name, which OVS port,
+// interface and bridge names must follow too.
+func validateInterfaceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("interface name is empty")
+	case len(name) > maxInterfaceNameLen:
+		return fmt.Errorf("interface name %q is longer than %d bytes", name, maxInterfaceNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("interface name %q is reserved", name)
+	case strings.ContainsAny(name, "/: \t\n\r\x00"):
+		return fmt.Errorf("interface name %q contains '/', ':', whitespace or NUL", name)
+	}
+	return nil
+}
