@@ -17,7 +17,8 @@ dir=$(realpath -m "${2:?missing DIR}")
 kapi_port=${KAPI_PORT:-6443}
 kapi_bind=${KAPI_BIND:-127.0.0.1}
 extra_sans=""
-for ip in ${KAPI_EXTRA_SANS//,/ }; do extra_sans="$extra_sans,IP:$ip"; done
+kapi_extra_sans=${KAPI_EXTRA_SANS-}
+for ip in ${kapi_extra_sans//,/ }; do extra_sans="$extra_sans,IP:$ip"; done
 etcd_port=${ETCD_PORT:-2379}
 etcd_peer_port=${ETCD_PEER_PORT:-2380}
 
@@ -27,7 +28,7 @@ stop_pid() {
 	pid=$(cat "$pidfile")
 	if kill "$pid" 2>/dev/null; then
 		# A zombie counts as gone: PID 1 may be slow to reap daemons reparented to it.
-		for _ in $(seq 100); do grep -qs "^State:[[:space:]]*[^Z]" "/proc/$pid/status" || break; sleep 0.1; done
+		for _ in $(seq 100); do grep -qsE "^State:[[:space:]]+[^Z[:space:]]" "/proc/$pid/status" || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null || true
 	fi
 	rm -f "$pidfile"
