@@ -30,12 +30,10 @@ if [ "$mode" = all ]; then
 fi
 
 trap - EXIT
-"$here/local-cluster.sh" down
-if ! "$here/local-cluster.sh" status >/dev/null 2>&1; then
+if "$here/local-cluster.sh" down --check; then
 	log "teardown left nothing behind"
 else
 	log "error: the local cluster is still (partly) there after down"
-	"$here/local-cluster.sh" status >&2 || true
 	rc=1
 fi
 exit $rc

@@ -45,6 +45,9 @@ func NewReporter(client kubernetes.Interface, nodeName string) *Reporter {
 	}
 }
 
+// Recorder returns the agent's Event recorder, for Events about other objects (the Node).
+func (r *Reporter) Recorder() record.EventRecorder { return r.recorder }
+
 // Shutdown flushes and stops the Event pipeline.
 func (r *Reporter) Shutdown() { r.broadcaster.Shutdown() }
 

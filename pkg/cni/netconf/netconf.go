@@ -61,6 +61,9 @@ type Config struct {
 	PrevResult json.RawMessage `json:"prevResult,omitempty"`
 	// Args are the standard CNI args, kept raw.
 	Args json.RawMessage `json:"args,omitempty"`
+	// CNISocket is where the shim reaches the agent; read by the shim, accepted here so that a
+	// configuration naming a non-default socket is valid.
+	CNISocket string `json:"cniSocket,omitempty"`
 }
 
 // IPAMConfig is the ipam section as written.

@@ -1,0 +1,517 @@
+// Package cnihandler carries out the CNI commands the shim forwards to the agent, for the three
+// ways in: chained after the primary plugin (networks from the Pod annotation), as a Multus
+// delegate (one network), and as an IPAM plugin of another CNI plugin (addresses only).
+package cnihandler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/types/create"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/component-base/featuregate"
+	"k8s.io/klog/v2"
+
+	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
+	"github.com/podvlan/podvlan/pkg/agent/podstatus"
+	"github.com/podvlan/podvlan/pkg/cni/netconf"
+	"github.com/podvlan/podvlan/pkg/cni/selection"
+	"github.com/podvlan/podvlan/pkg/cni/server"
+	"github.com/podvlan/podvlan/pkg/config"
+	"github.com/podvlan/podvlan/pkg/ipam"
+)
+
+// Pods finds the Pod of a CNI call; uid, when not empty, must match (a Pod recreated under the
+// same name is another Pod).
+type Pods interface {
+	Get(ctx context.Context, namespace, name, uid string) (*corev1.Pod, error)
+}
+
+// Addresses is what the IPAM-only path needs of the allocator.
+type Addresses interface {
+	Allocate(ctx context.Context, req ipam.Request) (*ipam.Result, error)
+	Release(ctx context.Context, owner ipam.Owner) error
+	Allocations(filter ipam.Filter) ([]ipam.Allocation, error)
+}
+
+// Reporter surfaces outcomes on the Pod.
+type Reporter interface {
+	AttachFailed(pod podstatus.PodRef, err error)
+	Attached(pod podstatus.PodRef, message string)
+	SetNetworkStatus(ctx context.Context, pod podstatus.PodRef, managedIfNames []string, ours []nadv1.NetworkStatus) error
+}
+
+// Handler implements server.Handler.
+type Handler struct {
+	gates    featuregate.FeatureGate
+	engine   *engine.Engine // nil when SecondaryNetwork is disabled
+	addrs    Addresses      // nil when AntreaIPAM is disabled
+	pods     Pods
+	lookup   plan.Lookup
+	reporter Reporter
+	ready    func() error
+}
+
+// Options are the Handler's collaborators.
+type Options struct {
+	Gates    featuregate.FeatureGate
+	Engine   *engine.Engine
+	Addrs    Addresses
+	Pods     Pods
+	Lookup   plan.Lookup
+	Reporter Reporter
+	// Ready returns nil when ADD can be served (OVSDB connected, caches synced).
+	Ready func() error
+}
+
+// New returns a Handler.
+func New(o Options) *Handler {
+	return &Handler{gates: o.Gates, engine: o.Engine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
+		reporter: o.Reporter, ready: o.Ready}
+}
+
+var _ server.Handler = (*Handler)(nil)
+
+func invalidConfig(err error) error {
+	var typed *types.Error
+	if errors.As(err, &typed) {
+		return err
+	}
+	return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+}
+
+func tryAgain(err error) error {
+	return types.NewError(types.ErrTryAgainLater, err.Error(), "")
+}
+
+func internal(err error) error {
+	return types.NewError(types.ErrInternal, err.Error(), "")
+}
+
+func (h *Handler) gateError(gate featuregate.Feature) error {
+	if h.gates != nil && h.gates.Enabled(gate) {
+		return nil
+	}
+	return invalidConfig(config.GateDisabledError(gate, config.AgentFileName))
+}
+
+// parse reads the configuration and the arguments common to every command.
+func parse(req *server.Request) (*netconf.Stdin, parsedArgs, error) {
+	stdin, err := netconf.ParseStdin(req.Config)
+	if err != nil {
+		return nil, parsedArgs{}, invalidConfig(err)
+	}
+	if err := stdin.CheckCommand(req.Command); err != nil {
+		return nil, parsedArgs{}, invalidConfig(err)
+	}
+	args, err := parseArgs(req.Args)
+	if err != nil {
+		return nil, parsedArgs{}, err
+	}
+	return stdin, args, nil
+}
+
+func sandboxOf(req *server.Request, args parsedArgs) engine.Sandbox {
+	return engine.Sandbox{PodNamespace: args.Namespace, PodName: args.Name, PodUID: args.UID,
+		ContainerID: req.ContainerID, NetNS: req.Netns}
+}
+
+func podRef(pod *corev1.Pod) podstatus.PodRef {
+	return podstatus.PodRef{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+}
+
+// Add implements CNI ADD.
+func (h *Handler) Add(ctx context.Context, req *server.Request) (types.Result, error) {
+	stdin, args, err := parse(req)
+	if err != nil {
+		return nil, err
+	}
+	switch stdin.Mode {
+	case netconf.ModeChained:
+		return h.addChained(ctx, req, stdin, args)
+	case netconf.ModeDelegate:
+		return h.addDelegate(ctx, req, stdin, args)
+	default:
+		return h.addIPAMOnly(ctx, req, stdin, args)
+	}
+}
+
+func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (types.Result, error) {
+	prev, err := create.Create(stdin.CNIVersion, stdin.PrevResult)
+	if err != nil {
+		return nil, invalidConfig(fmt.Errorf("prevResult: %w", err))
+	}
+	if !args.hasPod() {
+		return prev, nil // not a Kubernetes Pod: nothing to attach
+	}
+	pod, err := h.pods.Get(ctx, args.Namespace, args.Name, args.UID)
+	if err != nil {
+		return nil, tryAgain(fmt.Errorf("get Pod %s/%s: %w", args.Namespace, args.Name, err))
+	}
+	annotation := strings.TrimSpace(pod.Annotations[selection.AnnotationKey])
+	if annotation == "" {
+		return prev, nil
+	}
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "container", req.ContainerID)
+	ctx = klog.NewContext(ctx, logger)
+	fail := func(err error) (types.Result, error) {
+		h.reporter.AttachFailed(podRef(pod), err)
+		logger.Error(err, "Could not attach secondary networks")
+		return nil, err
+	}
+	p, err := plan.ForPod(ctx, pod.Namespace, annotation, h.lookup)
+	if err != nil {
+		return fail(invalidConfig(err))
+	}
+	if len(p.Networks) == 0 {
+		return prev, nil // every network belongs to another plugin
+	}
+	if err := h.gateError(config.SecondaryNetwork); err != nil {
+		return fail(invalidConfig(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, p.Networks[0].Key, err)))
+	}
+	if err := h.checkIPAMGate(p.Networks); err != nil {
+		return fail(err)
+	}
+	sb := sandboxOf(req, args)
+	sb.PodUID = string(pod.UID)
+	attached, err := h.engine.Attach(ctx, sb, p.Networks)
+	if err != nil {
+		return fail(internal(err))
+	}
+	statuses := make([]nadv1.NetworkStatus, 0, len(attached))
+	for _, a := range attached {
+		statuses = append(statuses, networkStatus(a))
+	}
+	if err := h.reporter.SetNetworkStatus(ctx, podRef(pod), nil, statuses); err != nil {
+		logger.Error(err, "Could not write network-status") // the interfaces work; do not fail the sandbox
+	}
+	h.reporter.Attached(podRef(pod), engine.Describe(attached))
+	logger.Info("Attached secondary networks", "networks", len(attached))
+	return prev, nil
+}
+
+func (h *Handler) checkIPAMGate(networks []engine.Network) error {
+	for _, n := range networks {
+		if len(n.Pools) > 0 {
+			if err := h.gateError(config.AntreaIPAM); err != nil {
+				return invalidConfig(fmt.Errorf("network %s uses ipam.ippools: %w", n.Key, err))
+			}
+		}
+	}
+	return nil
+}
+
+func networkStatus(a engine.Attachment) nadv1.NetworkStatus {
+	s := nadv1.NetworkStatus{Name: a.Network.Key, Interface: a.Network.IfName, Mac: a.MAC.String(), Mtu: a.Network.MTU}
+	for _, ip := range a.IPs {
+		s.IPs = append(s.IPs, ip.Address.Addr().String())
+		if ip.Gateway.IsValid() {
+			s.Gateway = append(s.Gateway, ip.Gateway.String())
+		}
+	}
+	return s
+}
+
+// delegateNetwork plans the one network of a Multus delegate call.
+func (h *Handler) delegateNetwork(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (*engine.Network, error) {
+	n, err := plan.Network(ctx, stdin.Network, h.lookup)
+	if err != nil {
+		return nil, invalidConfig(err)
+	}
+	n.IfName = req.IfName
+	n.MAC = stdin.Runtime.MAC
+	if n.MAC == nil {
+		n.MAC = args.MAC
+	}
+	ips := stdin.Runtime.IPs
+	if len(ips) == 0 {
+		ips = args.IPs
+	}
+	statics, err := plan.StaticAddresses(ctx, n.Key, ips, n.Pools, h.lookup)
+	if err != nil {
+		return nil, invalidConfig(err)
+	}
+	n.Static = append(n.Static, statics...)
+	return n, nil
+}
+
+func (h *Handler) addDelegate(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (types.Result, error) {
+	var pod *corev1.Pod
+	if args.hasPod() {
+		var err error
+		if pod, err = h.pods.Get(ctx, args.Namespace, args.Name, args.UID); err != nil && !apierrors.IsNotFound(err) {
+			return nil, tryAgain(fmt.Errorf("get Pod %s/%s: %w", args.Namespace, args.Name, err))
+		}
+	}
+	fail := func(err error) (types.Result, error) {
+		if pod != nil {
+			h.reporter.AttachFailed(podRef(pod), err)
+		}
+		klog.FromContext(ctx).Error(err, "Could not attach delegated network", "pod", klog.KRef(args.Namespace, args.Name), "interface", req.IfName)
+		return nil, err
+	}
+	if err := h.gateError(config.SecondaryNetwork); err != nil {
+		return fail(err)
+	}
+	n, err := h.delegateNetwork(ctx, req, stdin, args)
+	if err != nil {
+		return fail(err)
+	}
+	if err := h.checkIPAMGate([]engine.Network{*n}); err != nil {
+		return fail(err)
+	}
+	sb := sandboxOf(req, args)
+	if pod != nil {
+		sb.PodUID = string(pod.UID)
+	}
+	attached, err := h.engine.Attach(ctx, sb, []engine.Network{*n})
+	if err != nil {
+		return fail(internal(err))
+	}
+	a := attached[0]
+	if pod != nil {
+		h.reporter.Attached(podRef(pod), engine.Describe(attached))
+	}
+	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: a.Network.DNS,
+		Interfaces: []*current.Interface{{Name: req.IfName, Mac: a.MAC.String(), Sandbox: req.Netns}}}
+	idx := 0
+	for _, ip := range a.IPs {
+		result.IPs = append(result.IPs, ipConfig(ip, &idx))
+	}
+	result.Routes = resultRoutes(a.IPs, a.Network)
+	return result, nil
+}
+
+func ipConfig(ip ipam.IPConfig, iface *int) *current.IPConfig {
+	c := &current.IPConfig{Interface: iface, Address: net.IPNet{IP: net.IP(ip.Address.Addr().AsSlice()),
+		Mask: net.CIDRMask(ip.Address.Bits(), ip.Address.Addr().BitLen())}}
+	if ip.Gateway.IsValid() {
+		c.Gateway = net.IP(ip.Gateway.AsSlice())
+	}
+	return c
+}
+
+func resultRoutes(ips []ipam.IPConfig, n engine.Network) []*types.Route {
+	var routes []*types.Route
+	for _, r := range n.Routes {
+		route := &types.Route{Dst: net.IPNet{IP: net.IP(r.Dst.Masked().Addr().AsSlice()),
+			Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())}}
+		gw := r.GW
+		if !gw.IsValid() {
+			for _, ip := range ips {
+				if ip.Gateway.IsValid() && ip.Gateway.Is6() == r.Dst.Addr().Is6() {
+					gw = ip.Gateway
+					break
+				}
+			}
+		}
+		if gw.IsValid() {
+			route.GW = net.IP(gw.AsSlice())
+		}
+		routes = append(routes, route)
+	}
+	return routes
+}
+
+func (h *Handler) ipamRequest(req *server.Request, stdin *netconf.Stdin, args parsedArgs) (ipam.Request, error) {
+	r := ipam.Request{Owner: ipam.Owner{Namespace: args.Namespace, Name: args.Name, UID: args.UID,
+		ContainerID: req.ContainerID, IFName: req.IfName}}
+	if stdin.IPAM == nil {
+		return r, invalidConfig(errors.New("ipam: Required value"))
+	}
+	r.Pools = stdin.IPAM.IPPools
+	for _, a := range stdin.IPAM.Addresses {
+		r.Static = append(r.Static, ipam.StaticAddress{Address: a.Address, Gateway: a.Gateway})
+	}
+	for _, ip := range args.IPs {
+		if !ip.HasPrefix() {
+			return r, invalidConfig(fmt.Errorf("CNI_ARGS IP=%s: write the address with its prefix length", ip.Addr))
+		}
+		r.Static = append(r.Static, ipam.StaticAddress{Address: ip.Prefix()})
+	}
+	return r, nil
+}
+
+func (h *Handler) addIPAMOnly(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (types.Result, error) {
+	if err := h.gateError(config.AntreaIPAM); err != nil {
+		return nil, err
+	}
+	r, err := h.ipamRequest(req, stdin, args)
+	if err != nil {
+		return nil, err
+	}
+	res, err := h.addrs.Allocate(ctx, r)
+	if err != nil {
+		return nil, internal(fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err))
+	}
+	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: stdin.IPAM.DNS}
+	for _, ip := range res.IPs {
+		result.IPs = append(result.IPs, ipConfig(ip, nil))
+	}
+	result.Routes = resultRoutes(res.IPs, engine.Network{Routes: stdin.IPAM.Routes})
+	return result, nil
+}
+
+// Del implements CNI DEL: it succeeds when there is nothing (left) to remove.
+func (h *Handler) Del(ctx context.Context, req *server.Request) error {
+	stdin, args, err := parse(req)
+	if err != nil {
+		// A configuration that no longer parses must not block the sandbox's removal forever:
+		// clean up by container ID, which needs no configuration.
+		klog.FromContext(ctx).Error(err, "DEL with an invalid configuration; cleaning up by container ID", "container", req.ContainerID)
+		return h.delChained(ctx, engine.Sandbox{ContainerID: req.ContainerID, NetNS: req.Netns})
+	}
+	switch stdin.Mode {
+	case netconf.ModeChained:
+		return h.delChained(ctx, sandboxOf(req, args))
+	case netconf.ModeDelegate:
+		if h.engine == nil {
+			return nil
+		}
+		if err := h.engine.DetachInterfaces(ctx, sandboxOf(req, args), req.IfName); err != nil {
+			return internal(err)
+		}
+		return nil
+	default:
+		if h.addrs == nil {
+			return nil
+		}
+		owner := ipam.Owner{Namespace: args.Namespace, Name: args.Name, UID: args.UID, ContainerID: req.ContainerID, IFName: req.IfName}
+		if err := h.addrs.Release(ctx, owner); err != nil {
+			return internal(fmt.Errorf("release addresses of %s of container %s: %w", req.IfName, req.ContainerID, err))
+		}
+		return nil
+	}
+}
+
+func (h *Handler) delChained(ctx context.Context, sb engine.Sandbox) error {
+	if h.engine == nil || sb.ContainerID == "" {
+		return nil
+	}
+	if err := h.engine.Detach(ctx, sb); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// Check implements CNI CHECK.
+func (h *Handler) Check(ctx context.Context, req *server.Request) error {
+	stdin, args, err := parse(req)
+	if err != nil {
+		return err
+	}
+	switch stdin.Mode {
+	case netconf.ModeChained:
+		if !args.hasPod() {
+			return nil
+		}
+		pod, err := h.pods.Get(ctx, args.Namespace, args.Name, args.UID)
+		if err != nil {
+			return tryAgain(fmt.Errorf("get Pod %s/%s: %w", args.Namespace, args.Name, err))
+		}
+		p, err := plan.ForPod(ctx, pod.Namespace, pod.Annotations[selection.AnnotationKey], h.lookup)
+		if err != nil {
+			return invalidConfig(err)
+		}
+		if len(p.Networks) == 0 {
+			return nil
+		}
+		if err := h.gateError(config.SecondaryNetwork); err != nil {
+			return err
+		}
+		return wrapCheck(h.engine.Check(ctx, sandboxOf(req, args), p.Networks))
+	case netconf.ModeDelegate:
+		if err := h.gateError(config.SecondaryNetwork); err != nil {
+			return err
+		}
+		n, err := h.delegateNetwork(ctx, req, stdin, args)
+		if err != nil {
+			return err
+		}
+		return wrapCheck(h.engine.Check(ctx, sandboxOf(req, args), []engine.Network{*n}))
+	default:
+		if err := h.gateError(config.AntreaIPAM); err != nil {
+			return err
+		}
+		return h.checkIPAMOnly(req, stdin)
+	}
+}
+
+func wrapCheck(err error) error {
+	if err == nil {
+		return nil
+	}
+	return internal(err)
+}
+
+func (h *Handler) checkIPAMOnly(req *server.Request, stdin *netconf.Stdin) error {
+	allocs, err := h.addrs.Allocations(ipam.Filter{ContainerID: req.ContainerID})
+	if err != nil {
+		return internal(err)
+	}
+	have := map[string]bool{}
+	for _, a := range allocs {
+		if a.Owner.IFName == req.IfName {
+			have[a.Pool] = true
+		}
+	}
+	for _, pool := range stdin.IPAM.IPPools {
+		if !have[pool] {
+			return internal(fmt.Errorf("interface %s of container %s holds no address of IPPool %q", req.IfName, req.ContainerID, pool))
+		}
+	}
+	return nil
+}
+
+// validAttachments is the part of a GC configuration that lists what must be kept.
+type validAttachments struct {
+	Attachments []struct {
+		ContainerID string `json:"containerID"`
+		IfName      string `json:"ifname"`
+	} `json:"cni.dev/valid-attachments"`
+}
+
+// GC implements CNI GC: attachments of sandboxes missing from the valid list are removed. A
+// sandbox counts as valid when any of its interfaces is listed, because in chained mode the
+// runtime lists the primary interface only.
+func (h *Handler) GC(ctx context.Context, req *server.Request) error {
+	var valid validAttachments
+	if err := json.Unmarshal(req.Config, &valid); err != nil {
+		return invalidConfig(fmt.Errorf("cni.dev/valid-attachments: %w", err))
+	}
+	if h.engine == nil {
+		return nil
+	}
+	keep := make(map[string]bool, len(valid.Attachments))
+	for _, a := range valid.Attachments {
+		keep[a.ContainerID] = true
+	}
+	removed, err := h.engine.DetachAllExcept(ctx, keep)
+	if err != nil {
+		return internal(fmt.Errorf("garbage-collect attachments: %w", err))
+	}
+	if len(removed) > 0 {
+		klog.FromContext(ctx).Info("Garbage-collected attachments of vanished sandboxes", "containers", removed)
+	}
+	return nil
+}
+
+// Status implements CNI STATUS.
+func (h *Handler) Status(ctx context.Context, req *server.Request) error {
+	if h.ready == nil {
+		return nil
+	}
+	if err := h.ready(); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
+	}
+	return nil
+}

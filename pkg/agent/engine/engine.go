@@ -1,0 +1,469 @@
+// Package engine attaches the secondary networks of one Pod sandbox and takes them away again:
+// addresses from IPPools, a veth pair into the Pod, an OVS access port on the secondary bridge.
+// An attach is all or nothing: on any failure everything this call made is rolled back, so a
+// failed sandbox leaves no port, veth or address behind.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/podvlan/podvlan/pkg/agent/attach"
+	"github.com/podvlan/podvlan/pkg/cni/netconf"
+	"github.com/podvlan/podvlan/pkg/ipam"
+	"github.com/podvlan/podvlan/pkg/ovs"
+)
+
+// Ports is what the engine needs of the OVS layer.
+type Ports interface {
+	CreateAccessPort(ctx context.Context, spec ovs.PortSpec) (ovs.PodPort, error)
+	DeletePort(ctx context.Context, name string) error
+	DeletePortsOf(ctx context.Context, containerID string) ([]string, error)
+	ListPodPorts(ctx context.Context, bridge string) ([]ovs.PodPort, error)
+}
+
+// Addresses is what the engine needs of the IPPool allocator.
+type Addresses interface {
+	Allocate(ctx context.Context, req ipam.Request) (*ipam.Result, error)
+	Release(ctx context.Context, owner ipam.Owner) error
+	ReleaseContainer(ctx context.Context, containerID string) error
+}
+
+// Sandbox identifies the Pod sandbox networks are attached to.
+type Sandbox struct {
+	PodNamespace string
+	PodName      string
+	PodUID       string
+	ContainerID  string
+	// NetNS is the sandbox's network namespace path; it may be empty on detach.
+	NetNS string
+}
+
+// Network is one planned attachment: a network to attach under one interface name.
+type Network struct {
+	// Key names the network: "namespace/name" of its NetworkAttachmentDefinition, or the name of
+	// a configuration that came on stdin.
+	Key    string
+	IfName string
+	MTU    int
+	// VLAN is the network's own vlan (0: from the IPPools, else untagged).
+	VLAN int
+	// MAC is the requested MAC of the Pod end; nil lets the kernel choose.
+	MAC net.HardwareAddr
+	// Pools are IPPool names; Static are addresses asked for explicitly.
+	Pools  []string
+	Static []ipam.StaticAddress
+	Routes []netconf.Route
+	DNS    types.DNS
+}
+
+func (n Network) wantsAddresses() bool { return len(n.Pools) > 0 || len(n.Static) > 0 }
+
+// Attachment is an attached network.
+type Attachment struct {
+	Network Network
+	// HostIfName is the host end of the veth, which is also the OVS port name.
+	HostIfName string
+	// MAC of the Pod end.
+	MAC net.HardwareAddr
+	// IPs are the Pod end's addresses.
+	IPs []ipam.IPConfig
+	// VLAN is the access VLAN of the port.
+	VLAN   int
+	OFPort int
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Bridge is the secondary OVS bridge.
+	Bridge string
+	// DisableTXChecksum turns TX checksum offload off on Pod ends, as the OVS userspace datapath
+	// (datapath_type=netdev) needs.
+	DisableTXChecksum bool
+}
+
+// Engine attaches and detaches networks. It is safe for concurrent use; calls for one container
+// ID are serialized so that a DEL never runs in the middle of an ADD of the same sandbox.
+type Engine struct {
+	ports Ports
+	addrs Addresses
+	opts  Options
+	locks keyedMutex
+}
+
+// New returns an Engine.
+func New(ports Ports, addrs Addresses, opts Options) *Engine {
+	return &Engine{ports: ports, addrs: addrs, opts: opts}
+}
+
+// AttachError says which network failed to attach and why; its text is shown to users.
+type AttachError struct {
+	Network string
+	IfName  string
+	Err     error
+}
+
+func (e *AttachError) Error() string {
+	return fmt.Sprintf("attach network %s as %s: %v", e.Network, e.IfName, e.Err)
+}
+
+func (e *AttachError) Unwrap() error { return e.Err }
+
+// Attach attaches every network, in order, to the sandbox. Networks the sandbox already has (a
+// repeated ADD) are returned as they are. On error nothing made by this call stays.
+func (e *Engine) Attach(ctx context.Context, sb Sandbox, networks []Network) ([]Attachment, error) {
+	unlock := e.locks.lock(sb.ContainerID)
+	defer unlock()
+	attached := make([]Attachment, 0, len(networks))
+	for _, n := range networks {
+		a, err := e.attachOne(ctx, sb, n)
+		if err != nil {
+			e.rollback(sb, attached)
+			return nil, &AttachError{Network: n.Key, IfName: n.IfName, Err: err}
+		}
+		attached = append(attached, *a)
+	}
+	return attached, nil
+}
+
+func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attachment, err error) {
+	logger := klog.FromContext(ctx).WithValues("pod", klog.KRef(sb.PodNamespace, sb.PodName),
+		"network", n.Key, "interface", n.IfName)
+	ctx = klog.NewContext(ctx, logger)
+	owner := ipam.Owner{Namespace: sb.PodNamespace, Name: sb.PodName, UID: sb.PodUID,
+		ContainerID: sb.ContainerID, IFName: n.IfName}
+	host := attach.HostVethName(sb.ContainerID, n.IfName)
+	a := &Attachment{Network: n, HostIfName: host, VLAN: n.VLAN}
+
+	// Each step registers its undo; on failure they run in reverse order.
+	var undo []func(context.Context)
+	defer func() {
+		if err == nil {
+			return
+		}
+		rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](rbCtx)
+		}
+	}()
+
+	if n.wantsAddresses() {
+		res, err := e.addrs.Allocate(ctx, ipam.Request{Owner: owner, Pools: n.Pools, Static: n.Static, VLAN: n.VLAN})
+		if err != nil {
+			return nil, fmt.Errorf("allocate addresses: %w", err)
+		}
+		undo = append(undo, func(ctx context.Context) {
+			if err := e.addrs.Release(ctx, owner); err != nil {
+				logger.Error(err, "Rollback could not release addresses")
+			}
+		})
+		a.IPs, a.VLAN = res.IPs, res.VLAN
+	}
+
+	spec := attach.Spec{NetNSPath: sb.NetNS, IfName: n.IfName, HostIfName: host, MTU: n.MTU, MAC: n.MAC,
+		DisableTXChecksum: e.opts.DisableTXChecksum}
+	spec.IPs, spec.Routes = kernelAddresses(a.IPs, n.Routes)
+	iface, err := attach.Create(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func(ctx context.Context) {
+		if err := attach.Delete(ctx, sb.NetNS, n.IfName, host); err != nil {
+			logger.Error(err, "Rollback could not delete the veth pair")
+		}
+	})
+	a.MAC = iface.ContainerMAC
+
+	port, err := e.ports.CreateAccessPort(ctx, ovs.PortSpec{Bridge: e.opts.Bridge, Name: host, VLAN: uint16(a.VLAN),
+		Owner: ovs.PortOwner{PodNamespace: sb.PodNamespace, PodName: sb.PodName, PodUID: sb.PodUID,
+			ContainerID: sb.ContainerID, IfName: n.IfName, Network: n.Key, Addresses: addressStrings(a.IPs)}})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func(ctx context.Context) {
+		if err := e.ports.DeletePort(ctx, host); err != nil {
+			logger.Error(err, "Rollback could not delete the OVS port", "port", host)
+		}
+	})
+	a.OFPort = port.OFPort
+
+	// Announce only now: before the port existed nobody could have heard it.
+	if ips := plainIPs(a.IPs); len(ips) > 0 {
+		if err := attach.Announce(ctx, sb.NetNS, n.IfName, ips); err != nil {
+			logger.V(2).Info("Could not announce the addresses", "err", err)
+		}
+	}
+	logger.V(2).Info("Attached network", "port", host, "vlan", a.VLAN, "ips", addressStrings(a.IPs))
+	return a, nil
+}
+
+const rollbackTimeout = 30 * time.Second
+
+func (e *Engine) rollback(sb Sandbox, attached []Attachment) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	for i := len(attached) - 1; i >= 0; i-- {
+		if err := e.detachOne(ctx, sb, attached[i].Network.IfName, attached[i].HostIfName); err != nil {
+			klog.ErrorS(err, "Rollback could not detach", "pod", klog.KRef(sb.PodNamespace, sb.PodName),
+				"interface", attached[i].Network.IfName)
+		}
+	}
+}
+
+// Detach removes every network attached to the sandbox: OVS ports and veths found by container
+// ID, and every address the container holds. Things already gone are no error, and an empty
+// NetNS is fine (the kernel removed the Pod ends with the namespace).
+func (e *Engine) Detach(ctx context.Context, sb Sandbox) error {
+	unlock := e.locks.lock(sb.ContainerID)
+	defer unlock()
+	ports, err := e.ports.ListPodPorts(ctx, e.opts.Bridge)
+	if err != nil {
+		return fmt.Errorf("detach container %s: %w", sb.ContainerID, err)
+	}
+	var errs []error
+	for _, p := range ports {
+		if p.Owner.ContainerID != sb.ContainerID {
+			continue
+		}
+		if err := e.detachOne(ctx, sb, p.Owner.IfName, p.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.addrs.ReleaseContainer(ctx, sb.ContainerID); err != nil {
+		errs = append(errs, fmt.Errorf("release addresses of container %s: %w", sb.ContainerID, err))
+	}
+	return errors.Join(errs...)
+}
+
+// DetachAllExcept detaches every sandbox that has a port on the bridge and is not in keep, and
+// returns their container IDs. It serves CNI GC and reconciliation.
+func (e *Engine) DetachAllExcept(ctx context.Context, keep map[string]bool) ([]string, error) {
+	ports, err := e.ports.ListPodPorts(ctx, e.opts.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var removed []string
+	var errs []error
+	for _, p := range ports {
+		id := p.Owner.ContainerID
+		if keep[id] || seen[id] {
+			continue
+		}
+		seen[id] = true
+		sb := Sandbox{PodNamespace: p.Owner.PodNamespace, PodName: p.Owner.PodName, PodUID: p.Owner.PodUID, ContainerID: id}
+		if err := e.Detach(ctx, sb); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, id)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// DetachInterfaces removes the named interfaces of the sandbox (whether or not an OVS port
+// records them) and their addresses; for the Multus delegate path, where one call owns one
+// interface.
+func (e *Engine) DetachInterfaces(ctx context.Context, sb Sandbox, ifNames ...string) error {
+	unlock := e.locks.lock(sb.ContainerID)
+	defer unlock()
+	var errs []error
+	for _, name := range ifNames {
+		if err := e.detachOne(ctx, sb, name, attach.HostVethName(sb.ContainerID, name)); err != nil {
+			errs = append(errs, err)
+		}
+		owner := ipam.Owner{Namespace: sb.PodNamespace, Name: sb.PodName, UID: sb.PodUID, ContainerID: sb.ContainerID, IFName: name}
+		if err := e.addrs.Release(ctx, owner); err != nil {
+			errs = append(errs, fmt.Errorf("release addresses of %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// detachOne removes the port first, so that the bridge never holds a port without its device.
+func (e *Engine) detachOne(ctx context.Context, sb Sandbox, ifName, host string) error {
+	var errs []error
+	if err := e.ports.DeletePort(ctx, host); err != nil {
+		errs = append(errs, err)
+	}
+	if err := attach.Delete(ctx, sb.NetNS, ifName, host); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Check verifies that every network is attached to the sandbox as planned: the OVS port with
+// the right VLAN and owner, and the Pod end with its MTU, MAC and the addresses the port records.
+func (e *Engine) Check(ctx context.Context, sb Sandbox, networks []Network) error {
+	ports, err := e.ports.ListPodPorts(ctx, e.opts.Bridge)
+	if err != nil {
+		return fmt.Errorf("check container %s: %w", sb.ContainerID, err)
+	}
+	byIfName := make(map[string]ovs.PodPort, len(networks))
+	for _, p := range ports {
+		if p.Owner.ContainerID == sb.ContainerID {
+			byIfName[p.Owner.IfName] = p
+		}
+	}
+	var errs []error
+	for _, n := range networks {
+		p, ok := byIfName[n.IfName]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("network %s: no OVS port for interface %s", n.Key, n.IfName))
+			continue
+		case p.Owner.Network != n.Key:
+			errs = append(errs, fmt.Errorf("network %s: interface %s is attached to network %s", n.Key, n.IfName, p.Owner.Network))
+		case n.VLAN != 0 && int(p.VLAN) != n.VLAN:
+			errs = append(errs, fmt.Errorf("network %s: OVS port %s has VLAN %d, want %d", n.Key, p.Name, p.VLAN, n.VLAN))
+		case p.OFPort <= 0:
+			errs = append(errs, fmt.Errorf("network %s: OVS port %s is not up: %s", n.Key, p.Name, p.Error))
+		}
+		ips, err := parseAddresses(p.Owner.Addresses)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("network %s: OVS port %s: %w", n.Key, p.Name, err))
+			continue
+		}
+		if n.wantsAddresses() && len(ips) == 0 {
+			errs = append(errs, fmt.Errorf("network %s: interface %s has no address recorded", n.Key, n.IfName))
+		}
+		spec := attach.Spec{NetNSPath: sb.NetNS, IfName: n.IfName, HostIfName: p.Name, MTU: n.MTU, MAC: n.MAC,
+			DisableTXChecksum: e.opts.DisableTXChecksum}
+		// The port records addresses but not gateways, so routes via "the pool's gateway" are
+		// not checked here.
+		var explicitRoutes []netconf.Route
+		for _, r := range n.Routes {
+			if r.GW.IsValid() {
+				explicitRoutes = append(explicitRoutes, r)
+			}
+		}
+		spec.IPs, spec.Routes = kernelAddresses(ips, explicitRoutes)
+		if err := attach.Check(ctx, spec); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.Key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseAddresses reads the addresses an OVS port records; gateways are not recorded there, so
+// only the addresses themselves are checked.
+func parseAddresses(recorded []string) ([]ipam.IPConfig, error) {
+	out := make([]ipam.IPConfig, 0, len(recorded))
+	for _, s := range recorded {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("recorded address %q: %w", s, err)
+		}
+		out = append(out, ipam.IPConfig{Address: p})
+	}
+	return out, nil
+}
+
+// kernelAddresses turns allocated addresses and configured routes into what the Pod end gets.
+// A route without a next hop goes through the gateway of its family.
+func kernelAddresses(ips []ipam.IPConfig, routes []netconf.Route) ([]attach.IPConfig, []*types.Route) {
+	out := make([]attach.IPConfig, 0, len(ips))
+	gateways := map[bool]netip.Addr{}
+	for _, ip := range ips {
+		c := attach.IPConfig{Address: *prefixToIPNet(ip.Address)}
+		if ip.Gateway.IsValid() {
+			c.Gateway = net.IP(ip.Gateway.AsSlice())
+			if _, seen := gateways[ip.Gateway.Is6()]; !seen {
+				gateways[ip.Gateway.Is6()] = ip.Gateway
+			}
+		}
+		out = append(out, c)
+	}
+	var rs []*types.Route
+	for _, r := range routes {
+		route := &types.Route{Dst: *prefixToIPNet(r.Dst.Masked())}
+		gw := r.GW
+		if !gw.IsValid() {
+			gw = gateways[r.Dst.Addr().Is6()]
+		}
+		if gw.IsValid() {
+			route.GW = net.IP(gw.AsSlice())
+		}
+		rs = append(rs, route)
+	}
+	return out, rs
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	addr := p.Addr().Unmap()
+	return &net.IPNet{IP: net.IP(addr.AsSlice()), Mask: net.CIDRMask(p.Bits(), addr.BitLen())}
+}
+
+func plainIPs(ips []ipam.IPConfig) []net.IP {
+	out := make([]net.IP, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, net.IP(ip.Address.Addr().AsSlice()))
+	}
+	return out
+}
+
+func addressStrings(ips []ipam.IPConfig) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.Address.String())
+	}
+	return out
+}
+
+// keyedMutex serializes work per key (a container ID) and forgets keys nobody holds.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu      sync.Mutex
+	waiters int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.waiters++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.waiters--
+		if l.waiters == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// Describe summarises attachments for an Event: "eth1 198.18.100.2/24 (ns/vlan100, VLAN 100)".
+func Describe(attached []Attachment) string {
+	parts := make([]string, 0, len(attached))
+	for _, a := range attached {
+		addrs := strings.Join(addressStrings(a.IPs), ",")
+		if addrs == "" {
+			addrs = "no address"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s, VLAN %d)", a.Network.IfName, addrs, a.Network.Key, a.VLAN))
+	}
+	return "attached " + strings.Join(parts, "; ")
+}

@@ -1,0 +1,160 @@
+// Package plan decides which secondary networks a Pod sandbox gets: it reads the Pod's
+// k8s.v1.cni.cncf.io/networks annotation, resolves every element to its
+// NetworkAttachmentDefinition and IPPools, and applies the contract's rules (VLAN precedence, MTU,
+// address families, static addresses). It acts on nothing; errors are written for the Pod's user.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/cni/netconf"
+	"github.com/podvlan/podvlan/pkg/cni/request"
+	"github.com/podvlan/podvlan/pkg/cni/selection"
+	"github.com/podvlan/podvlan/pkg/ipam"
+)
+
+// Lookup finds the objects a plan refers to; implementations read informer caches and fall back
+// to the API server. A missing object is an error for which apierrors.IsNotFound is true.
+type Lookup interface {
+	NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error)
+	IPPool(ctx context.Context, name string) (*v1beta1.IPPool, error)
+}
+
+// Plan is what a Pod sandbox gets.
+type Plan struct {
+	// Networks are this agent's networks, in annotation order.
+	Networks []engine.Network
+	// Foreign are the elements whose NetworkAttachmentDefinition belongs to another plugin
+	// (Multus attaches those), as "namespace/name".
+	Foreign []string
+}
+
+// ForPod resolves the annotation of a Pod in podNamespace. An empty annotation is an empty plan.
+func ForPod(ctx context.Context, podNamespace, annotation string, lookup Lookup) (*Plan, error) {
+	attachments, err := selection.Parse(podNamespace, annotation)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{}
+	for i := range attachments {
+		a := &attachments[i]
+		n, ours, err := resolve(ctx, a, lookup)
+		if err != nil {
+			return nil, err
+		}
+		if !ours {
+			p.Foreign = append(p.Foreign, a.NetworkKey())
+			continue
+		}
+		p.Networks = append(p.Networks, *n)
+	}
+	return p, nil
+}
+
+func resolve(ctx context.Context, a *selection.Attachment, lookup Lookup) (*engine.Network, bool, error) {
+	nad, err := lookup.NAD(ctx, a.Namespace, a.Name)
+	if apierrors.IsNotFound(err) {
+		return nil, false, fmt.Errorf("network %s (element %d of %s): NetworkAttachmentDefinition %s not found",
+			a.NetworkKey(), a.Index, selection.AnnotationKey, a.NetworkKey())
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("network %s: get NetworkAttachmentDefinition: %w", a.NetworkKey(), err)
+	}
+	network, ours, err := netconf.ParseNAD(a.Namespace, a.Name, nad.Spec.Config)
+	if err != nil || !ours {
+		return nil, ours, err
+	}
+	n, err := Network(ctx, network, lookup)
+	if err != nil {
+		return nil, true, err
+	}
+	n.IfName = a.Interface
+	n.MAC = a.MAC
+	statics, err := StaticAddresses(ctx, network.Key(), a.IPs, n.Pools, lookup)
+	if err != nil {
+		return nil, true, err
+	}
+	n.Static = append(n.Static, statics...)
+	return n, true, nil
+}
+
+// Network turns a validated network configuration into an attachment without interface name,
+// checking it against the IPPools it references. It serves the annotation path and the Multus
+// delegate path alike.
+func Network(ctx context.Context, network *netconf.Network, lookup Lookup) (*engine.Network, error) {
+	n := &engine.Network{Key: network.Key(), MTU: network.MTU, VLAN: network.VLAN}
+	var pools []netconf.Pool
+	if network.IPAM != nil {
+		for _, name := range network.IPAM.IPPools {
+			pool, err := lookup.IPPool(ctx, name)
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("network %s: ipam.ippools: IPPool %q not found", network.Key(), name)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("network %s: get IPPool %q: %w", network.Key(), name, err)
+			}
+			p, err := netconf.PoolFromIPPool(pool)
+			if err != nil {
+				return nil, fmt.Errorf("network %s: %w", network.Key(), err)
+			}
+			pools = append(pools, p)
+		}
+		n.Pools = network.IPAM.IPPools
+		for _, s := range network.IPAM.Addresses {
+			n.Static = append(n.Static, ipam.StaticAddress{Address: s.Address, Gateway: s.Gateway})
+		}
+		n.Routes = network.IPAM.Routes
+		n.DNS = network.IPAM.DNS
+	}
+	vlan, err := network.ResolveWithPools(pools)
+	if err != nil {
+		return nil, err
+	}
+	n.VLAN = vlan
+	return n, nil
+}
+
+// StaticAddresses turns requested ips (the annotation's, or Multus's runtimeConfig) into
+// addresses with a prefix length: a bare address takes the prefix length of the referenced pool
+// it falls in.
+func StaticAddresses(ctx context.Context, network string, ips []request.IP, pools []string, lookup Lookup) ([]ipam.StaticAddress, error) {
+	out := make([]ipam.StaticAddress, 0, len(ips))
+	for i, ip := range ips {
+		if ip.HasPrefix() {
+			out = append(out, ipam.StaticAddress{Address: ip.Prefix()})
+			continue
+		}
+		prefix, ok := poolPrefixFor(ctx, ip.Addr, pools, lookup)
+		if !ok {
+			return nil, fmt.Errorf("network %s: ips[%d] %s has no prefix length and lies in none of the network's IPPools; write it as address/prefix",
+				network, i, ip.Addr)
+		}
+		out = append(out, ipam.StaticAddress{Address: prefix})
+	}
+	return out, nil
+}
+
+func poolPrefixFor(ctx context.Context, addr netip.Addr, pools []string, lookup Lookup) (netip.Prefix, bool) {
+	for _, name := range pools {
+		pool, err := lookup.IPPool(ctx, name)
+		if err != nil {
+			continue
+		}
+		gw, err := netip.ParseAddr(pool.Spec.SubnetInfo.Gateway)
+		if err != nil {
+			continue
+		}
+		subnet, err := gw.Prefix(int(pool.Spec.SubnetInfo.PrefixLength))
+		if err == nil && subnet.Contains(addr) {
+			return netip.PrefixFrom(addr, subnet.Bits()), true
+		}
+	}
+	return netip.Prefix{}, false
+}

@@ -1,0 +1,168 @@
+// Package reconcile removes what crashes, missed CNI DELs and force-deleted Pods leave behind on
+// a Node: OVS ports (and their veths and addresses) whose sandbox or Pod is gone. Everything live
+// is left untouched. State comes only from OVSDB and the API server, so this is also what makes an
+// agent restart safe.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"k8s.io/klog/v2"
+
+	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/ovs"
+)
+
+// Ports lists the secondary bridge's Pod ports.
+type Ports interface {
+	ListPodPorts(ctx context.Context, bridge string) ([]ovs.PodPort, error)
+}
+
+// Detacher removes a sandbox's attachments.
+type Detacher interface {
+	Detach(ctx context.Context, sb engine.Sandbox) error
+}
+
+// Pods answers whether a Pod exists (asking the API server, the authority for removals).
+type Pods interface {
+	Exists(ctx context.Context, namespace, name, uid string) (bool, error)
+}
+
+// LinkExists reports whether a network device exists in the agent's namespace.
+type LinkExists func(name string) (bool, error)
+
+// KernelLinkExists looks the device up with netlink.
+func KernelLinkExists(name string) (bool, error) {
+	_, err := netlink.LinkByName(name)
+	if err == nil {
+		return true, nil
+	}
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	return false, err
+}
+
+// Reconciler compares the ports with live sandboxes and Pods.
+type Reconciler struct {
+	bridge string
+	ports  Ports
+	detach Detacher
+	pods   Pods
+	link   LinkExists
+}
+
+// New returns a Reconciler.
+func New(bridge string, ports Ports, detach Detacher, pods Pods, link LinkExists) *Reconciler {
+	return &Reconciler{bridge: bridge, ports: ports, detach: detach, pods: pods, link: link}
+}
+
+// Stale is a sandbox whose attachments are to be removed, and why.
+type Stale struct {
+	Sandbox engine.Sandbox
+	Reason  string
+}
+
+// Once runs one reconciliation and returns the sandboxes it cleaned up.
+func (r *Reconciler) Once(ctx context.Context) ([]Stale, error) {
+	ports, err := r.ports.ListPodPorts(ctx, r.bridge)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	stale, err := r.findStale(ctx, ports)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var cleaned []Stale
+	for _, s := range stale {
+		if err := r.detach.Detach(ctx, s.Sandbox); err != nil {
+			errs = append(errs, fmt.Errorf("clean up container %s of Pod %s/%s: %w", s.Sandbox.ContainerID,
+				s.Sandbox.PodNamespace, s.Sandbox.PodName, err))
+			continue
+		}
+		klog.InfoS("Removed attachments of a vanished sandbox", "pod", klog.KRef(s.Sandbox.PodNamespace, s.Sandbox.PodName),
+			"container", s.Sandbox.ContainerID, "reason", s.Reason)
+		cleaned = append(cleaned, s)
+	}
+	return cleaned, errors.Join(errs...)
+}
+
+// findStale decides, per container, whether its sandbox is gone: its Pod no longer exists (or is
+// another Pod with the same name), or its veth host ends vanished (the kernel removes a veth
+// with the sandbox's network namespace). A port whose veth exists belongs to a live sandbox or to
+// an ADD in progress (the veth is made before the port), so it is kept.
+func (r *Reconciler) findStale(ctx context.Context, ports []ovs.PodPort) ([]Stale, error) {
+	type container struct {
+		owner   ovs.PortOwner
+		ports   []ovs.PodPort
+		anyLink bool
+	}
+	byID := map[string]*container{}
+	var errs []error
+	for _, p := range ports {
+		c := byID[p.Owner.ContainerID]
+		if c == nil {
+			c = &container{owner: p.Owner}
+			byID[p.Owner.ContainerID] = c
+		}
+		c.ports = append(c.ports, p)
+		exists, err := r.link(p.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("look up device %s: %w", p.Name, err))
+			c.anyLink = true // unsure: keep
+			continue
+		}
+		c.anyLink = c.anyLink || exists
+	}
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var stale []Stale
+	for _, id := range ids {
+		c := byID[id]
+		sb := engine.Sandbox{PodNamespace: c.owner.PodNamespace, PodName: c.owner.PodName, PodUID: c.owner.PodUID, ContainerID: id}
+		if !c.anyLink {
+			stale = append(stale, Stale{Sandbox: sb, Reason: "the sandbox's network namespace is gone"})
+			continue
+		}
+		alive, err := r.pods.Exists(ctx, c.owner.PodNamespace, c.owner.PodName, c.owner.PodUID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("look up Pod %s/%s: %w", c.owner.PodNamespace, c.owner.PodName, err))
+			continue
+		}
+		if !alive {
+			stale = append(stale, Stale{Sandbox: sb, Reason: "the Pod no longer exists"})
+		}
+	}
+	return stale, errors.Join(errs...)
+}
+
+// Run reconciles at start, every interval, and whenever trigger fires (Pod deletions, OVSDB
+// reconnections), until ctx ends. done, when not nil, is closed after the first pass.
+func (r *Reconciler) Run(ctx context.Context, interval time.Duration, trigger <-chan struct{}, done chan<- struct{}) {
+	first := true
+	for {
+		if _, err := r.Once(ctx); err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "Reconciliation incomplete; will retry")
+		}
+		if first && done != nil {
+			close(done)
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		case <-trigger:
+		}
+	}
+}
