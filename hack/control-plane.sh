@@ -2,12 +2,14 @@
 # A Kubernetes control plane on 127.0.0.1: generated certificates, etcd, kube-apiserver with RBAC.
 #
 #   hack/control-plane.sh up DIR      start (binaries from hack/build-tools.sh); writes DIR/kubeconfig
-#                                     and DIR/env (KUBECONFIG=..., KUBECTL=...)
+#                                     and DIR/env (KUBECONFIG=..., KUBECTL=..., APISERVER=https://...)
 #   hack/control-plane.sh down DIR    stop both by pid and remove DIR (safe to repeat)
 #
 # Ports: KAPI_PORT (6443), ETCD_PORT (2379), ETCD_PEER_PORT (2380). KAPI_BIND (127.0.0.1) is the
-# apiserver's listen address; KAPI_EXTRA_SANS (comma separated IPs) are added to its certificate so
-# that simulated Nodes in their own network namespaces can reach it on a management network.
+# apiserver's listen address; the kubeconfig and the readiness probe use it too (loopback when it is
+# a wildcard), and it is in the serving certificate. KAPI_EXTRA_SANS (comma separated IPs) are added to
+# that certificate as well, so that simulated Nodes in their own network namespaces can reach the
+# apiserver on a management network. etcd always stays on 127.0.0.1.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -16,8 +18,16 @@ cmd=${1:?usage: control-plane.sh up|down DIR}
 dir=$(realpath -m "${2:?missing DIR}")
 kapi_port=${KAPI_PORT:-6443}
 kapi_bind=${KAPI_BIND:-127.0.0.1}
+# The address clients dial: the bound one, or loopback when the apiserver listens on every address.
+case "$kapi_bind" in
+0.0.0.0) kapi_host=127.0.0.1 ;;
+:: | "[::]") kapi_host=::1 ;;
+*) kapi_host=${kapi_bind#[}; kapi_host=${kapi_host%]} ;;
+esac
+if [[ $kapi_host == *:* ]]; then kapi_url="https://[$kapi_host]:$kapi_port"; else kapi_url="https://$kapi_host:$kapi_port"; fi
 extra_sans=""
 kapi_extra_sans=${KAPI_EXTRA_SANS-}
+[ "$kapi_host" = 127.0.0.1 ] || kapi_extra_sans="$kapi_host,$kapi_extra_sans"
 for ip in ${kapi_extra_sans//,/ }; do extra_sans="$extra_sans,IP:$ip"; done
 etcd_port=${ETCD_PORT:-2379}
 etcd_peer_port=${ETCD_PEER_PORT:-2380}
@@ -62,7 +72,7 @@ apiVersion: v1
 kind: Config
 clusters:
 - name: $PROJECT
-  cluster: {server: "https://127.0.0.1:$kapi_port", certificate-authority: "$dir/pki/ca.crt"}
+  cluster: {server: "$kapi_url", certificate-authority: "$dir/pki/ca.crt"}
 users:
 - name: user
   user: {client-certificate: "$2", client-key: "$3"}
@@ -115,8 +125,9 @@ up)
 		sleep 0.1
 	done
 	"$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz >/dev/null || die "kube-apiserver not ready"
-	printf 'KUBECONFIG=%s\nKUBECTL=%s\nTOOLS_BIN=%s\n' "$dir/kubeconfig" "$bin/kubectl" "$bin" >"$dir/env"
-	log "control plane up: KUBECONFIG=$dir/kubeconfig"
+	printf 'KUBECONFIG=%s\nKUBECTL=%s\nTOOLS_BIN=%s\nAPISERVER=%s\n' "$dir/kubeconfig" "$bin/kubectl" "$bin" \
+		"$kapi_url" >"$dir/env"
+	log "control plane up at $kapi_url: KUBECONFIG=$dir/kubeconfig"
 	;;
 down)
 	stop_pid "$dir/kube-apiserver.pid"

@@ -9,13 +9,19 @@
 #                                          then fail unless nothing is left behind
 #
 # What `up` makes:
-#   control plane  etcd + kube-apiserver on 127.0.0.1 (hack/control-plane.sh), RBAC + Node authorizer
+#   management     a Linux bridge pv-mgmt in the root network namespace holding node-1's address
+#   network        198.18.0.1/24, as the network a real cluster's nodes use to reach the API server
+#   control plane  etcd on 127.0.0.1 and kube-apiserver on https://198.18.0.1:6443 (hack/control-plane.sh),
+#                  RBAC + Node authorizer
 #   node-1         a REAL node in the root network namespace: containerd + runc, a kubelet with its own
 #                  client and serving certificates (so `kubectl logs/exec` work), the primary CNI config
 #                  list (bridge + host-local) in /etc/cni/net.d, the reference plugins in /opt/cni/bin,
 #                  locally built pause and test images, and a private Open vSwitch
-#   node-2..N      simulated nodes: a network namespace podvlan-node-K with a private Open vSwitch and a
-#                  Node object whose status says Ready
+#   node-2..N      simulated nodes: a network namespace podvlan-node-K with a private Open vSwitch, a
+#                  management interface eth0 (198.18.0.K/24, default route via 198.18.0.1; a veth whose
+#                  peer mgmt-node-K is a port of pv-mgmt) and a Node object whose status says Ready
+#   kubeconfigs    node-K/agent.kubeconfig for every node: user system:node:node-K (group system:nodes)
+#                  at the management address, usable from inside the node's namespace
 #   fabric         an OVS bridge br-fabric in namespace podvlan-fabric playing the top-of-rack switch:
 #                  every node's uplink eth1 (a veth) is a trunk port on it; external hosts sit on access
 #                  ports: podvlan-ext100 (198.18.100.254/24, VLAN 100), podvlan-ext200 (198.18.200.254/24)
@@ -37,6 +43,12 @@ FABRIC_BRIDGE=br-fabric
 EXT_VLANS=(100 200)
 UPLINK=eth1
 UPLINK_ALIAS="$PROJECT uplink of node-1"
+# The management network. Its links in the root namespace carry MGMT_ALIAS, so that `down` and
+# `status` only ever touch links this script made.
+MGMT_BRIDGE=pv-mgmt
+MGMT_ALIAS="$PROJECT management network"
+MGMT_IF=eth0
+MGMT_PREFIX=24
 NODE_NETNS_PREFIX=$PROJECT-node-
 REAL_NODE=node-1
 
@@ -63,9 +75,19 @@ node_netns() { if [ "$1" = 1 ]; then echo ""; else echo "$NODE_NETNS_PREFIX$1"; 
 node_ip() { echo "198.18.0.$1"; }
 pod_cidr() { echo "10.244.$1.0/24"; }
 fabric_port() { echo "fab-node-$1"; }
+mgmt_port() { echo "mgmt-node-$1"; }
+# node_mgmt_if K: the interface holding the node's address; node-1's is the bridge itself.
+node_mgmt_if() { if [ "$1" = 1 ]; then echo "$MGMT_BRIDGE"; else echo "$MGMT_IF"; fi; }
+node_kubeconfig() { echo "$(node_dir "$1")/agent.kubeconfig"; }
 ext_netns() { echo "$PROJECT-ext$1"; }
 ext_ip() { echo "198.18.$1.254"; }
 ext_port() { echo "ext$1"; }
+
+# The API server listens on node-1's management address only: reachable from every node's namespace
+# and from the root namespace, and not on the machine's own network. etcd stays on 127.0.0.1.
+KAPI_ADDR=$(node_ip 1)
+KAPI_PORT=${KAPI_PORT:-6443}
+APISERVER=https://$KAPI_ADDR:$KAPI_PORT
 
 containerd_dir() { echo "$(node_dir 1)/containerd"; }
 kubelet_dir() { echo "$(node_dir 1)/kubelet"; }
@@ -136,7 +158,21 @@ netns_exists() { [ -e "/run/netns/$1" ]; }
 output_has() { [[ $("${@:2}" 2>/dev/null || true) == *"$1"* ]]; }
 
 our_uplink_exists() { output_has "alias $UPLINK_ALIAS" ip -o link show "$UPLINK"; }
+our_mgmt_bridge_exists() { output_has "alias $MGMT_ALIAS" ip -o link show "$MGMT_BRIDGE"; }
+# our_mgmt_ports prints the root-namespace ends of the nodes' management veths.
+our_mgmt_ports() {
+	ip -o link show 2>/dev/null | awk -v alias="alias $MGMT_ALIAS" \
+		'index($0, alias) { name = $2; sub(/@.*/, "", name); sub(/:$/, "", name); if (name ~ /^mgmt-node-[0-9]+$/) print name }'
+}
+mgmt_bridge_has_node_ip() { output_has " $(node_ip 1)/$MGMT_PREFIX " ip -o addr show dev "$MGMT_BRIDGE"; }
+# Clusters started before the management network existed kept node-1's address on lo.
 lo_has_node_ip() { output_has " $(node_ip 1)/32 " ip -o addr show dev lo; }
+
+# port_taken ADDR PORT: something listens on TCP PORT at ADDR or at a wildcard address.
+port_taken() {
+	ss -Hltn "sport = :$2" 2>/dev/null | awk -v want="$1:$2" -v port="$2" \
+		'$4 == want || $4 == "0.0.0.0:" port || $4 == "*:" port || $4 == "[::]:" port { found = 1 } END { exit !found }'
+}
 
 ######################################################################################################
 # up
@@ -160,8 +196,16 @@ preflight() {
 		die "another userspace ovs-vswitchd owns the root network namespace (link ovs-netdev exists)"
 	fi
 	if [ -e "$CNI_CONFLIST" ]; then die "$CNI_CONFLIST already exists"; fi
-	for port in "${KAPI_PORT:-6443}" "${ETCD_PORT:-2379}" "${ETCD_PEER_PORT:-2380}" "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT"; do
-		if [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then die "TCP port $port is already in use"; fi
+	if ip link show "$MGMT_BRIDGE" >/dev/null 2>&1; then die "a link named $MGMT_BRIDGE already exists"; fi
+	if output_has " $(node_ip 1)/" ip -o -4 addr show; then
+		die "address $(node_ip 1) is already assigned in the root network namespace"
+	fi
+	# Each port is checked where its listener binds, so that other users of the same port numbers on
+	# other addresses (a standalone control plane on 127.0.0.1:6443, say) do not get in the way.
+	local binding
+	for binding in "$KAPI_ADDR:$KAPI_PORT" "127.0.0.1:${ETCD_PORT:-2379}" "127.0.0.1:${ETCD_PEER_PORT:-2380}" \
+		"$(node_ip 1):$KUBELET_PORT" "127.0.0.1:$KUBELET_HEALTHZ_PORT"; do
+		if port_taken "${binding%:*}" "${binding##*:}"; then die "TCP $binding is already in use"; fi
 	done
 }
 
@@ -200,8 +244,39 @@ up_fabric() {
 	done
 }
 
-# up_node_network K: the node's namespace (not for node-1), its private OVS and its uplink eth1,
-# whose peer is a trunk port (every VLAN) on the fabric.
+# up_mgmt_network: the management bridge with node-1's address. The API server binds to that address,
+# so this comes before the control plane. The kubelet serves on it too.
+up_mgmt_network() {
+	ip link add "$MGMT_BRIDGE" type bridge
+	ip link set "$MGMT_BRIDGE" alias "$MGMT_ALIAS"
+	sysctl -qw "net.ipv6.conf.$MGMT_BRIDGE.disable_ipv6=1"
+	# Nodes get a default route via node-1, and the root namespace forwards: without this, whatever a
+	# node sent to the outside world would leave the machine with a test address as its source. (Best
+	# effort: a later change of net.ipv4.ip_forward resets it.)
+	sysctl -qw "net.ipv4.conf.$MGMT_BRIDGE.forwarding=0"
+	ip addr add "$(node_ip 1)/$MGMT_PREFIX" dev "$MGMT_BRIDGE"
+	ip link set "$MGMT_BRIDGE" up
+}
+
+# up_mgmt_link K: the simulated node's management interface eth0, a veth whose peer is a port of the
+# management bridge, with the node's address and its default route via node-1.
+up_mgmt_link() {
+	local i=$1 ns port
+	ns=$(node_netns "$i")
+	port=$(mgmt_port "$i")
+	ip link add "$port" type veth peer name "$MGMT_IF" netns "$ns"
+	ip link set "$port" alias "$MGMT_ALIAS"
+	sysctl -qw "net.ipv6.conf.$port.disable_ipv6=1"
+	ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$MGMT_IF.disable_ipv6=1"
+	ip link set "$port" master "$MGMT_BRIDGE"
+	ip link set "$port" up
+	ip -n "$ns" addr add "$(node_ip "$i")/$MGMT_PREFIX" dev "$MGMT_IF"
+	ip -n "$ns" link set "$MGMT_IF" up
+	ip -n "$ns" route add default via "$(node_ip 1)" dev "$MGMT_IF"
+}
+
+# up_node_network K: the node's namespace (not for node-1) with its management interface, its private
+# OVS and its uplink eth1, whose peer is a trunk port (every VLAN) on the fabric.
 up_node_network() {
 	local i=$1 ns port
 	ns=$(node_netns "$i")
@@ -209,7 +284,7 @@ up_node_network() {
 	mkdir -p "$(node_dir "$i")"
 	if [ -n "$ns" ]; then
 		new_netns "$ns"
-		ip -n "$ns" addr add "$(node_ip "$i")/32" dev lo
+		up_mgmt_link "$i"
 		ip link add "$UPLINK" netns "$ns" type veth peer name "$port" netns "$FABRIC_NETNS"
 	else
 		ip link add "$UPLINK" type veth peer name "$port" netns "$FABRIC_NETNS"
@@ -222,14 +297,45 @@ up_node_network() {
 	ovs_up "$(node_dir "$i")/ovs" "$ns"
 }
 
-# sign_cert NAME SUBJECT EXTENSIONS: a key and a certificate signed by the cluster CA, in the kubelet's pki.
+# sign_cert DIR NAME SUBJECT EXTENSIONS: DIR/NAME.key and DIR/NAME.crt signed by the cluster CA. The
+# keys are P-256: an RSA key takes far longer to make, and there is one per node.
 sign_cert() {
-	local p=$(kubelet_dir)/pki ca=$CP_DIR/pki
+	local p=$1 ca=$CP_DIR/pki
 	mkdir -p "$p"
-	openssl req -newkey rsa:2048 -nodes -keyout "$p/$1.key" -out "$p/$1.csr" -subj "$2" 2>/dev/null
-	printf '%s\n' "$3" >"$p/$1.ext"
-	openssl x509 -req -in "$p/$1.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
-		-out "$p/$1.crt" -days 30 -extfile "$p/$1.ext" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$p/$2.key" \
+		-out "$p/$2.csr" -subj "$3" 2>/dev/null
+	printf '%s\n' "$4" >"$p/$2.ext"
+	openssl x509 -req -in "$p/$2.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
+		-out "$p/$2.crt" -days 30 -extfile "$p/$2.ext" 2>/dev/null
+}
+
+# write_kubeconfig FILE USER CERT KEY: a kubeconfig for the API server at its management address.
+write_kubeconfig() {
+	cat >"$1" <<K
+apiVersion: v1
+kind: Config
+clusters:
+- name: $PROJECT
+  cluster: {server: "$APISERVER", certificate-authority: "$CP_DIR/pki/ca.crt"}
+users:
+- name: $2
+  user: {client-certificate: "$3", client-key: "$4"}
+contexts:
+- name: $2
+  context: {cluster: $PROJECT, user: $2}
+current-context: $2
+K
+}
+
+# write_agent_kubeconfig K: node-K/agent.kubeconfig, for a process acting for the node (the agent) in
+# the node's namespace. Its user is the node's own identity, which the Node authorizer knows and the
+# agent's RBAC binds.
+write_agent_kubeconfig() {
+	local i=$1 p name
+	p=$(node_dir "$i")/pki
+	name=$(node_name "$i")
+	sign_cert "$p" agent "/O=system:nodes/CN=system:node:$name" "extendedKeyUsage=clientAuth"
+	write_kubeconfig "$(node_kubeconfig "$i")" "$name" "$p/agent.crt" "$p/agent.key"
 }
 
 render() { # TEMPLATE OUT KEY=VALUE...: replace @KEY@ placeholders
@@ -278,26 +384,13 @@ up_kubelet() {
 	addr=$(node_ip 1)
 	bin=$(tools_bin)
 	mkdir -p "$k/root" "$k/pod-logs"
-	# The node's InternalIP is a test address on lo: the kubelet listens on it, and the API server
-	# reaches it there for logs and exec, without anything listening on the machine's own network.
-	lo_has_node_ip || ip addr add "$addr/32" dev lo
-	sign_cert kubelet-client "/O=system:nodes/CN=system:node:$REAL_NODE" "extendedKeyUsage=clientAuth"
-	sign_cert kubelet-serving "/O=system:nodes/CN=system:node:$REAL_NODE" "subjectAltName=IP:$addr,DNS:$REAL_NODE
+	# The node's InternalIP is its management address on the bridge: the kubelet listens on it, and
+	# the API server reaches it there for logs and exec, without anything listening on the machine's
+	# own network.
+	sign_cert "$k/pki" kubelet-client "/O=system:nodes/CN=system:node:$REAL_NODE" "extendedKeyUsage=clientAuth"
+	sign_cert "$k/pki" kubelet-serving "/O=system:nodes/CN=system:node:$REAL_NODE" "subjectAltName=IP:$addr,DNS:$REAL_NODE
 extendedKeyUsage=serverAuth"
-	cat >"$k/kubeconfig" <<K
-apiVersion: v1
-kind: Config
-clusters:
-- name: $PROJECT
-  cluster: {server: "$(sed -n 's/.*server: "\([^"]*\)".*/\1/p' "$CP_DIR/kubeconfig")", certificate-authority: "$CP_DIR/pki/ca.crt"}
-users:
-- name: $REAL_NODE
-  user: {client-certificate: "$k/pki/kubelet-client.crt", client-key: "$k/pki/kubelet-client.key"}
-contexts:
-- name: $REAL_NODE
-  context: {cluster: $PROJECT, user: $REAL_NODE}
-current-context: $REAL_NODE
-K
+	write_kubeconfig "$k/kubeconfig" "$REAL_NODE" "$k/pki/kubelet-client.crt" "$k/pki/kubelet-client.key"
 	render "$here/cluster/kubelet-config.yaml" "$k/config.yaml" CONTAINERD_SOCK="$(containerd_sock)" \
 		NODE_IP="$addr" KUBELET_PORT="$KUBELET_PORT" KUBELET_HEALTHZ_PORT="$KUBELET_HEALTHZ_PORT" \
 		KUBELET_PKI="$k/pki" CA_CRT="$CP_DIR/pki/ca.crt" KUBELET_DIR="$k"
@@ -365,6 +458,10 @@ write_env() {
 	{
 		echo "CLUSTER_DIR=$DIR"
 		echo "KUBECONFIG=$CP_DIR/kubeconfig"
+		echo "APISERVER=$APISERVER"
+		echo "MGMT_BRIDGE=$MGMT_BRIDGE"
+		echo "MGMT_CIDR=$(node_ip 0)/$MGMT_PREFIX"
+		echo "MGMT_GATEWAY=$(node_ip 1)"
 		echo "KUBECTL=$bin/kubectl"
 		echo "TOOLS_BIN=$bin"
 		echo "NODES=$(for i in $(seq 1 "$n"); do node_name "$i"; done | xargs)"
@@ -376,6 +473,8 @@ write_env() {
 			echo "NODE_${i}_REAL=$([ "$i" = 1 ] && echo true || echo false)"
 			echo "NODE_${i}_NETNS=$(node_netns "$i")"
 			echo "NODE_${i}_IP=$(node_ip "$i")"
+			echo "NODE_${i}_MGMT_IF=$(node_mgmt_if "$i")"
+			echo "NODE_${i}_KUBECONFIG=$(node_kubeconfig "$i")"
 			echo "NODE_${i}_POD_CIDR=$(pod_cidr "$i")"
 			echo "NODE_${i}_OVS_DIR=$d/ovs"
 			echo "NODE_${i}_OVSDB=$(ovs_sock "$d/ovs")"
@@ -435,15 +534,17 @@ cmd_up() {
 	trap 'rc=$?; [ "$rc" = 0 ] || log "up failed: logs are under $DIR; hack/local-cluster.sh down cleans up"' EXIT
 
 	"$here/build-tools.sh" >/dev/null
+	up_mgmt_network
 	# The images build (about a second) while the control plane starts.
 	"$here/node-images.sh" "$IMG_DIR" 2>"$DIR/node-images.log" &
 	local images_pid=$!
-	"$here/control-plane.sh" up "$CP_DIR" 9>&-
+	KAPI_BIND=$KAPI_ADDR KAPI_EXTRA_SANS=$KAPI_ADDR KAPI_PORT=$KAPI_PORT "$here/control-plane.sh" up "$CP_DIR" 9>&-
 	wait "$images_pid" || { cat "$DIR/node-images.log" >&2; die "building the node images failed"; }
 
 	up_fabric
 	for i in $(seq 1 "$n"); do up_node_network "$i"; done
 	echo "$n" >"$DIR/nodes"
+	for i in $(seq 1 "$n"); do write_agent_kubeconfig "$i"; done
 
 	install_cni
 	up_containerd
@@ -469,16 +570,19 @@ summary() {
 	cat <<S
 Local cluster is up ($n node(s)); details in $ENV_FILE
   kubectl:    $(tools_bin)/kubectl --kubeconfig $CP_DIR/kubeconfig get nodes
+  API server: $APISERVER, on the management bridge $MGMT_BRIDGE ($(node_ip 0)/$MGMT_PREFIX)
 S
 	for i in $(seq 1 "$n"); do
 		if [ "$i" = 1 ]; then
-			printf '  %-10s  real node (kubelet + containerd), root netns, OVSDB %s, uplink %s\n' \
-				"$(node_name 1)" "$(ovs_sock "$(node_dir 1)/ovs")" "$UPLINK"
+			printf '  %-10s  real node (kubelet + containerd), root netns, %s on %s, OVSDB %s, uplink %s\n' \
+				"$(node_name 1)" "$(node_ip 1)" "$MGMT_BRIDGE" "$(ovs_sock "$(node_dir 1)/ovs")" "$UPLINK"
 		else
-			printf '  %-10s  simulated node, netns %s, OVSDB %s, uplink %s\n' \
-				"$(node_name "$i")" "$(node_netns "$i")" "$(ovs_sock "$(node_dir "$i")/ovs")" "$UPLINK"
+			printf '  %-10s  simulated node, netns %s, %s on %s, OVSDB %s, uplink %s\n' \
+				"$(node_name "$i")" "$(node_netns "$i")" "$(node_ip "$i")" "$MGMT_IF" \
+				"$(ovs_sock "$(node_dir "$i")/ovs")" "$UPLINK"
 		fi
 	done
+	echo "  agent kubeconfigs: $DIR/node-K/agent.kubeconfig (user system:node:node-K)"
 	printf '  %-10s  %s in netns %s; every uplink is a trunk port on it\n' fabric "$FABRIC_BRIDGE" "$FABRIC_NETNS"
 	for v in "${EXT_VLANS[@]}"; do
 		printf '  %-10s  external host %s/24 on VLAN %s (netns %s)\n' "ext$v" "$(ext_ip "$v")" "$v" "$(ext_netns "$v")"
@@ -592,6 +696,7 @@ stop_runtime() {
 	for hier in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
 		[ -d "${hier}kubepods" ] && find "${hier}kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null
 	done
+	# Left by a cluster started before the management network existed.
 	if lo_has_node_ip; then ip addr del "$(node_ip 1)/32" dev lo; fi
 	return 0
 }
@@ -650,6 +755,9 @@ cmd_down() {
 	for job in "${jobs[@]}"; do wait "$job" || true; done
 	phase "container runtime, OVS daemons and control plane down"
 	if our_uplink_exists; then ip link del "$UPLINK"; fi
+	# Deleting a veth's end deletes its peer at once; deleting the namespace would only do so later.
+	for port in $(our_mgmt_ports); do ip link del "$port"; done
+	if our_mgmt_bridge_exists; then ip link del "$MGMT_BRIDGE"; fi
 	for ns in $(our_netns); do ip netns del "$ns"; done
 	phase "network down"
 	for pid in $(stray_pids all); do kill -9 "$pid" 2>/dev/null || true; done
@@ -696,6 +804,8 @@ leftovers() {
 	for ns in $(our_netns); do echo "netns $ns"; done
 	for f in /run/netns/cni-*; do [ -e "$f" ] && echo "netns $(basename "$f") (a Pod sandbox's)"; done
 	our_uplink_exists && echo "link $UPLINK (root netns)"
+	our_mgmt_bridge_exists && echo "link $MGMT_BRIDGE (root netns, management bridge$(mgmt_bridge_has_node_ip && echo ", $(node_ip 1)/$MGMT_PREFIX"))"
+	for port in $(our_mgmt_ports); do echo "link $port (root netns, management port)"; done
 	ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && echo "link $CNI_BRIDGE (root netns)"
 	ip link show ovs-netdev >/dev/null 2>&1 && echo "link ovs-netdev (root netns; a userspace vswitchd's tap)"
 	lo_has_node_ip && echo "address $(node_ip 1) on lo"
@@ -725,6 +835,21 @@ check_up() {
 	for i in $(seq 2 "$n"); do netns+=("$(node_netns "$i")"); done
 	for ns in "${netns[@]}"; do netns_exists "$ns" || { echo "missing netns $ns"; bad=1; }; done
 	our_uplink_exists || { echo "missing link $UPLINK of $REAL_NODE"; bad=1; }
+	if ! our_mgmt_bridge_exists; then
+		echo "missing management bridge $MGMT_BRIDGE"
+		bad=1
+	elif ! mgmt_bridge_has_node_ip; then
+		echo "management bridge $MGMT_BRIDGE lacks $(node_ip 1)/$MGMT_PREFIX"
+		bad=1
+	fi
+	local ports=" $(our_mgmt_ports | xargs) "
+	for i in $(seq 1 "$n"); do
+		[ "$i" = 1 ] || [[ $ports == *" $(mgmt_port "$i") "* ]] ||
+			{ echo "missing management port $(mgmt_port "$i") of $(node_name "$i")"; bad=1; }
+		local kubeconfig
+		kubeconfig=$(node_kubeconfig "$i")
+		[ -f "$kubeconfig" ] || { echo "missing ${kubeconfig#"$DIR"/}"; bad=1; }
+	done
 	if apiserver_up; then
 		for i in $(seq 1 "$n"); do
 			local ready

@@ -53,6 +53,12 @@ type clusterNode struct {
 	FabricPort string // the uplink's peer on the fabric bridge, inside the fabric namespace
 	IP         string
 	Real       bool // a real kubelet runs for it
+	// MgmtIf holds IP: the node's management interface (eth0 of a simulated node, the management
+	// bridge for node-1), the one its default route uses and an agent must not take as an uplink.
+	MgmtIf string
+	// Kubeconfig is the node's own identity (system:node:<name>) at the API server's management
+	// address, usable from inside NetNS, as an agent running for the node uses it.
+	Kubeconfig string
 }
 
 // newTestCluster returns the local cluster, or skips the test when there is none or not as root.
@@ -91,6 +97,8 @@ func (c *testCluster) nodes(t *testing.T) []clusterNode {
 			FabricPort: c.Get(t, key("FABRIC_PORT")),
 			IP:         c.Get(t, key("IP")),
 			Real:       c.Get(t, key("REAL")) == "true",
+			MgmtIf:     c.Get(t, key("MGMT_IF")),
+			Kubeconfig: c.Get(t, key("KUBECONFIG")),
 		})
 	}
 	return nodes
@@ -332,4 +340,10 @@ func eventually(timeout time.Duration, check func() error) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// nodeKubectl returns the argv of a kubectl command that acts as the node itself (its kubeconfig),
+// for running inside the node's network namespace.
+func (c *testCluster) nodeKubectl(node clusterNode, args ...string) []string {
+	return append([]string{c.kubectlBin, "--kubeconfig", node.Kubeconfig, "--request-timeout=20s"}, args...)
 }

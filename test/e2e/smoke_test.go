@@ -169,3 +169,42 @@ func TestSmokeVLANAcrossFabric(t *testing.T) {
 		})
 	}
 }
+
+// TestSmokeManagementNetwork checks what an agent running inside a simulated node's namespace relies
+// on: a management interface that carries the node's address and default route, and an API server
+// reachable through it with the node's own kubeconfig. node-1 reaches the same address from the root
+// namespace.
+func TestSmokeManagementNetwork(t *testing.T) {
+	c := newTestCluster(t)
+	node1, node2 := c.node(t, 1), c.node(t, 2)
+	gateway := c.Get(t, "MGMT_GATEWAY")
+	if node2.MgmtIf == node2.Uplink {
+		t.Fatalf("node-2's management interface and uplink are both %s", node2.Uplink)
+	}
+
+	cases := []struct {
+		name string
+		node clusterNode
+		argv []string
+		want string
+	}{
+		{"node-2's management interface holds its address", node2,
+			[]string{"ip", "-4", "-o", "addr", "show", "dev", node2.MgmtIf}, " " + node2.IP + "/"},
+		{"node-2's default route is via node-1 on its management interface", node2,
+			[]string{"ip", "-4", "route", "show", "default"}, "default via " + gateway + " dev " + node2.MgmtIf + " "},
+		{"the API server is ready for node-2's kubeconfig from inside node-2", node2,
+			c.nodeKubectl(node2, "get", "--raw", "/readyz"), "ok"},
+		{"node-2's kubeconfig authenticates as node-2", node2,
+			c.nodeKubectl(node2, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"), "system:node:" + node2.Name},
+		{"the API server is ready for node-1's kubeconfig from the root namespace", node1,
+			c.nodeKubectl(node1, "get", "--raw", "/readyz"), "ok"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := mustRun(t, netnsCommand(tc.node.NetNS, tc.argv...)...)
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("%s = %q, want it to contain %q", strings.Join(tc.argv, " "), out, tc.want)
+			}
+		})
+	}
+}
