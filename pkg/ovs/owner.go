@@ -51,9 +51,12 @@ func (o PortOwner) Validate() error {
 			errs = append(errs, fmt.Errorf("%s is empty", f.name))
 		}
 	}
+	// The network is "namespace/name" of a NetworkAttachmentDefinition, or a bare name when it
+	// came as a Multus delegate configuration, which does not carry the namespace.
 	if o.Network != "" {
-		if ns, name, ok := strings.Cut(o.Network, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-			errs = append(errs, fmt.Errorf("network %q is not namespace/name", o.Network))
+		ns, name, namespaced := strings.Cut(o.Network, "/")
+		if namespaced && (ns == "" || name == "" || strings.Contains(name, "/")) {
+			errs = append(errs, fmt.Errorf("network %q is neither a name nor namespace/name", o.Network))
 		}
 	}
 	for _, a := range o.Addresses {

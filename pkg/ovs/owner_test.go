@@ -67,8 +67,9 @@ func TestPortOwnerValidate(t *testing.T) {
 		{"missing interface name", func(o *PortOwner) { o.IfName = "" }, "interface name is empty"},
 		{"missing pod name", func(o *PortOwner) { o.PodName = "" }, "pod name is empty"},
 		{"missing pod namespace", func(o *PortOwner) { o.PodNamespace = "" }, "pod namespace is empty"},
-		{"network without namespace", func(o *PortOwner) { o.Network = "vlan100" }, "not namespace/name"},
-		{"network with two slashes", func(o *PortOwner) { o.Network = "a/b/c" }, "not namespace/name"},
+		{"network name alone (a Multus delegate) is allowed", func(o *PortOwner) { o.Network = "vlan100" }, ""},
+		{"network with an empty namespace", func(o *PortOwner) { o.Network = "/vlan100" }, "neither a name nor namespace/name"},
+		{"network with two slashes", func(o *PortOwner) { o.Network = "a/b/c" }, "neither a name nor namespace/name"},
 		{"address without prefix length", func(o *PortOwner) { o.Addresses = []string{"10.0.0.1"} }, "not in CIDR notation"},
 		{"address with a comma", func(o *PortOwner) { o.Addresses = []string{"10.0.0.1/24,10.0.0.2/24"} }, "not in CIDR notation"},
 	} {

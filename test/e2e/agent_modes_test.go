@@ -109,7 +109,7 @@ func TestAgentMultusDelegate(t *testing.T) {
 	a := c.startAgent(t, node, defaultAgentConfig(node))
 	s := c.newSandbox(t, ns, "delegated", node, "")
 
-	conf := `{"cniVersion": "1.0.0", "name": "` + ns + `/vlan100", "type": "antrea", "networkType": "vlan",
+	conf := `{"cniVersion": "1.0.0", "name": "vlan100", "type": "antrea", "networkType": "vlan",
 	  "capabilities": {"mac": true}, "runtimeConfig": {"mac": "02:aa:bb:cc:dd:01"},
 	  "ipam": {"type": "antrea", "ippools": ["` + p100 + `"]}}`
 	list := a.delegateConf(t, conf)
@@ -239,13 +239,19 @@ func TestAgentRestartMidBurst(t *testing.T) {
 		sandboxes[i] = c.newSandbox(t, ns, fmt.Sprintf("p%02d", i), node, "burst")
 	}
 	errs := make([]error, n)
+	results := make([]types.Result, n)
 	var wg sync.WaitGroup
 	for i, s := range sandboxes {
-		wg.Go(func() { _, errs[i] = a.addChained(t, s, "1.0.0") })
-		if i == n/2 {
-			a.kill()
-		}
+		wg.Go(func() { results[i], errs[i] = a.addChained(t, s, "1.0.0") })
 	}
+	// Kill it once some sandboxes are attached and others are in flight.
+	_ = eventually(60e9, func() error {
+		if p := len(nodePodPorts(t, node)); p < n/4 {
+			return fmt.Errorf("%d ports", p)
+		}
+		return nil
+	})
+	a.kill()
 	wg.Wait()
 	failed := 0
 	for _, err := range errs {
@@ -264,7 +270,8 @@ func TestAgentRestartMidBurst(t *testing.T) {
 		if err := a.delChained(t, s, "1.0.0"); err != nil {
 			t.Errorf("DEL of %s after restart: %v", s.pod.Name, err)
 		}
-		if _, err := a.addChained(t, s, "1.0.0"); err != nil {
+		var err error
+		if results[i], err = a.addChained(t, s, "1.0.0"); err != nil {
 			t.Errorf("ADD of %s after restart: %v", s.pod.Name, err)
 		}
 	}
@@ -288,8 +295,8 @@ func TestAgentRestartMidBurst(t *testing.T) {
 	if len(allocs) != n || len(owners) != n {
 		t.Errorf("%d allocations for %d containers, want %d each", len(allocs), len(owners), n)
 	}
-	for _, s := range sandboxes {
-		if err := a.checkChained(t, s, "1.0.0"); err != nil {
+	for i, s := range sandboxes {
+		if _, err := a.execChained(t, s, "CHECK", "1.0.0", results[i]); err != nil {
 			t.Errorf("CHECK %s: %v", s.pod.Name, err)
 		}
 	}

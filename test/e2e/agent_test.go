@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -92,8 +93,9 @@ func TestAgentChainedAttach(t *testing.T) {
 		agents[i] = c.startAgent(t, n, defaultAgentConfig(n))
 	}
 	type pod struct {
-		s     *sandbox
-		agent *agentProcess
+		s       *sandbox
+		agent   *agentProcess
+		primary types.Result
 	}
 	var pods []pod
 	for i, a := range agents {
@@ -103,10 +105,11 @@ func TestAgentChainedAttach(t *testing.T) {
 			{fmt.Sprintf("x%d", i+1), "vlan200-same-subnet"},
 		} {
 			s := c.newSandbox(t, ns, spec.name, a.node, spec.annotation)
-			if _, err := a.addChained(t, s, "1.0.0"); err != nil {
+			res, err := a.addChained(t, s, "1.0.0")
+			if err != nil {
 				t.Fatalf("CNI ADD of %s on %s: %v", spec.name, a.node.Name, err)
 			}
-			pods = append(pods, pod{s, a})
+			pods = append(pods, pod{s, a, res})
 		}
 	}
 	addr := func(p pod) string {
@@ -198,7 +201,7 @@ func TestAgentChainedAttach(t *testing.T) {
 
 	t.Run("CHECK passes", func(t *testing.T) {
 		for _, p := range pods {
-			if err := p.agent.checkChained(t, p.s, "1.0.0"); err != nil {
+			if _, err := p.agent.execChained(t, p.s, "CHECK", "1.0.0", p.primary); err != nil {
 				t.Errorf("CHECK %s: %v", p.s.pod.Name, err)
 			}
 		}
@@ -207,8 +210,12 @@ func TestAgentChainedAttach(t *testing.T) {
 	t.Run("repeated ADD is idempotent", func(t *testing.T) {
 		p := pods[0]
 		before := addr(p)
-		if _, err := p.agent.addChained(t, p.s, "1.0.0"); err != nil {
+		res, err := p.agent.execChained(t, p.s, "ADD", "1.0.0", p.primary)
+		if err != nil {
 			t.Fatalf("second ADD: %v", err)
+		}
+		if got, want := resultIPs(t, res), resultIPs(t, p.primary); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("chained ADD returned %v, want the primary result %v passed through", got, want)
 		}
 		if after := addr(p); after != before {
 			t.Errorf("address changed from %s to %s", before, after)

@@ -213,9 +213,15 @@ func (e *Engine) rollback(sb Sandbox, attached []Attachment) {
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
 	for i := len(attached) - 1; i >= 0; i-- {
-		if err := e.detachOne(ctx, sb, attached[i].Network.IfName, attached[i].HostIfName); err != nil {
+		a := attached[i]
+		err := e.detachOne(ctx, sb, a.Network.IfName, a.HostIfName)
+		if a.Network.wantsAddresses() {
+			owner := ipam.Owner{Namespace: sb.PodNamespace, Name: sb.PodName, UID: sb.PodUID, ContainerID: sb.ContainerID, IFName: a.Network.IfName}
+			err = errors.Join(err, e.addrs.Release(ctx, owner))
+		}
+		if err != nil {
 			klog.ErrorS(err, "Rollback could not detach", "pod", klog.KRef(sb.PodNamespace, sb.PodName),
-				"interface", attached[i].Network.IfName)
+				"interface", a.Network.IfName)
 		}
 	}
 }
