@@ -259,5 +259,5 @@ type noAddresses struct{}
 func (noAddresses) Allocate(context.Context, ipam.Request) (*ipam.Result, error) {
 	return nil, errors.New("feature gate AntreaIPAM is disabled")
 }
-func (noAddresses) Release(context.Context, ipam.Owner) error       { return nil }
+func (noAddresses) Release(context.Context, ipam.Owner) error      { return nil }
 func (noAddresses) ReleaseContainer(context.Context, string) error { return nil }
