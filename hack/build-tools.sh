@@ -7,12 +7,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 bin=$(tools_bin_dir)
-want=(kube-apiserver kubectl kubelet etcd etcdctl)
-missing=0
-for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing=1; done
-if [ "$missing" = 0 ]; then echo "$bin"; exit 0; fi
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd etcdctl)
+all_there() {
+	for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
+}
+if all_there; then echo "$bin"; exit 0; fi
 
 mkdir -p "$bin"
+# One build at a time: a second caller waits for the first and then finds everything there.
+exec 9>"$bin/.lock"
+flock 9
+if all_there; then echo "$bin"; exit 0; fi
 tmp=$(mktemp -d "$bin/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 t0=$(date +%s)
@@ -22,7 +27,8 @@ ldf="$ldf -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-b
 ldf="$ldf -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
 log "building Kubernetes $K8S_VERSION tools into $bin (about 8 minutes on a cold 2-core machine)"
 (cd "$here/tools/k8s" && go build -trimpath -ldflags "$ldf" -o "$tmp/" \
-	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet) >&2
+	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet) >&2
 log "building etcd $ETCD_VERSION"
 (cd "$here/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 &&
 	go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2
