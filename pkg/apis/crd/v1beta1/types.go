@@ -35,10 +35,11 @@ type IPPool struct {
 	Status IPPoolStatus `json:"status,omitempty"`
 }
 
-// IPPoolSpec lists the allocatable ranges and the subnet they sit in.
+// IPPoolSpec lists the allocatable ranges and the subnet they sit in. That ranges lie inside
+// gateway/prefixLength and do not overlap is checked by the controller's admission webhook (a CEL
+// rule building the subnet from the prefix length exceeds the API server's cost budget).
 //
 // +kubebuilder:validation:XValidation:rule="!isIP(self.subnetInfo.gateway) || self.ipRanges.all(r, (!has(r.cidr) || !isCIDR(r.cidr) || cidr(r.cidr).ip().family() == ip(self.subnetInfo.gateway).family()) && (!has(r.start) || !isIP(r.start) || ip(r.start).family() == ip(self.subnetInfo.gateway).family()))",message="every range must be of the gateway's address family"
-// +kubebuilder:validation:XValidation:rule="!isCIDR(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)) || self.ipRanges.all(r, (!has(r.cidr) || !isCIDR(r.cidr) || cidr(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)).containsCIDR(r.cidr)) && (!has(r.start) || !isIP(r.start) || cidr(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)).containsIP(r.start)) && (!has(r.end) || !isIP(r.end) || cidr(self.subnetInfo.gateway + '/' + string(self.subnetInfo.prefixLength)).containsIP(r.end)))",message="every range must lie inside gateway/prefixLength"
 type IPPoolSpec struct {
 	// IPRanges are CIDRs or start/end ranges; every one must lie inside the subnet.
 	// +kubebuilder:validation:MinItems=1
