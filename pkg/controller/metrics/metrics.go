@@ -1,0 +1,129 @@
+// Package metrics holds the Prometheus metrics of antrea-controller, on a registry of its own (so
+// that tests can create as many controllers as they like in one process).
+//
+// Exported metrics:
+//
+//	antrea_ippool_addresses_total{pool}          gauge    allocatable addresses of the IPPool (network,
+//	                                                       broadcast and gateway excluded; capped at 2^31-1)
+//	antrea_ippool_addresses_used{pool}           gauge    addresses recorded in status.ipAddresses
+//	antrea_ippool_gc_released_total              counter  allocations released by the garbage collector
+//	antrea_ippool_gc_pending_orphans             gauge    allocations seen without a live owner, waiting
+//	                                                       for the grace period to end
+//	antrea_ippool_gc_runs_total{result}          counter  collection passes, result "success" or "error"
+//	antrea_ippool_webhook_denials_total{operation} counter  IPPool admission requests denied, by
+//	                                                       operation (CREATE, UPDATE, DELETE)
+//	antrea_ippool_webhook_requests_total{operation} counter IPPool admission requests answered
+//
+// The Go runtime and process collectors are registered as well.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/apis/crd/validation"
+)
+
+// Metrics is the set of controller metrics and the registry that exposes them.
+type Metrics struct {
+	registry        *prometheus.Registry
+	poolTotal       *prometheus.GaugeVec
+	poolUsed        *prometheus.GaugeVec
+	gcReleased      prometheus.Counter
+	gcPending       prometheus.Gauge
+	gcRuns          *prometheus.CounterVec
+	webhookDenials  *prometheus.CounterVec
+	webhookRequests *prometheus.CounterVec
+}
+
+// New creates the metrics on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		poolTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "antrea_ippool_addresses_total",
+			Help: "Allocatable addresses of the IPPool: its ranges without network, broadcast and gateway addresses (capped at 2^31-1).",
+		}, []string{"pool"}),
+		poolUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "antrea_ippool_addresses_used",
+			Help: "Addresses recorded in the IPPool's status.ipAddresses.",
+		}, []string{"pool"}),
+		gcReleased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "antrea_ippool_gc_released_total",
+			Help: "IPPool allocations released by the controller because their owner Pod was gone.",
+		}),
+		gcPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "antrea_ippool_gc_pending_orphans",
+			Help: "IPPool allocations without a live owner that wait for the grace period before release.",
+		}),
+		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "antrea_ippool_gc_runs_total",
+			Help: "IPPool garbage collection passes, by result (success or error).",
+		}, []string{"result"}),
+		webhookDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "antrea_ippool_webhook_denials_total",
+			Help: "IPPool admission requests denied by the validating webhook, by operation.",
+		}, []string{"operation"}),
+		webhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "antrea_ippool_webhook_requests_total",
+			Help: "IPPool admission requests answered by the validating webhook, by operation.",
+		}, []string{"operation"}),
+	}
+	m.registry.MustRegister(m.poolTotal, m.poolUsed, m.gcReleased, m.gcPending, m.gcRuns,
+		m.webhookDenials, m.webhookRequests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Registry is the registry holding the metrics, for tests that gather them.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// ObservePool sets the gauges of one pool. The total is computed from the spec rather than read
+// from status.usage.total, which an agent writes only when it allocates; an invalid spec (possible
+// for pools created before the webhook) reports only the used count.
+func (m *Metrics) ObservePool(pool *v1beta1.IPPool) {
+	if parsed, err := validation.ParsePool(pool); err == nil {
+		m.poolTotal.WithLabelValues(pool.Name).Set(float64(parsed.UsageTotal()))
+	} else {
+		m.poolTotal.DeleteLabelValues(pool.Name)
+	}
+	m.poolUsed.WithLabelValues(pool.Name).Set(float64(len(pool.Status.IPAddresses)))
+}
+
+// ForgetPool drops the gauges of a deleted pool.
+func (m *Metrics) ForgetPool(name string) {
+	m.poolTotal.DeleteLabelValues(name)
+	m.poolUsed.DeleteLabelValues(name)
+}
+
+// GCReleased counts allocations released by the garbage collector.
+func (m *Metrics) GCReleased(n int) { m.gcReleased.Add(float64(n)) }
+
+// GCPending sets the number of orphans waiting for their grace period.
+func (m *Metrics) GCPending(n int) { m.gcPending.Set(float64(n)) }
+
+// GCRun counts one collection pass.
+func (m *Metrics) GCRun(err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.gcRuns.WithLabelValues(result).Inc()
+}
+
+// WebhookRequest counts one answered admission request and, when it was denied, one denial.
+func (m *Metrics) WebhookRequest(operation string, allowed bool) {
+	m.webhookRequests.WithLabelValues(operation).Inc()
+	if !allowed {
+		m.webhookDenials.WithLabelValues(operation).Inc()
+	}
+}
