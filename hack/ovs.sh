@@ -6,6 +6,7 @@
 #   hack/ovs.sh down DIR                 delete every bridge, stop both daemons (safe to repeat)
 #   hack/ovs.sh restart-db DIR           restart ovsdb-server only (the database file is kept)
 #   hack/ovs.sh restart-switch DIR       restart ovs-vswitchd only
+#   hack/ovs.sh stop-db|start-db DIR     stop or start ovsdb-server only (outage tests)
 #   hack/ovs.sh env DIR                  print OVS_RUNDIR/OVS_DBDIR/OVS_LOGDIR exports for ovs-vsctl
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,6 +79,12 @@ down)
 	;;
 restart-db)
 	stop_pid "$OVS_RUNDIR/ovsdb-server.pid"
+	start_db
+	;;
+stop-db)
+	stop_pid "$OVS_RUNDIR/ovsdb-server.pid"
+	;;
+start-db)
 	start_db
 	;;
 restart-switch)

@@ -117,21 +117,22 @@ func (m *Manager) ensure(ctx context.Context) bool {
 	}
 	var missing *ovs.MissingInterfacesError
 	var refused *ovs.ManagementInterfacesError
-	switch {
-	case errors.As(err, &refused):
+	isMissing, isRefused := errors.As(err, &missing), errors.As(err, &refused)
+	if isRefused {
 		// A configuration mistake: retrying does not help until the configuration changes.
-		m.event(corev1.EventTypeWarning, ReasonUplinkRefused, err.Error())
-		klog.ErrorS(err, "Refused uplinks of the secondary bridge", "bridge", m.bridge.Name)
-		return errors.As(err, &missing)
-	case errors.As(err, &missing):
-		m.event(corev1.EventTypeWarning, ReasonUplinkMissing, err.Error()+"; retrying every "+m.retry.String())
-		klog.ErrorS(err, "Uplinks of the secondary bridge are missing; will retry", "bridge", m.bridge.Name, "retry", m.retry)
-		return true
-	default:
+		m.event(corev1.EventTypeWarning, ReasonUplinkRefused, refused.Error())
+		klog.ErrorS(refused, "Refused uplinks of the secondary bridge", "bridge", m.bridge.Name)
+	}
+	if isMissing {
+		m.event(corev1.EventTypeWarning, ReasonUplinkMissing, missing.Error()+"; retrying every "+m.retry.String())
+		klog.ErrorS(missing, "Uplinks of the secondary bridge are missing; will retry", "bridge", m.bridge.Name, "retry", m.retry)
+	}
+	if !isMissing && !isRefused {
 		m.event(corev1.EventTypeWarning, ReasonBridgeFailed, err.Error())
 		klog.ErrorS(err, "Could not ensure the uplinks of the secondary bridge", "bridge", m.bridge.Name)
 		return true
 	}
+	return isMissing
 }
 
 func (m *Manager) setState(ready bool, errText string) {

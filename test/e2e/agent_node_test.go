@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podvlan/podvlan/internal/teststack"
+)
+
+// nodeEvents returns "reason: message" of the Events about a Node.
+func (c *testCluster) nodeEvents(t *testing.T, node string) []string {
+	t.Helper()
+	list, err := c.client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + node})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return out
+}
+
+func waitForEvent(t *testing.T, list func() []string, prefix, contains string) {
+	t.Helper()
+	if err := eventually(30e9, func() error {
+		for _, e := range list() {
+			if strings.HasPrefix(e, prefix) && strings.Contains(e, contains) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %q event mentioning %q", prefix, contains)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentUplinkProblemsDegradeInsteadOfCrashing: a missing uplink NIC is a Node Event and a
+// retry (and is attached once it appears); the Node's management interface is refused. The agent
+// keeps serving in both cases.
+func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
+	c := newTestCluster(t)
+	c.InstallCRDs(t)
+	node := c.node(t, 2)
+	missing := uniqueName("upl")
+	cfg := defaultAgentConfig(node)
+	cfg.SecondaryNetwork.OVSBridges[0].PhysicalInterfaces = []string{node.Uplink, missing, node.MgmtIf}
+	a := c.startAgent(t, node, cfg) // returns once STATUS says ready: the bridge works without them
+	events := func() []string { return c.nodeEvents(t, node.Name) }
+	waitForEvent(t, events, "SecondaryUplinkMissing: ", missing)
+	waitForEvent(t, events, "SecondaryUplinkRefused: ", node.MgmtIf)
+
+	// The NIC appears: the retry attaches it as a trunk port.
+	peer := uniqueName("uplp")
+	mustRun(t, "ip", "link", "add", missing, "netns", node.NetNS, "type", "veth", "peer", "name", peer, "netns", node.NetNS)
+	t.Cleanup(func() { _, _ = tryRun(netnsCommand(node.NetNS, "ip", "link", "del", missing)...) })
+	mustRun(t, netnsCommand(node.NetNS, "ip", "link", "set", missing, "up")...)
+	if err := eventually(60e9, func() error {
+		out, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "--timeout=10", "port-to-br", missing)
+		if err != nil || strings.TrimSpace(out) != secondaryBridge {
+			return fmt.Errorf("%s not on %s yet: %v", missing, secondaryBridge, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "port-to-br", node.MgmtIf); err == nil {
+		t.Errorf("management interface %s was attached to %s", node.MgmtIf, out)
+	}
+	if err := a.status(); err != nil {
+		t.Errorf("STATUS after the uplink appeared: %v", err)
+	}
+}
+
+// TestAgentGCAndStatus: CNI GC removes attachments of sandboxes missing from the valid list, and
+// STATUS follows the OVSDB connection.
+func TestAgentGCAndStatus(t *testing.T) {
+	c := newTestCluster(t)
+	c.InstallCRDs(t)
+	node := c.node(t, 2)
+	ns := c.createNamespace(t, "e2e-gc-")
+	p100, _ := vlanPools(t, c, 60, 65)
+	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
+	a := c.startAgent(t, node, defaultAgentConfig(node))
+	keep := c.newSandbox(t, ns, "keep", node, "vlan100")
+	drop := c.newSandbox(t, ns, "drop", node, "vlan100")
+	for _, s := range []*sandbox{keep, drop} {
+		if _, err := a.addChained(t, s, "1.0.0"); err != nil {
+			t.Fatalf("ADD %s: %v", s.pod.Name, err)
+		}
+	}
+	// GC is CNI 1.1; the reference plugins here speak up to 1.0, so the list holds `antrea` alone.
+	list := a.delegateConf(t, `{"cniVersion": "1.1.0", "name": "e2e-primary", "type": "antrea"}`)
+	valid := []types.GCAttachment{{ContainerID: keep.containerID, IfName: "eth0"}}
+	if err := inNode(node, func() error {
+		return a.cniConfig().GCNetworkList(context.Background(), list, &libcni.GCArgs{ValidAttachments: valid})
+	}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	ports := nodePodPorts(t, node)
+	if len(ports) != 1 {
+		t.Errorf("ports after GC: %v, want only keep's", ports)
+	}
+	for _, ip := range c.poolAllocations(t, p100) {
+		if ip.Owner.Pod != nil && ip.Owner.Pod.ContainerID == drop.containerID {
+			t.Errorf("GC left %s allocated to the dropped sandbox", ip.IPAddress)
+		}
+	}
+
+	t.Run("STATUS is unavailable while OVSDB is down", func(t *testing.T) {
+		ovs := &teststack.OVS{Dir: c.Get(t, fmt.Sprintf("NODE_%d_OVS_DIR", node.Index))}
+		mustRun(t, "bash", teststack.RepoRoot(t)+"/hack/ovs.sh", "stop-db", ovs.Dir)
+		restarted := false
+		t.Cleanup(func() {
+			if !restarted {
+				_, _ = tryRun("bash", teststack.RepoRoot(t)+"/hack/ovs.sh", "start-db", ovs.Dir)
+			}
+		})
+		err := eventually(10e9, func() error {
+			if err := a.status(); err == nil {
+				return fmt.Errorf("STATUS still ready")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cniErr *types.Error
+		if err := a.status(); !asCNIError(err, &cniErr) || cniErr.Code != types.ErrPluginNotAvailable {
+			t.Errorf("STATUS error %v, want code %d", err, types.ErrPluginNotAvailable)
+		}
+		mustRun(t, "bash", teststack.RepoRoot(t)+"/hack/ovs.sh", "start-db", ovs.Dir)
+		restarted = true
+		if err := eventually(30e9, a.status); err != nil {
+			t.Fatalf("STATUS not ready after ovsdb-server came back: %v", err)
+		}
+		if err := ping(keep.netns, c.Get(t, "EXT100_IP")); err != nil {
+			t.Errorf("kept sandbox lost connectivity across the OVSDB restart: %v", err)
+		}
+	})
+	if err := a.delChained(t, keep, "1.0.0"); err != nil {
+		t.Errorf("DEL keep: %v", err)
+	}
+}
+
+func asCNIError(err error, target **types.Error) bool {
+	e, ok := err.(*types.Error)
+	if ok {
+		*target = e
+	}
+	return ok
+}
