@@ -141,19 +141,26 @@ func (m *Manager) setState(ready bool, errText string) {
 	m.ready, m.lastErr = ready, errText
 }
 
-// event records a Node Event, once per distinct message in a row, so that a retry loop does not
-// flood the API server.
+// event records a Node Event unless the same reason was last recorded with the same message;
+// it forgets the reasons that contradict this one, so that a later return is recorded again.
 func (m *Manager) event(eventType, reason, message string) {
 	if m.recorder == nil || m.node == nil {
 		return
 	}
 	m.mu.Lock()
-	key := reason + "/" + message
-	if m.lastEventKey == key {
+	if m.lastEvents == nil {
+		m.lastEvents = map[string]string{}
+	}
+	if reason == ReasonBridgeReady {
+		clear(m.lastEvents)
+	} else {
+		delete(m.lastEvents, ReasonBridgeReady)
+	}
+	if prev, seen := m.lastEvents[reason]; seen && prev == message {
 		m.mu.Unlock()
 		return
 	}
-	m.lastEventKey = key
+	m.lastEvents[reason] = message
 	m.mu.Unlock()
 	m.recorder.Event(m.node, eventType, reason, message)
 }
