@@ -43,11 +43,13 @@ type Manager struct {
 	node     *corev1.ObjectReference
 	retry    time.Duration
 
-	mu           sync.Mutex
-	ready        bool
-	lastErr      string
-	observer     func()
-	lastEventKey string
+	mu       sync.Mutex
+	ready    bool
+	lastErr  string
+	observer func()
+	// lastEvents is the message last recorded per reason, so that a retry loop does not record
+	// the same problem again; a reason is forgotten when its condition ends.
+	lastEvents map[string]string
 }
 
 // New returns a Manager. recorder and node may be nil (no Events).
