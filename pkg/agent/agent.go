@@ -47,22 +47,43 @@ type Options struct {
 	OVSDBEndpoint string
 	// ReconcileInterval is the period of the leak sweep; default 1 minute.
 	ReconcileInterval time.Duration
-	// Ready, when not nil, is closed once the agent serves ADD (for tests and benchmarks).
-	Ready chan<- struct{}
 }
 
-// Run runs the agent until ctx ends.
+// agent holds what the goroutines of a running agent share.
+type agent struct {
+	o         Options
+	kube      kubernetes.Interface
+	reporter  *podstatus.Reporter
+	pods      *objects.Pods
+	allocator *ipam.Allocator
+	handler   *cnihandler.Handler
+
+	synced atomic.Bool
+	// secondary is set once OVSDB is connected (nil while it is not, or with the gate off).
+	secondary atomic.Pointer[secondaryNetwork]
+}
+
+// secondaryNetwork is the OVS side of a running agent.
+type secondaryNetwork struct {
+	ovs        *ovs.Client
+	bridge     *bridge.Manager
+	reconciled atomic.Bool
+}
+
+// Run runs the agent until ctx ends. It serves the CNI shim as early as possible: Pods without
+// secondary networks must never wait for OVSDB.
 func Run(ctx context.Context, o Options) error {
 	cfg := o.Config
 	if o.ReconcileInterval <= 0 {
 		o.ReconcileInterval = time.Minute
 	}
-	secondary := cfg.Gates.Enabled(config.SecondaryNetwork)
+	secondaryOn := cfg.Gates.Enabled(config.SecondaryNetwork)
 	ipamOn := cfg.Gates.Enabled(config.AntreaIPAM)
-	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondary, "AntreaIPAM", ipamOn)
+	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn)
 
-	kube, err := kubernetes.NewForConfig(o.RestConfig)
-	if err != nil {
+	a := &agent{o: o}
+	var err error
+	if a.kube, err = kubernetes.NewForConfig(o.RestConfig); err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	nads, err := nadclient.NewForConfig(o.RestConfig)
@@ -73,11 +94,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("IPPool client: %w", err)
 	}
-	reporter := podstatus.NewReporter(kube, o.NodeName)
-	defer reporter.Shutdown()
+	a.reporter = podstatus.NewReporter(a.kube, o.NodeName)
+	defer a.reporter.Shutdown()
 
 	// Only this Node's Pods: an agent must not hold every Pod of the cluster in memory.
-	podFactory := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+	podFactory := informers.NewSharedInformerFactoryWithOptions(a.kube, 0,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
 		}))
@@ -87,97 +108,42 @@ func Run(ctx context.Context, o Options) error {
 	crdFactory := crdinformers.NewSharedInformerFactory(crds, 0)
 	poolInformer := crdFactory.Crd().V1beta1().IPPools()
 
-	pods := &objects.Pods{Client: kube, Lister: podInformer.Lister()}
+	a.pods = &objects.Pods{Client: a.kube, Lister: podInformer.Lister()}
 	lookup := &objects.Networks{NADClient: nads, NADLister: nadInformer.Lister(), CRDClient: crds, PoolLister: poolInformer.Lister()}
-
-	var allocator *ipam.Allocator
 	if ipamOn {
-		if allocator, err = ipam.NewAllocator(crds, poolInformer, ipam.Options{}); err != nil {
+		if a.allocator, err = ipam.NewAllocator(crds, poolInformer, ipam.Options{}); err != nil {
 			return err
 		}
 	}
 
-	var (
-		ovsClient  *ovs.Client
-		eng        *engine.Engine
-		bridgeMgr  *bridge.Manager
-		reconciler *reconcile.Reconciler
-	)
-	podDeleted := make(chan struct{}, 1)
-	if secondary {
-		br, ok := cfg.Bridge()
-		if !ok {
-			return errors.New("feature gate SecondaryNetwork is enabled but antrea-agent.conf names no secondaryNetwork.ovsBridges")
-		}
-		endpoint := o.OVSDBEndpoint
-		if endpoint == "" {
-			endpoint = "unix:" + filepath.Join(cfg.OVSRunDir, "db.sock")
-		}
-		nodeIPs, err := nodeAddresses(ctx, kube, o.NodeName)
-		if err != nil {
-			return err
-		}
-		ovsClient, err = ovs.Connect(ctx, endpoint, ovs.WithNodeIPs(nodeIPs...))
-		if err != nil {
-			return fmt.Errorf("connect to OVSDB at %s: %w", endpoint, err)
-		}
-		defer ovsClient.Close()
-		nodeRef := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: o.NodeName, UID: ""}
-		bridgeMgr = bridge.New(ovsClient, ovs.BridgeConfig{Name: br.BridgeName, DatapathType: string(cfg.OVSDatapathType)},
-			br.PhysicalInterfaces, reporter.Recorder(), nodeRef)
-		// The pool allocator is optional: networks without ipam work with AntreaIPAM off.
-		var addrs engine.Addresses = noAddresses{}
-		if allocator != nil {
-			addrs = allocator
-		}
-		eng = engine.New(ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
-			DisableTXChecksum: cfg.OVSDatapathType == config.DatapathNetdev})
-		reconciler = reconcile.New(br.BridgeName, ovsClient, eng, pods, reconcile.KernelLinkExists)
-		bridgeMgr.OnReconnect(func() { notify(podDeleted) })
-		if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			DeleteFunc: func(any) { notify(podDeleted) },
-		}); err != nil {
-			return err
-		}
-	} else {
-		_ = podInformer.Informer() // registered so that Pods are found from the cache
+	br, hasBridge := cfg.Bridge()
+	var noEngine error
+	if secondaryOn && !hasBridge {
+		noEngine = fmt.Errorf("feature gate %s is enabled but %s configures no secondaryNetwork.ovsBridges", config.SecondaryNetwork, config.AgentFileName)
+		klog.ErrorS(noEngine, "Secondary networks cannot be attached on this Node")
+	}
+	var handlerAddrs cnihandler.Addresses
+	if a.allocator != nil {
+		handlerAddrs = a.allocator
+	}
+	a.handler = cnihandler.New(cnihandler.Options{Gates: cfg.Gates, NoEngine: noEngine, Addrs: handlerAddrs,
+		Pods: a.pods, Lookup: lookup, Reporter: a.reporter, Ready: a.ready})
+
+	reconcileNow := make(chan struct{}, 1)
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(any) { notify(reconcileNow) },
+	}); err != nil {
+		return err
 	}
 	_ = nadInformer.Informer()
 	_ = poolInformer.Informer()
-
 	podFactory.Start(ctx.Done())
 	nadFactory.Start(ctx.Done())
 	crdFactory.Start(ctx.Done())
 	defer podFactory.Shutdown()
 	defer crdFactory.Shutdown()
 
-	var synced atomic.Bool
-	var reconciled atomic.Bool
-	ready := func() error {
-		if !synced.Load() {
-			return errors.New("antrea-agent is starting: caches not synced yet")
-		}
-		if !secondary {
-			return nil
-		}
-		if !ovsClient.Connected() {
-			return fmt.Errorf("antrea-agent is not connected to OVSDB at %s", ovsClient.Endpoint())
-		}
-		if err := bridgeMgr.Ready(); err != nil {
-			return err
-		}
-		if !reconciled.Load() {
-			return errors.New("antrea-agent is starting: reconciliation not done yet")
-		}
-		return nil
-	}
-	var handlerAddrs cnihandler.Addresses
-	if allocator != nil {
-		handlerAddrs = allocator
-	}
-	handler := cnihandler.New(cnihandler.Options{Gates: cfg.Gates, Engine: eng, Addrs: handlerAddrs,
-		Pods: pods, Lookup: lookup, Reporter: reporter, Ready: ready})
-	srv := server.New(cfg.CNISocket, handler)
+	srv := server.New(cfg.CNISocket, a.handler)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("serve CNI on %s: %w", cfg.CNISocket, err)
 	}
@@ -200,33 +166,88 @@ func Run(ctx context.Context, o Options) error {
 			return ctx.Err()
 		}
 	}
-	synced.Store(true)
+	a.synced.Store(true)
 
-	if secondary {
-		go bridgeMgr.Run(ctx)
-		first := make(chan struct{})
-		go reconciler.Run(ctx, o.ReconcileInterval, podDeleted, first)
-		select {
-		case <-first:
-		case <-ctx.Done():
-			return ctx.Err()
+	if secondaryOn && hasBridge {
+		if err := a.runSecondary(ctx, br, reconcileNow); err != nil {
+			return err
 		}
-		reconciled.Store(true)
-	}
-	if o.Ready != nil {
-		go func() {
-			for ready() != nil {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-			close(o.Ready)
-		}()
 	}
 	<-ctx.Done()
 	klog.InfoS("Stopping antrea-agent")
+	return nil
+}
+
+// runSecondary connects to OVSDB (retrying until ctx ends), then keeps the bridge and starts
+// serving secondary networks and reconciling. It returns once that is under way.
+func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcileNow chan struct{}) error {
+	cfg := a.o.Config
+	endpoint := a.o.OVSDBEndpoint
+	if endpoint == "" {
+		endpoint = "unix:" + filepath.Join(cfg.OVSRunDir, "db.sock")
+	}
+	nodeIPs, err := nodeAddresses(ctx, a.kube, a.o.NodeName)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Connecting to OVSDB", "endpoint", endpoint)
+	ovsClient, err := ovs.Connect(ctx, endpoint, ovs.WithNodeIPs(nodeIPs...))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("connect to OVSDB at %s: %w", endpoint, err)
+	}
+	context.AfterFunc(ctx, ovsClient.Close)
+	nodeRef := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: a.o.NodeName}
+	sn := &secondaryNetwork{ovs: ovsClient}
+	sn.bridge = bridge.New(ovsClient, ovs.BridgeConfig{Name: br.BridgeName, DatapathType: string(cfg.OVSDatapathType),
+		MulticastSnooping: br.EnableMulticastSnooping}, br.PhysicalInterfaces, a.reporter.Recorder(), nodeRef)
+	sn.bridge.OnReconnect(func() { notify(reconcileNow) })
+	// Networks without ipam work with AntreaIPAM off; the handler refuses address requests then.
+	var addrs engine.Addresses = noAddresses{}
+	if a.allocator != nil {
+		addrs = a.allocator
+	}
+	eng := engine.New(ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
+		DisableTXChecksum: cfg.OVSDatapathType == config.DatapathNetdev})
+	reconciler := reconcile.New(br.BridgeName, ovsClient, eng, a.pods, reconcile.KernelLinkExists)
+	a.secondary.Store(sn)
+	a.handler.SetEngine(eng)
+
+	go sn.bridge.Run(ctx)
+	first := make(chan struct{})
+	go reconciler.Run(ctx, a.o.ReconcileInterval, reconcileNow, first)
+	go func() {
+		select {
+		case <-first:
+			sn.reconciled.Store(true)
+			klog.InfoS("Initial reconciliation done")
+		case <-ctx.Done():
+		}
+	}()
+	return nil
+}
+
+// ready is CNI STATUS: nil once ADD can be served in full.
+func (a *agent) ready() error {
+	if !a.synced.Load() {
+		return errors.New("antrea-agent is starting: caches not synced yet")
+	}
+	cfg := a.o.Config
+	if _, ok := cfg.Bridge(); !cfg.Gates.Enabled(config.SecondaryNetwork) || !ok {
+		return nil
+	}
+	sn := a.secondary.Load()
+	if sn == nil || !sn.ovs.Connected() {
+		return errors.New("antrea-agent is not connected to OVSDB")
+	}
+	if err := sn.bridge.Ready(); err != nil {
+		return err
+	}
+	if !sn.reconciled.Load() {
+		return errors.New("antrea-agent is starting: reconciliation not done yet")
+	}
 	return nil
 }
 
@@ -252,12 +273,12 @@ func nodeAddresses(ctx context.Context, kube kubernetes.Interface, name string) 
 	return ips, nil
 }
 
-// noAddresses serves networks without ipam when AntreaIPAM is off; the handler refuses pool
-// references before the engine is reached, so these are never asked to allocate.
+// noAddresses serves networks without ipam when AntreaIPAM is off; the handler refuses address
+// requests before the engine is reached, so these are never asked to allocate.
 type noAddresses struct{}
 
 func (noAddresses) Allocate(context.Context, ipam.Request) (*ipam.Result, error) {
-	return nil, errors.New("feature gate AntreaIPAM is disabled")
+	return nil, fmt.Errorf("feature gate %s is disabled", config.AntreaIPAM)
 }
 func (noAddresses) Release(context.Context, ipam.Owner) error      { return nil }
 func (noAddresses) ReleaseContainer(context.Context, string) error { return nil }

@@ -84,6 +84,8 @@ type OVSBridge struct {
 	BridgeName string `json:"bridgeName"`
 	// PhysicalInterfaces are 0 to 8 distinct uplink NICs.
 	PhysicalInterfaces []string `json:"physicalInterfaces,omitempty"`
+	// EnableMulticastSnooping turns on IGMP/MLD snooping on the bridge; default false.
+	EnableMulticastSnooping bool `json:"enableMulticastSnooping,omitempty"`
 }
 
 // Bridge returns the configured secondary bridge, or false when there is none.

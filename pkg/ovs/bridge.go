@@ -30,6 +30,8 @@ const localPortOFPort = 65534
 type BridgeConfig struct {
 	Name         string
 	DatapathType string // DatapathSystem when empty
+	// MulticastSnooping makes the bridge forward multicast only to ports that joined the group.
+	MulticastSnooping bool
 }
 
 // BridgeError means ovs-vswitchd stored the bridge but could not bring it up.
@@ -123,11 +125,12 @@ func (c *Client) createBridgeOps(ovsRow *vswitchd.OpenvSwitch, cfg BridgeConfig)
 	iface := &vswitchd.Interface{UUID: "newiface", Name: cfg.Name, Type: "internal"}
 	port := &vswitchd.Port{UUID: "newport", Name: cfg.Name, Interfaces: []string{iface.UUID}}
 	bridge := &vswitchd.Bridge{
-		UUID:         "newbridge",
-		Name:         cfg.Name,
-		DatapathType: cfg.DatapathType,
-		Ports:        []string{port.UUID},
-		ExternalIDs:  ourMarks(RoleBridge),
+		UUID:                "newbridge",
+		Name:                cfg.Name,
+		DatapathType:        cfg.DatapathType,
+		McastSnoopingEnable: cfg.MulticastSnooping,
+		Ports:               []string{port.UUID},
+		ExternalIDs:         ourMarks(RoleBridge),
 	}
 	var ops []ovsdb.Operation
 	// libovsdb's Create takes the models of one table per call.
@@ -162,6 +165,14 @@ func (c *Client) adoptBridgeOps(existing *vswitchd.Bridge, cfg BridgeConfig) ([]
 			return nil, fmt.Errorf("build external_ids mutation: %w", err)
 		}
 		ops = append(ops, mut...)
+	}
+	if existing.McastSnoopingEnable != cfg.MulticastSnooping {
+		existing.McastSnoopingEnable = cfg.MulticastSnooping
+		upd, err := c.db.Where(existing).Update(existing, &existing.McastSnoopingEnable)
+		if err != nil {
+			return nil, fmt.Errorf("build mcast_snooping_enable update: %w", err)
+		}
+		ops = append(ops, upd...)
 	}
 	if normalizedDatapath(existing.DatapathType) != cfg.DatapathType {
 		klog.InfoS("Changing the datapath type of OVS bridge", "bridge", cfg.Name,

@@ -41,6 +41,18 @@ func TestEnsureBridge(t *testing.T) {
 		}
 	})
 
+	t.Run("turns multicast snooping on and off as configured", func(t *testing.T) {
+		name := s.bridge(t)
+		for _, want := range []bool{true, false} {
+			if err := s.client.EnsureBridge(testContext(t), ovs.BridgeConfig{Name: name, DatapathType: ovs.DatapathNetdev, MulticastSnooping: want}); err != nil {
+				t.Fatalf("EnsureBridge: %v", err)
+			}
+			if got := s.vsctlField(t, "Bridge", name, "mcast_snooping_enable"); got != map[bool]string{true: "true", false: "false"}[want] {
+				t.Errorf("mcast_snooping_enable = %s, want %v", got, want)
+			}
+		}
+	})
+
 	t.Run("adopts an existing bridge and keeps its other external_ids", func(t *testing.T) {
 		name := uniqueName("pvbr")
 		s.ovs.Vsctl(t, "add-br", name, "--", "set", "Bridge", name, "datapath_type=netdev", "external_ids:site=lab")

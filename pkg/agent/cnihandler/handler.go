@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -17,6 +18,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-base/featuregate"
 	"k8s.io/klog/v2"
 
@@ -47,14 +49,17 @@ type Addresses interface {
 type Reporter interface {
 	AttachFailed(pod podstatus.PodRef, err error)
 	Attached(pod podstatus.PodRef, message string)
+	DetachFailed(pod podstatus.PodRef, err error)
 	SetNetworkStatus(ctx context.Context, pod podstatus.PodRef, managedIfNames []string, ours []nadv1.NetworkStatus) error
 }
 
 // Handler implements server.Handler.
 type Handler struct {
-	gates    featuregate.FeatureGate
-	engine   *engine.Engine // nil when SecondaryNetwork is disabled
-	addrs    Addresses      // nil when AntreaIPAM is disabled
+	gates featuregate.FeatureGate
+	// engine is set once the agent is connected to OVSDB; noEngine says why it never will be.
+	engine   atomic.Pointer[engine.Engine]
+	noEngine error
+	addrs    Addresses // nil when AntreaIPAM is disabled
 	pods     Pods
 	lookup   plan.Lookup
 	reporter Reporter
@@ -63,8 +68,10 @@ type Handler struct {
 
 // Options are the Handler's collaborators.
 type Options struct {
-	Gates    featuregate.FeatureGate
-	Engine   *engine.Engine
+	Gates featuregate.FeatureGate
+	// NoEngine, when set, is why secondary networks cannot be attached although the gate is on
+	// (for example no bridge is configured); otherwise the engine arrives through SetEngine.
+	NoEngine error
 	Addrs    Addresses
 	Pods     Pods
 	Lookup   plan.Lookup
@@ -75,8 +82,38 @@ type Options struct {
 
 // New returns a Handler.
 func New(o Options) *Handler {
-	return &Handler{gates: o.Gates, engine: o.Engine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
+	return &Handler{gates: o.Gates, noEngine: o.NoEngine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
 		reporter: o.Reporter, ready: o.Ready}
+}
+
+// SetEngine makes secondary networks available; the agent calls it once OVSDB is connected.
+// Until then Pods without secondary networks are served, and Pods with them get "try again".
+func (h *Handler) SetEngine(e *engine.Engine) { h.engine.Store(e) }
+
+// attachEngine returns the engine, or a CNI error saying why networks cannot be attached now.
+func (h *Handler) attachEngine() (*engine.Engine, error) {
+	if err := h.gateError(config.SecondaryNetwork); err != nil {
+		return nil, err
+	}
+	if h.noEngine != nil {
+		return nil, invalidConfig(h.noEngine)
+	}
+	if e := h.engine.Load(); e != nil {
+		return e, nil
+	}
+	return nil, tryAgain(errors.New("antrea-agent is not connected to OVSDB yet"))
+}
+
+// detachEngine returns the engine for DEL and GC; nil with no error when this agent cannot
+// have attached anything.
+func (h *Handler) detachEngine() (*engine.Engine, error) {
+	if h.gateError(config.SecondaryNetwork) != nil || h.noEngine != nil {
+		return nil, nil
+	}
+	if e := h.engine.Load(); e != nil {
+		return e, nil
+	}
+	return nil, tryAgain(errors.New("antrea-agent is not connected to OVSDB yet"))
 }
 
 var _ server.Handler = (*Handler)(nil)
@@ -175,15 +212,16 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 	if len(p.Networks) == 0 {
 		return prev, nil // every network belongs to another plugin
 	}
-	if err := h.gateError(config.SecondaryNetwork); err != nil {
-		return fail(invalidConfig(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, p.Networks[0].Key, err)))
+	eng, err := h.attachEngine()
+	if err != nil {
+		return fail(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, p.Networks[0].Key, err))
 	}
 	if err := h.checkIPAMGate(p.Networks); err != nil {
 		return fail(err)
 	}
 	sb := sandboxOf(req, args)
 	sb.PodUID = string(pod.UID)
-	attached, err := h.engine.Attach(ctx, sb, p.Networks)
+	attached, err := eng.Attach(ctx, sb, p.Networks)
 	if err != nil {
 		return fail(internal(err))
 	}
@@ -201,9 +239,9 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 
 func (h *Handler) checkIPAMGate(networks []engine.Network) error {
 	for _, n := range networks {
-		if len(n.Pools) > 0 {
+		if len(n.Pools) > 0 || len(n.Static) > 0 {
 			if err := h.gateError(config.AntreaIPAM); err != nil {
-				return invalidConfig(fmt.Errorf("network %s uses ipam.ippools: %w", n.Key, err))
+				return invalidConfig(fmt.Errorf("network %s assigns addresses (ipam or ips): %w", n.Key, err))
 			}
 		}
 	}
@@ -259,7 +297,8 @@ func (h *Handler) addDelegate(ctx context.Context, req *server.Request, stdin *n
 		klog.FromContext(ctx).Error(err, "Could not attach delegated network", "pod", klog.KRef(args.Namespace, args.Name), "interface", req.IfName)
 		return nil, err
 	}
-	if err := h.gateError(config.SecondaryNetwork); err != nil {
+	eng, err := h.attachEngine()
+	if err != nil {
 		return fail(err)
 	}
 	n, err := h.delegateNetwork(ctx, req, stdin, args)
@@ -273,7 +312,7 @@ func (h *Handler) addDelegate(ctx context.Context, req *server.Request, stdin *n
 	if pod != nil {
 		sb.PodUID = string(pod.UID)
 	}
-	attached, err := h.engine.Attach(ctx, sb, []engine.Network{*n})
+	attached, err := eng.Attach(ctx, sb, []engine.Network{*n})
 	if err != nil {
 		return fail(internal(err))
 	}
@@ -372,12 +411,18 @@ func (h *Handler) Del(ctx context.Context, req *server.Request) error {
 	}
 	switch stdin.Mode {
 	case netconf.ModeChained:
-		return h.delChained(ctx, sandboxOf(req, args))
-	case netconf.ModeDelegate:
-		if h.engine == nil {
-			return nil
+		if err := h.delChained(ctx, sandboxOf(req, args)); err != nil {
+			h.detachFailed(args, err)
+			return err
 		}
-		if err := h.engine.DetachInterfaces(ctx, sandboxOf(req, args), req.IfName); err != nil {
+		return nil
+	case netconf.ModeDelegate:
+		eng, err := h.detachEngine()
+		if eng == nil {
+			return err
+		}
+		if err := eng.DetachInterfaces(ctx, sandboxOf(req, args), req.IfName); err != nil {
+			h.detachFailed(args, err)
 			return internal(err)
 		}
 		return nil
@@ -394,13 +439,22 @@ func (h *Handler) Del(ctx context.Context, req *server.Request) error {
 }
 
 func (h *Handler) delChained(ctx context.Context, sb engine.Sandbox) error {
-	if h.engine == nil || sb.ContainerID == "" {
-		return nil
+	eng, err := h.detachEngine()
+	if eng == nil || sb.ContainerID == "" {
+		return err
 	}
-	if err := h.engine.Detach(ctx, sb); err != nil {
+	if err := eng.Detach(ctx, sb); err != nil {
 		return internal(err)
 	}
 	return nil
+}
+
+// detachFailed tells the Pod's user that a DEL failed; the runtime retries it, and reconciliation
+// removes what is left if the sandbox disappears.
+func (h *Handler) detachFailed(args parsedArgs, err error) {
+	if args.hasPod() {
+		h.reporter.DetachFailed(podstatus.PodRef{Namespace: args.Namespace, Name: args.Name, UID: k8stypes.UID(args.UID)}, err)
+	}
 }
 
 // Check implements CNI CHECK.
@@ -425,19 +479,21 @@ func (h *Handler) Check(ctx context.Context, req *server.Request) error {
 		if len(p.Networks) == 0 {
 			return nil
 		}
-		if err := h.gateError(config.SecondaryNetwork); err != nil {
+		eng, err := h.attachEngine()
+		if err != nil {
 			return err
 		}
-		return wrapCheck(h.engine.Check(ctx, sandboxOf(req, args), p.Networks))
+		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), p.Networks))
 	case netconf.ModeDelegate:
-		if err := h.gateError(config.SecondaryNetwork); err != nil {
+		eng, err := h.attachEngine()
+		if err != nil {
 			return err
 		}
 		n, err := h.delegateNetwork(ctx, req, stdin, args)
 		if err != nil {
 			return err
 		}
-		return wrapCheck(h.engine.Check(ctx, sandboxOf(req, args), []engine.Network{*n}))
+		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), []engine.Network{*n}))
 	default:
 		if err := h.gateError(config.AntreaIPAM); err != nil {
 			return err
@@ -488,14 +544,15 @@ func (h *Handler) GC(ctx context.Context, req *server.Request) error {
 	if err := json.Unmarshal(req.Config, &valid); err != nil {
 		return invalidConfig(fmt.Errorf("cni.dev/valid-attachments: %w", err))
 	}
-	if h.engine == nil {
-		return nil
+	eng, err := h.detachEngine()
+	if eng == nil {
+		return err
 	}
 	keep := make(map[string]bool, len(valid.Attachments))
 	for _, a := range valid.Attachments {
 		keep[a.ContainerID] = true
 	}
-	removed, err := h.engine.DetachAllExcept(ctx, keep)
+	removed, err := eng.DetachAllExcept(ctx, keep)
 	if err != nil {
 		return internal(fmt.Errorf("garbage-collect attachments: %w", err))
 	}
