@@ -6,7 +6,7 @@ GOFLAGS_BUILD := -trimpath
 CGO_ENABLED ?= 0
 export CGO_ENABLED
 
-.PHONY: all build test test-unit test-e2e fuzz generate verify-generate bench demo clean cluster-up cluster-down
+.PHONY: all build images manifests test test-unit test-e2e fuzz generate verify-generate bench demo clean cluster-up cluster-down
 
 all: build
 
@@ -15,6 +15,16 @@ build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-agent ./cmd/antrea-agent
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea ./cmd/antrea-cni
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-controller ./cmd/antrea-controller
+
+# The antrea-agent and antrea-controller images (build/images/) as archives under _output/images,
+# built without a Docker engine and imported into the local cluster's containerd when it is up.
+images:
+	hack/images.sh
+
+# build/yamls/antrea.yml from its pieces; IMAGE_REGISTRY, IMAGE_TAG and IMAGE_PULL_POLICY choose the
+# images (default: the local ones `make images` imports).
+manifests:
+	hack/manifests.sh
 
 # Everything: set-up, unit tests, real-stack tests on a local cluster, fuzzing, smoke test, teardown.
 test:

@@ -10,6 +10,12 @@
 # a wildcard), and it is in the serving certificate. KAPI_EXTRA_SANS (comma separated IPs) are added to
 # that certificate as well, so that simulated Nodes in their own network namespaces can reach the
 # apiserver on a management network. etcd always stays on 127.0.0.1.
+# KAPI_ADVERTISE (a non-loopback address the apiserver listens on) makes the apiserver keep the
+# `kubernetes` Service's endpoint at that address (lease reconciler), so that in-cluster clients
+# reach it through the Service; without it no endpoint is kept (a loopback address cannot be one).
+# Webhooks behind a Service are called at the Service's endpoint (aggregator routing): no
+# kube-proxy is needed between the apiserver and them. Privileged containers are allowed (node
+# agents such as a CNI plugin's DaemonSet need them), as in any kubeadm cluster.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -29,6 +35,11 @@ extra_sans=""
 kapi_extra_sans=${KAPI_EXTRA_SANS-}
 [ "$kapi_host" = 127.0.0.1 ] || kapi_extra_sans="$kapi_host,$kapi_extra_sans"
 for ip in ${kapi_extra_sans//,/ }; do extra_sans="$extra_sans,IP:$ip"; done
+if [ -n "${KAPI_ADVERTISE-}" ]; then
+	endpoint_flags="--advertise-address=$KAPI_ADVERTISE --endpoint-reconciler-type=lease"
+else
+	endpoint_flags="--endpoint-reconciler-type=none"
+fi
 etcd_port=${ETCD_PORT:-2379}
 etcd_peer_port=${ETCD_PEER_PORT:-2380}
 
@@ -114,8 +125,8 @@ up)
 		--kubelet-preferred-address-types=InternalIP --kubelet-certificate-authority="$p/ca.crt" \
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
-		--service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
-		--anonymous-auth=false --profiling=false --v=1 >"$dir/kube-apiserver.log" 2>&1 &
+		--service-cluster-ip-range=10.96.0.0/16 $endpoint_flags --enable-aggregator-routing=true \
+		--allow-privileged=true --anonymous-auth=false --profiling=false --v=1 >"$dir/kube-apiserver.log" 2>&1 &
 	echo $! >"$dir/kube-apiserver.pid"
 	write_kubeconfig "$dir/kubeconfig" "$p/admin.crt" "$p/admin.key"
 	for _ in $(seq 600); do

@@ -12,14 +12,25 @@
 #   management     a Linux bridge pv-mgmt in the root network namespace holding node-1's address
 #   network        198.18.0.1/24, as the network a real cluster's nodes use to reach the API server
 #   control plane  etcd on 127.0.0.1 and kube-apiserver on https://198.18.0.1:6443 (hack/control-plane.sh),
-#                  RBAC + Node authorizer
+#                  RBAC + Node authorizer, the `kubernetes` Service's endpoint kept by the apiserver
+#                  (lease reconciler), webhooks called at their Service's endpoint (aggregator routing)
+#   controllers    kube-controller-manager with what DaemonSets and Deployments need (daemonset,
+#                  deployment, replicaset, namespace, serviceaccount-token, root CA publisher,
+#                  endpointslice, garbage collector; no serviceaccount controller: tests make their
+#                  namespaces' default ServiceAccount) and kube-scheduler, each with its own identity
+#   service proxy  no kube-proxy: an nftables table podvlan-services DNATs the `kubernetes` Service
+#                  (10.96.0.1:443) to the apiserver (198.18.0.1:6443), for Pods on the pod network
+#                  (prerouting) and on the host network (output) of node-1
 #   node-1         a REAL node in the root network namespace: containerd + runc, a kubelet with its own
 #                  client and serving certificates (so `kubectl logs/exec` work), the primary CNI config
 #                  list (bridge + host-local) in /etc/cni/net.d, the reference plugins in /opt/cni/bin,
-#                  locally built pause and test images, and a private Open vSwitch
+#                  locally built pause and test images, and a private Open vSwitch whose run directory
+#                  is linked from /var/run/openvswitch, where the agent DaemonSet finds db.sock
 #   node-2..N      simulated nodes: a network namespace podvlan-node-K with a private Open vSwitch, a
 #                  management interface eth0 (198.18.0.K/24, default route via 198.18.0.1; a veth whose
-#                  peer mgmt-node-K is a port of pv-mgmt) and a Node object whose status says Ready
+#                  peer mgmt-node-K is a port of pv-mgmt) and a Node object whose status says Ready,
+#                  tainted podvlan.dev/simulated=true:NoSchedule: no kubelet runs for it, so no
+#                  DaemonSet Pod (the agent's) and no scheduled Pod may land there
 #   kubeconfigs    node-K/agent.kubeconfig for every node: user system:node:node-K (group system:nodes)
 #                  at the management address, usable from inside the node's namespace
 #   fabric         an OVS bridge br-fabric in namespace podvlan-fabric playing the top-of-rack switch:
@@ -51,6 +62,20 @@ MGMT_IF=eth0
 MGMT_PREFIX=24
 NODE_NETNS_PREFIX=$PROJECT-node-
 REAL_NODE=node-1
+SIMULATED_TAINT_KEY=$PROJECT.dev/simulated
+SIMULATED_TAINT=$SIMULATED_TAINT_KEY=true:NoSchedule
+
+# kube-controller-manager runs only the controllers the project's DaemonSet and Deployment need.
+CONTROLLERS_DIR=$DIR/controllers
+KCM_CONTROLLERS=daemonset-controller,deployment-controller,replicaset-controller,namespace-controller
+KCM_CONTROLLERS+=,serviceaccount-token-controller,root-ca-certificate-publisher-controller
+KCM_CONTROLLERS+=,endpointslice-controller,garbage-collector-controller
+# What kube-proxy would do for the one Service Pods need: the API server's.
+KUBERNETES_SERVICE_IP=10.96.0.1
+KUBERNETES_SERVICE_PORT=443
+SERVICES_TABLE=$PROJECT-services
+# Where Open vSwitch has its sockets on a real node; node-1's private OVS is linked there.
+OVS_RUN_LINK=/var/run/openvswitch
 
 # The standard CNI locations, where containerd looks and where the agent installs its plugin binary and
 # chains itself into the primary config list, as on any Kubernetes node.
@@ -66,7 +91,10 @@ KUBELET_HEALTHZ_PORT=10248
 # Paths the kubelet, containerd and libcni write whatever their configuration says. `up` records which
 # of them did not exist before, and `down` removes exactly those.
 HARDCODED_PATHS=(/var/lib/kubelet /var/lib/cni /var/log/containers /var/log/pods /run/containerd
-	/etc/cni /etc/cni/net.d /opt/cni /opt/cni/bin)
+	/etc/cni /etc/cni/net.d /opt/cni /opt/cni/bin
+	/opt/cni/bin/antrea /var/run/antrea "$OVS_RUN_LINK")
+# (The last three are the agent DaemonSet's: the plugin binary its install step copies, the CNI
+# socket's directory, and the link to node-1's OVS run directory that `up` makes.)
 
 node_name() { echo "node-$1"; }
 node_dir() { echo "$DIR/node-$1"; }
@@ -182,7 +210,7 @@ preflight() {
 	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, veths, Open vSwitch, kubelet)"
 	local missing=()
 	for c in containerd containerd-shim-runc-v2 runc ctr ovs-vsctl ovsdb-server ovs-vswitchd ip openssl curl \
-		gcc setsid sysctl ss jq flock; do
+		gcc setsid sysctl ss jq flock nft; do
 		command -v "$c" >/dev/null || missing+=("$c")
 	done
 	[ -x "$CNI_PLUGIN_SRC/bridge" ] && [ -x "$CNI_PLUGIN_SRC/host-local" ] && [ -x "$CNI_PLUGIN_SRC/loopback" ] ||
@@ -196,6 +224,9 @@ preflight() {
 		die "another userspace ovs-vswitchd owns the root network namespace (link ovs-netdev exists)"
 	fi
 	if [ -e "$CNI_CONFLIST" ]; then die "$CNI_CONFLIST already exists"; fi
+	if [ -e "$OVS_RUN_LINK" ] || [ -L "$OVS_RUN_LINK" ]; then
+		die "$OVS_RUN_LINK already exists (another Open vSwitch?): node-1's OVS cannot be linked there"
+	fi
 	if ip link show "$MGMT_BRIDGE" >/dev/null 2>&1; then die "a link named $MGMT_BRIDGE already exists"; fi
 	if output_has " $(node_ip 1)/" ip -o -4 addr show; then
 		die "address $(node_ip 1) is already assigned in the root network namespace"
@@ -430,6 +461,8 @@ metadata:
 spec:
   podCIDR: $(pod_cidr "$i")
   podCIDRs: [$(pod_cidr "$i")]
+  taints:
+  - {key: $SIMULATED_TAINT_KEY, value: "true", effect: NoSchedule}
 N
 	local cond='"lastHeartbeatTime":"'$now'","lastTransitionTime":"'$now'"'
 	kc patch node "$name" --subresource=status --type=merge -p "$(
@@ -449,6 +482,64 @@ N
 P
 	)" >/dev/null
 	kc taint node "$name" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
+}
+
+# up_service_proxy: the `kubernetes` Service, as kube-proxy would make it work on node-1.
+up_service_proxy() {
+	local to=$KAPI_ADDR:$KAPI_PORT svc="ip daddr $KUBERNETES_SERVICE_IP tcp dport $KUBERNETES_SERVICE_PORT"
+	nft -f - <<N
+table ip $SERVICES_TABLE {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		$svc dnat to $to
+	}
+	chain output {
+		type nat hook output priority -100; policy accept;
+		$svc dnat to $to
+	}
+}
+N
+}
+
+services_table_exists() { nft list table ip "$SERVICES_TABLE" >/dev/null 2>&1; }
+
+# up_workload_controllers: kube-controller-manager and kube-scheduler, each with its own client
+# certificate (the identities the default RBAC knows) and no serving port.
+up_workload_controllers() {
+	local c=$CONTROLLERS_DIR bin
+	bin=$(tools_bin)
+	mkdir -p "$c"
+	sign_cert "$c/pki" kube-controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
+	sign_cert "$c/pki" kube-scheduler "/CN=system:kube-scheduler" "extendedKeyUsage=clientAuth"
+	write_kubeconfig "$c/kube-controller-manager.kubeconfig" kube-controller-manager \
+		"$c/pki/kube-controller-manager.crt" "$c/pki/kube-controller-manager.key"
+	write_kubeconfig "$c/kube-scheduler.kubeconfig" kube-scheduler "$c/pki/kube-scheduler.crt" "$c/pki/kube-scheduler.key"
+	# Every controller acts as its own ServiceAccount (bound by the default RBAC), with tokens
+	# signed by the cluster's service account key.
+	start_daemon "$c/kube-controller-manager.pid" "$c/kube-controller-manager.log" "$bin/kube-controller-manager" \
+		--kubeconfig="$c/kube-controller-manager.kubeconfig" --controllers="$KCM_CONTROLLERS" \
+		--use-service-account-credentials=true --service-account-private-key-file="$CP_DIR/pki/sa.key" \
+		--root-ca-file="$CP_DIR/pki/ca.crt" --leader-elect=false --secure-port=0 --v=1
+	start_daemon "$c/kube-scheduler.pid" "$c/kube-scheduler.log" "$bin/kube-scheduler" \
+		--kubeconfig="$c/kube-scheduler.kubeconfig" --leader-elect=false --secure-port=0 --v=1
+}
+
+# wait_workload_controllers waits until the controller manager works: it has published the root CA
+# that Pods' service account volumes need.
+wait_workload_controllers() {
+	for _ in $(seq 600); do
+		kc -n default get configmap kube-root-ca.crt >/dev/null 2>&1 && return 0
+		for d in kube-controller-manager kube-scheduler; do
+			alive "$CONTROLLERS_DIR/$d.pid" || { tail -20 "$CONTROLLERS_DIR/$d.log" >&2; die "$d exited"; }
+		done
+		sleep 0.1
+	done
+	die "kube-controller-manager did not publish kube-root-ca.crt (see $CONTROLLERS_DIR/kube-controller-manager.log)"
+}
+
+stop_workload_controllers() {
+	stop_pidfile "$CONTROLLERS_DIR/kube-controller-manager.pid" 10
+	stop_pidfile "$CONTROLLERS_DIR/kube-scheduler.pid" 10
 }
 
 write_env() {
@@ -481,6 +572,10 @@ write_env() {
 			echo "NODE_${i}_UPLINK=$UPLINK"
 			echo "NODE_${i}_FABRIC_PORT=$(fabric_port "$i")"
 		done
+		echo "WORKLOAD_CONTROLLERS=$KCM_CONTROLLERS"
+		echo "SIMULATED_NODE_TAINT=$SIMULATED_TAINT"
+		echo "KUBERNETES_SERVICE=$KUBERNETES_SERVICE_IP:$KUBERNETES_SERVICE_PORT"
+		echo "OVS_RUN_LINK=$OVS_RUN_LINK"
 		echo "CNI_CONF_DIR=$CNI_CONF_DIR"
 		echo "CNI_CONFLIST=$CNI_CONFLIST"
 		echo "CNI_NETWORK=$CNI_NETWORK"
@@ -538,11 +633,15 @@ cmd_up() {
 	# The images build (about a second) while the control plane starts.
 	"$here/node-images.sh" "$IMG_DIR" 2>"$DIR/node-images.log" &
 	local images_pid=$!
-	KAPI_BIND=$KAPI_ADDR KAPI_EXTRA_SANS=$KAPI_ADDR KAPI_PORT=$KAPI_PORT "$here/control-plane.sh" up "$CP_DIR" 9>&-
+	KAPI_BIND=$KAPI_ADDR KAPI_ADVERTISE=$KAPI_ADDR KAPI_EXTRA_SANS=$KAPI_ADDR KAPI_PORT=$KAPI_PORT \
+		"$here/control-plane.sh" up "$CP_DIR" 9>&-
 	wait "$images_pid" || { cat "$DIR/node-images.log" >&2; die "building the node images failed"; }
+	up_workload_controllers
+	up_service_proxy
 
 	up_fabric
 	for i in $(seq 1 "$n"); do up_node_network "$i"; done
+	ln -s "$(node_dir 1)/ovs/run" "$OVS_RUN_LINK"
 	echo "$n" >"$DIR/nodes"
 	for i in $(seq 1 "$n"); do write_agent_kubeconfig "$i"; done
 
@@ -550,14 +649,15 @@ cmd_up() {
 	up_containerd
 	up_kubelet
 	for i in $(seq 2 "$n"); do up_simulated_node "$i"; done
-	# No controller manager runs: give the default namespace its ServiceAccount, one that does not ask
-	# for a token volume (its CA ConfigMap would never be published).
+	# No serviceaccount controller runs: give the default namespace its ServiceAccount, one that does
+	# not ask for a token volume.
 	kc apply -f - >/dev/null <<S
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: default, namespace: default}
 automountServiceAccountToken: false
 S
+	wait_workload_controllers
 	write_env "$n"
 	trap - EXIT
 	log "up in $((SECONDS - t0))s"
@@ -570,7 +670,9 @@ summary() {
 	cat <<S
 Local cluster is up ($n node(s)); details in $ENV_FILE
   kubectl:    $(tools_bin)/kubectl --kubeconfig $CP_DIR/kubeconfig get nodes
-  API server: $APISERVER, on the management bridge $MGMT_BRIDGE ($(node_ip 0)/$MGMT_PREFIX)
+  API server: $APISERVER, on the management bridge $MGMT_BRIDGE ($(node_ip 0)/$MGMT_PREFIX);
+              Service kubernetes ($KUBERNETES_SERVICE_IP:$KUBERNETES_SERVICE_PORT) DNAT'ed to it by nftables table $SERVICES_TABLE
+  controllers: kube-controller-manager ($KCM_CONTROLLERS), kube-scheduler
 S
 	for i in $(seq 1 "$n"); do
 		if [ "$i" = 1 ]; then
@@ -583,6 +685,7 @@ S
 		fi
 	done
 	echo "  agent kubeconfigs: $DIR/node-K/agent.kubeconfig (user system:node:node-K)"
+	echo "  simulated nodes are tainted $SIMULATED_TAINT; $OVS_RUN_LINK links to node-1's OVS run directory"
 	printf '  %-10s  %s in netns %s; every uplink is a trunk port on it\n' fabric "$FABRIC_BRIDGE" "$FABRIC_NETNS"
 	for v in "${EXT_VLANS[@]}"; do
 		printf '  %-10s  external host %s/24 on VLAN %s (netns %s)\n' "ext$v" "$(ext_ip "$v")" "$v" "$(ext_netns "$v")"
@@ -627,7 +730,7 @@ stray_pids() {
 		p=$(awk '/^PPid:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
 	done
 	daemons='^(kubelet|containerd|containerd-shim.*|runc)$'
-	[ "$mode" = all ] && daemons='^(kubelet|containerd|containerd-shim.*|runc|etcd|kube-apiserver|ovsdb-server|ovs-vswitchd)$'
+	[ "$mode" = all ] && daemons='^(kubelet|containerd|containerd-shim.*|runc|etcd|kube-apiserver|kube-controller-manager|kube-scheduler|ovsdb-server|ovs-vswitchd)$'
 	# Two greps over all of /proc find the candidates; only those are looked at one by one.
 	{
 		grep -ls ':/kubepods' /proc/[0-9]*/cgroup | sed 's|^/proc/\([0-9]*\)/.*|\1 cgroup|'
@@ -738,6 +841,9 @@ cmd_down() {
 	done
 	[ "$(id -u)" = 0 ] || die "needs root"
 	local t0=$SECONDS
+	# The controllers go first, or they would replace the Pods deleted next (DaemonSet, ReplicaSet).
+	stop_workload_controllers
+	phase "controllers stopped"
 	# The Pods go first, while everything they use still runs (their CNI DEL may need the API server
 	# and the node's OVS). Nothing else depends on anything, so the rest stops in parallel.
 	stop_kubelet
@@ -754,6 +860,7 @@ cmd_down() {
 	jobs+=($!)
 	for job in "${jobs[@]}"; do wait "$job" || true; done
 	phase "container runtime, OVS daemons and control plane down"
+	if services_table_exists; then nft delete table ip "$SERVICES_TABLE"; fi
 	if our_uplink_exists; then ip link del "$UPLINK"; fi
 	# Deleting a veth's end deletes its peer at once; deleting the namespace would only do so later.
 	for port in $(our_mgmt_ports); do ip link del "$port"; done
@@ -814,7 +921,8 @@ leftovers() {
 		[ -d "${hier}kubepods" ] && echo "cgroup ${hier}kubepods"
 	done
 	[ -e "$CNI_CONFLIST" ] && echo "file $CNI_CONFLIST"
-	[ -f "$DIR/created-host-paths" ] && while read -r p; do [ -e "$p" ] && echo "path $p"; done <"$DIR/created-host-paths"
+	services_table_exists && echo "nftables table ip $SERVICES_TABLE"
+	[ -f "$DIR/created-host-paths" ] && while read -r p; do { [ -e "$p" ] || [ -L "$p" ]; } && echo "path $p"; done <"$DIR/created-host-paths"
 	[ -d "$DIR" ] && echo "directory $DIR"
 	return 0
 }
@@ -824,7 +932,8 @@ check_up() {
 	local bad=0 n
 	[ -f "$ENV_FILE" ] && [ -f "$DIR/nodes" ] || { echo "not up: no $ENV_FILE"; return 1; }
 	n=$(cat "$DIR/nodes")
-	local pidfiles=("$CP_DIR/etcd.pid" "$CP_DIR/kube-apiserver.pid" "$(containerd_dir)/containerd.pid"
+	local pidfiles=("$CP_DIR/etcd.pid" "$CP_DIR/kube-apiserver.pid" "$CONTROLLERS_DIR/kube-controller-manager.pid"
+		"$CONTROLLERS_DIR/kube-scheduler.pid" "$(containerd_dir)/containerd.pid"
 		"$(kubelet_dir)/kubelet.pid" "$FABRIC_DIR/ovs/run/ovsdb-server.pid" "$FABRIC_DIR/ovs/run/ovs-vswitchd.pid")
 	for i in $(seq 1 "$n"); do
 		pidfiles+=("$(node_dir "$i")/ovs/run/ovsdb-server.pid" "$(node_dir "$i")/ovs/run/ovs-vswitchd.pid")
@@ -835,6 +944,9 @@ check_up() {
 	for i in $(seq 2 "$n"); do netns+=("$(node_netns "$i")"); done
 	for ns in "${netns[@]}"; do netns_exists "$ns" || { echo "missing netns $ns"; bad=1; }; done
 	our_uplink_exists || { echo "missing link $UPLINK of $REAL_NODE"; bad=1; }
+	services_table_exists || { echo "missing nftables table ip $SERVICES_TABLE (the kubernetes Service)"; bad=1; }
+	[ -L "$OVS_RUN_LINK" ] && [ "$(readlink "$OVS_RUN_LINK")" = "$(node_dir 1)/ovs/run" ] ||
+		{ echo "$OVS_RUN_LINK does not link to node-1's OVS run directory"; bad=1; }
 	if ! our_mgmt_bridge_exists; then
 		echo "missing management bridge $MGMT_BRIDGE"
 		bad=1

@@ -11,23 +11,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
+. "$here/image-lib.sh"
 
 out=$(realpath -m "${1:?usage: node-images.sh OUTDIR}")
 TEST_IMAGE=${TEST_IMAGE:-$PROJECT.local/testbox:1}
-
-# docker_archive OUT.tar NAME:TAG ROOTFS CMD-JSON: a single-layer image in the layout docker save uses.
-docker_archive() {
-	local tarball=$1 ref=$2 rootfs=$3 cmd=$4 work digest
-	work=$(mktemp -d "$out/.img.XXXXXX")
-	tar -C "$rootfs" --owner=0 --group=0 --numeric-owner --sort=name -cf "$work/layer.tar" .
-	digest=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-	cat >"$work/config.json" <<J
-{"architecture":"amd64","os":"linux","config":{"Cmd":$cmd,"Env":["PATH=/bin:/sbin:/usr/bin:/usr/sbin"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$digest"]}}
-J
-	printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]\n' "$ref" >"$work/manifest.json"
-	tar -C "$work" -cf "$tarball" manifest.json config.json layer.tar
-	rm -rf "$work"
-}
 
 # static_busybox prints the path of a statically linked busybox: the installed one when it is static
 # (Debian's busybox-static), otherwise one unpacked from a downloaded busybox-static package.

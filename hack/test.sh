@@ -17,6 +17,8 @@ cluster_down() { "$here/local-cluster.sh" down || true; }
 trap cluster_down EXIT
 "$here/local-cluster.sh" up
 export PODVLAN_CLUSTER_ENV=$REPO_ROOT/_output/local-cluster/env
+# The agent and controller images, imported into the cluster's containerd for the manifests' e2e.
+"$here/images.sh"
 
 rc=0
 case "$mode" in
