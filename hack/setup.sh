@@ -12,7 +12,7 @@ command -v go >/dev/null || die "Go 1.26 is required (go not found in PATH)"
 declare -A need=(
 	[ovs-vswitchd]=openvswitch-switch [tcpdump]=tcpdump [ip]=iproute2 [ethtool]=ethtool
 	[ping]=iputils-ping [nc]=netcat-openbsd [containerd]=containerd [runc]=runc
-	[jq]=jq [openssl]=openssl [curl]=curl [bc]=bc [protoc]=protobuf-compiler [gcc]=gcc
+	[jq]=jq [nft]=nftables [openssl]=openssl [curl]=curl [bc]=bc [protoc]=protobuf-compiler [gcc]=gcc
 )
 missing=()
 for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null || missing+=("${need[$cmd]}"); done
