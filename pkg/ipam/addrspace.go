@@ -58,7 +58,7 @@ func newPoolSpace(pool *v1beta1.IPPool) (*poolSpace, error) {
 		gateway:  p.Subnet.Gateway,
 		subnet:   p.Subnet.Prefix,
 		vlan:     p.Subnet.VLAN,
-		reserved: p.Subnet.IsReserved,
+		reserved: p.IsReserved,
 		total:    p.UsageTotal(),
 	}
 	ranges := make([]addrRange, 0, len(p.Ranges))

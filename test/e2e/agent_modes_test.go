@@ -199,7 +199,8 @@ func TestAgentFeatureGateOff(t *testing.T) {
 	c.InstallCRDs(t)
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-gateoff-")
-	c.createNAD(t, ns, "vlan100", nadConfig(100))
+	// A pool that does not exist: the gate is what the user must hear about first.
+	c.createNAD(t, ns, "vlan100", nadConfig(100, "e2e-no-such-pool"))
 	cfg := defaultAgentConfig(node)
 	cfg.FeatureGates = map[string]bool{}
 	a := c.startAgent(t, node, cfg)

@@ -205,6 +205,17 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 		logger.Error(err, "Could not attach secondary networks")
 		return nil, err
 	}
+	if _, err := h.attachEngine(); err != nil {
+		// Say why networks cannot be served before judging their details.
+		ours, perr := plan.OursIn(ctx, pod.Namespace, annotation, h.lookup)
+		if perr != nil {
+			return fail(invalidConfig(perr))
+		}
+		if len(ours) == 0 {
+			return prev, nil
+		}
+		return fail(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, ours[0], err))
+	}
 	p, err := plan.ForPod(ctx, pod.Namespace, annotation, h.lookup)
 	if err != nil {
 		return fail(invalidConfig(err))

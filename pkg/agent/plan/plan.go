@@ -58,6 +58,28 @@ func ForPod(ctx context.Context, podNamespace, annotation string, lookup Lookup)
 	return p, nil
 }
 
+// OursIn returns the networks of the annotation ("namespace/name") that belong to this plugin,
+// without resolving their IPPools: enough to tell a Pod that its networks cannot be served
+// (feature gate off) before any pool is looked at.
+func OursIn(ctx context.Context, podNamespace, annotation string, lookup Lookup) ([]string, error) {
+	attachments, err := selection.Parse(podNamespace, annotation)
+	if err != nil {
+		return nil, err
+	}
+	var ours []string
+	for i := range attachments {
+		a := &attachments[i]
+		nad, err := lookup.NAD(ctx, a.Namespace, a.Name)
+		if err != nil {
+			continue // not knowable; the gate error is what the user needs to see first
+		}
+		if _, isOurs, _ := netconf.ParseNAD(a.Namespace, a.Name, nad.Spec.Config); isOurs {
+			ours = append(ours, a.NetworkKey())
+		}
+	}
+	return ours, nil
+}
+
 func resolve(ctx context.Context, a *selection.Attachment, lookup Lookup) (*engine.Network, bool, error) {
 	nad, err := lookup.NAD(ctx, a.Namespace, a.Name)
 	if apierrors.IsNotFound(err) {

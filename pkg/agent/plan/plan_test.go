@@ -121,3 +121,16 @@ func TestForPod(t *testing.T) {
 		})
 	}
 }
+
+func TestOursInNeedsNoPools(t *testing.T) {
+	ours, err := OursIn(context.Background(), "ns", "missingpool,macvlan,nope,vlan100", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(ours, ",") != "ns/missingpool,ns/vlan100" {
+		t.Errorf("ours = %v, want the two antrea networks (a missing pool or NAD is no reason to hide them)", ours)
+	}
+	if _, err := OursIn(context.Background(), "ns", `[{"name": x}]`, lookup); err == nil {
+		t.Error("malformed annotation accepted")
+	}
+}

@@ -35,7 +35,7 @@ func ParsePool(pool *v1beta1.IPPool) (*Pool, error) {
 
 // IsAllocatable reports whether ip lies in one of the ranges and is not reserved.
 func (p *Pool) IsAllocatable(ip netip.Addr) bool {
-	if p.Subnet.IsReserved(ip) {
+	if p.IsReserved(ip) {
 		return false
 	}
 	for _, r := range p.Ranges {
@@ -51,7 +51,7 @@ func (p *Pool) Addresses() iter.Seq[netip.Addr] {
 	return func(yield func(netip.Addr) bool) {
 		for _, r := range p.Ranges {
 			for ip := r.Start; ip.IsValid() && ip.Compare(r.End) <= 0; ip = ip.Next() {
-				if p.Subnet.IsReserved(ip) {
+				if p.IsReserved(ip) {
 					continue
 				}
 				if !yield(ip) {
@@ -69,7 +69,7 @@ func (p *Pool) Count() *big.Int {
 	for _, r := range p.Ranges {
 		total.Add(total, r.Size())
 	}
-	for _, ip := range p.Subnet.reserved() {
+	for _, ip := range p.reserved() {
 		for _, r := range p.Ranges {
 			if r.Contains(ip) {
 				total.Sub(total, big.NewInt(1))
@@ -78,6 +78,40 @@ func (p *Pool) Count() *big.Int {
 		}
 	}
 	return total
+}
+
+// IsReserved reports whether ip is never handed out: the subnet's reserved addresses (network,
+// IPv4 broadcast, gateway), and the network address of every range written as a CIDR, as
+// Antrea's users expect of a CIDR range.
+func (p *Pool) IsReserved(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if p.Subnet.IsReserved(ip) {
+		return true
+	}
+	for _, r := range p.Ranges {
+		if r.CIDR.IsValid() && r.CIDR.Bits() < r.CIDR.Addr().BitLen()-1 && ip == r.CIDR.Masked().Addr() {
+			return true
+		}
+	}
+	return false
+}
+
+// reserved lists the pool's reserved addresses without duplicates.
+func (p *Pool) reserved() []netip.Addr {
+	out := p.Subnet.reserved()
+	seen := make(map[netip.Addr]bool, len(out))
+	for _, a := range out {
+		seen[a] = true
+	}
+	for _, r := range p.Ranges {
+		if r.CIDR.IsValid() && r.CIDR.Bits() < r.CIDR.Addr().BitLen()-1 {
+			if a := r.CIDR.Masked().Addr(); !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // MaxUsageTotal caps status.usage.total. IPv6 pools easily exceed any integer; 2^31-1 is exact in

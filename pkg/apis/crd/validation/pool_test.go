@@ -57,8 +57,8 @@ func TestCount(t *testing.T) {
 			pool: pool("p", "10.0.0.15", 24, 0, span("10.0.0.10", "10.0.0.20")), want: "10", wantUsage: 10},
 		{name: "gateway outside every range costs nothing",
 			pool: pool("p", "10.0.0.1", 24, 0, span("10.0.0.10", "10.0.0.20")), want: "11", wantUsage: 11},
-		{name: "a cidr in the middle of the subnet keeps its first address",
-			pool: pool("p", "10.0.0.1", 24, 0, cidr("10.0.0.64/26")), want: "64", wantUsage: 64},
+		{name: "a cidr in the middle of the subnet reserves its network address",
+			pool: pool("p", "10.0.0.1", 24, 0, cidr("10.0.0.64/26")), want: "63", wantUsage: 63},
 		{name: "a range of only the gateway has nothing to allocate",
 			pool: pool("p", "10.0.0.1", 24, 0, span("10.0.0.1", "10.0.0.1")), want: "0", wantUsage: 0},
 		{name: "/31 subnet allocates its other address",
@@ -133,6 +133,23 @@ func TestAddressesStopsWhenAsked(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("iterated %d addresses, want 3", n)
+	}
+}
+
+func TestPoolIsReservedIncludesNetworkAddressesOfCIDRRanges(t *testing.T) {
+	p, err := ParsePool(pool("p", "10.0.0.1", 24, 0, cidr("10.0.0.64/26"), cidr("10.0.0.200/32"), span("10.0.0.128", "10.0.0.140")))
+	if err != nil {
+		t.Fatalf("ParsePool() = %v", err)
+	}
+	for ip, want := range map[string]bool{
+		"10.0.0.64": true, "10.0.0.65": false, "10.0.0.127": false, // a /26 keeps its last address: not a broadcast
+		"10.0.0.128": false, // start of a start/end range
+		"10.0.0.200": false, // a /32 has no network address to spare
+		"10.0.0.1":   true, "10.0.0.0": true, "10.0.0.255": true,
+	} {
+		if got := p.IsReserved(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("IsReserved(%s) = %v, want %v", ip, got, want)
+		}
 	}
 }
 
