@@ -50,17 +50,22 @@ func sendAnnouncements(ifName string, ips []net.IP) error {
 		return fmt.Errorf("open packet socket: %w", err)
 	}
 	defer unix.Close(fd)
+	return sendAnnouncementsOn(fd, link.Attrs().Index, link.Attrs().HardwareAddr, ips)
+}
 
+// sendAnnouncementsOn sends the announcements of ips, from mac, out of the interface ifIndex of
+// the namespace the packet socket fd was created in.
+func sendAnnouncementsOn(fd, ifIndex int, mac net.HardwareAddr, ips []net.IP) error {
 	var errs []error
 	for _, ip := range ips {
-		frame, err := announcement(link.Attrs().HardwareAddr, ip)
+		frame, err := announcement(mac, ip)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		to := &unix.SockaddrLinklayer{
 			Protocol: htons(binary.BigEndian.Uint16(frame[12:14])),
-			Ifindex:  link.Attrs().Index,
+			Ifindex:  ifIndex,
 			Halen:    6,
 		}
 		copy(to.Addr[:], frame[0:6])

@@ -30,7 +30,12 @@ func ethtool(ifName string, cmd, data uint32) (uint32, error) {
 		return 0, fmt.Errorf("open ethtool socket: %w", err)
 	}
 	defer unix.Close(fd)
+	return ethtoolAt(fd, ifName, cmd, data)
+}
 
+// ethtoolAt runs one ETHTOOL_* get/set command through the socket fd, on the interface ifName of
+// the network namespace the socket was created in (whatever the calling thread's is).
+func ethtoolAt(fd int, ifName string, cmd, data uint32) (uint32, error) {
 	value := ethtoolValue{cmd: cmd, data: data}
 	var req ifreqPointer
 	if len(ifName) >= len(req.name) {
@@ -47,11 +52,21 @@ func ethtool(ifName string, cmd, data uint32) (uint32, error) {
 // setTXChecksum turns TX checksum offload of ifName on or off (what `ethtool -K ifName tx off`
 // does), in the calling thread's network namespace.
 func setTXChecksum(ifName string, on bool) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open ethtool socket: %w", err)
+	}
+	defer unix.Close(fd)
+	return setTXChecksumAt(fd, ifName, on)
+}
+
+// setTXChecksumAt is setTXChecksum through the socket fd, in the namespace fd was created in.
+func setTXChecksumAt(fd int, ifName string, on bool) error {
 	var data uint32
 	if on {
 		data = 1
 	}
-	if _, err := ethtool(ifName, unix.ETHTOOL_STXCSUM, data); err != nil {
+	if _, err := ethtoolAt(fd, ifName, unix.ETHTOOL_STXCSUM, data); err != nil {
 		return fmt.Errorf("set TX checksum offload of %s to %v: %w", ifName, on, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -98,11 +99,31 @@ type Engine struct {
 	addrs Addresses
 	opts  Options
 	locks keyedMutex
+	// kernel bounds the kernel work (veth pairs, addresses) running at once. The kernel
+	// serializes link changes on one lock anyway; more at once only adds OS threads (each step
+	// holds one inside the Pod's namespace) and contention, and a burst of ADDs finishes later.
+	kernel chan struct{}
 }
 
 // New returns an Engine.
 func New(ports Ports, addrs Addresses, opts Options) *Engine {
-	return &Engine{ports: ports, addrs: addrs, opts: opts}
+	return &Engine{ports: ports, addrs: addrs, opts: opts, kernel: make(chan struct{}, kernelSlots())}
+}
+
+// kernelSlots is how many kernel steps may run at once: enough to keep every CPU busy while
+// others wait for the kernel's lock.
+func kernelSlots() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// inSlot runs f once one of the slots is free (or fails when ctx ends first).
+func inSlot(ctx context.Context, slots chan struct{}, f func()) error {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-slots }()
+	f()
+	return nil
 }
 
 // AttachError says which network failed to attach and why; its text is shown to users.
@@ -118,23 +139,52 @@ func (e *AttachError) Error() string {
 
 func (e *AttachError) Unwrap() error { return e.Err }
 
-// Attach attaches every network, in order, to the sandbox. Networks the sandbox already has (a
-// repeated ADD) are returned as they are. On error nothing made by this call stays.
+// Attach attaches every network to the sandbox and returns the attachments in the order of
+// networks. The networks are independent of each other, so they are attached at the same time.
+// Networks the sandbox already has (a repeated ADD) are returned as they are. On error nothing
+// made by this call stays, and the error names the first network, in order, that failed.
 func (e *Engine) Attach(ctx context.Context, sb Sandbox, networks []Network) ([]Attachment, error) {
 	unlock := e.locks.lock(sb.ContainerID)
 	defer unlock()
-	attached := make([]Attachment, 0, len(networks))
-	for _, n := range networks {
-		a, err := e.attachOne(ctx, sb, n)
-		if err != nil {
-			e.rollback(sb, attached)
-			return nil, &AttachError{Network: n.Key, IfName: n.IfName, Err: err}
+	results := make([]*Attachment, len(networks))
+	errs := make([]error, len(networks))
+	if len(networks) == 1 {
+		results[0], errs[0] = e.attachOne(ctx, sb, networks[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, n := range networks {
+			wg.Go(func() { results[i], errs[i] = e.attachOne(ctx, sb, n) })
 		}
-		attached = append(attached, *a)
+		wg.Wait()
+	}
+	attached := make([]Attachment, 0, len(networks))
+	var failed *AttachError
+	for i, n := range networks {
+		switch {
+		case errs[i] != nil && failed == nil:
+			failed = &AttachError{Network: n.Key, IfName: n.IfName, Err: errs[i]}
+		case errs[i] == nil:
+			attached = append(attached, *results[i])
+		}
+	}
+	if failed != nil {
+		e.rollback(sb, attached)
+		return nil, failed
 	}
 	return attached, nil
 }
 
+// attachOne attaches one network in three phases, each overlapping work that does not depend on
+// the other:
+//
+//  1. the addresses (a write to the API server) and the veth pair (kernel work);
+//  2. the OVS port (one OVSDB transaction, then the wait for ovs-vswitchd to add it to the
+//     datapath) and the Pod end's addresses and routes, which need the addresses of phase 1;
+//  3. the announcements, which need both: before the port forwards, nobody would hear them.
+//
+// The veth is always made before the port, which reconciliation relies on (a port whose veth
+// exists belongs to a live sandbox or to an ADD in progress). On failure every step that
+// succeeded is undone, in reverse order.
 func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attachment, err error) {
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KRef(sb.PodNamespace, sb.PodName),
 		"network", n.Key, "interface", n.IfName)
@@ -143,6 +193,8 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 		ContainerID: sb.ContainerID, IFName: n.IfName}
 	host := attach.HostVethName(sb.ContainerID, n.IfName)
 	a := &Attachment{Network: n, HostIfName: host, VLAN: n.VLAN}
+	start := time.Now()
+	var took phaseTimes
 
 	// Each step registers its undo; on failure they run in reverse order.
 	var undo []func(context.Context)
@@ -157,54 +209,110 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 		}
 	}()
 
+	// Phase 1.
+	var (
+		wg       sync.WaitGroup
+		res      *ipam.Result
+		allocErr error
+	)
 	if n.wantsAddresses() {
-		res, err := e.addrs.Allocate(ctx, ipam.Request{Owner: owner, Pools: n.Pools, Static: n.Static, VLAN: n.VLAN})
-		if err != nil {
-			return nil, fmt.Errorf("allocate addresses: %w", err)
-		}
+		wg.Go(func() {
+			res, allocErr = e.addrs.Allocate(ctx, ipam.Request{Owner: owner, Pools: n.Pools, Static: n.Static, VLAN: n.VLAN})
+			took.allocate = time.Since(start)
+		})
+	}
+	var (
+		pair    *attach.Pair
+		pairErr error
+	)
+	if err := inSlot(ctx, e.kernel, func() {
+		pair, pairErr = attach.Prepare(ctx, attach.Spec{NetNSPath: sb.NetNS, IfName: n.IfName, HostIfName: host,
+			MTU: n.MTU, MAC: n.MAC, DisableTXChecksum: e.opts.DisableTXChecksum})
+	}); err != nil {
+		pairErr = fmt.Errorf("create interface %s: %w", n.IfName, err)
+	}
+	took.veth = time.Since(start)
+	wg.Wait()
+	if n.wantsAddresses() && allocErr == nil {
 		undo = append(undo, func(ctx context.Context) {
 			if err := e.addrs.Release(ctx, owner); err != nil {
 				logger.Error(err, "Rollback could not release addresses")
 			}
 		})
+	}
+	if pairErr == nil {
+		defer pair.Close()
+		undo = append(undo, func(ctx context.Context) {
+			if err := attach.Delete(ctx, sb.NetNS, n.IfName, host); err != nil {
+				logger.Error(err, "Rollback could not delete the veth pair")
+			}
+		})
+	}
+	if allocErr != nil {
+		return nil, fmt.Errorf("allocate addresses: %w", allocErr)
+	}
+	if pairErr != nil {
+		return nil, pairErr
+	}
+	if res != nil {
 		a.IPs, a.VLAN = res.IPs, res.VLAN
 	}
 
-	spec := attach.Spec{NetNSPath: sb.NetNS, IfName: n.IfName, HostIfName: host, MTU: n.MTU, MAC: n.MAC,
-		DisableTXChecksum: e.opts.DisableTXChecksum}
-	spec.IPs, spec.Routes = kernelAddresses(a.IPs, n.Routes)
-	iface, err := attach.Create(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, func(ctx context.Context) {
-		if err := attach.Delete(ctx, sb.NetNS, n.IfName, host); err != nil {
-			logger.Error(err, "Rollback could not delete the veth pair")
+	// Phase 2. A pair left by an earlier attempt may have to be rebuilt, which must not happen
+	// under a port being added: it is configured first.
+	ips, routes := kernelAddresses(a.IPs, n.Routes)
+	var (
+		iface  *attach.Interface
+		cfgErr error
+	)
+	phase2 := time.Now()
+	configure := func() {
+		if err := inSlot(ctx, e.kernel, func() { iface, cfgErr = pair.Configure(ctx, ips, routes) }); err != nil {
+			cfgErr = fmt.Errorf("configure interface %s: %w", n.IfName, err)
 		}
-	})
-	a.MAC = iface.ContainerMAC
-
-	port, err := e.ports.CreateAccessPort(ctx, ovs.PortSpec{Bridge: e.opts.Bridge, Name: host, VLAN: uint16(a.VLAN),
+		took.configure = time.Since(phase2)
+	}
+	if pair.Existing() {
+		configure()
+		if cfgErr != nil {
+			return nil, cfgErr
+		}
+	} else {
+		wg.Go(configure)
+	}
+	port, portErr := e.ports.CreateAccessPort(ctx, ovs.PortSpec{Bridge: e.opts.Bridge, Name: host, VLAN: uint16(a.VLAN),
 		Owner: ovs.PortOwner{PodNamespace: sb.PodNamespace, PodName: sb.PodName, PodUID: sb.PodUID,
 			ContainerID: sb.ContainerID, IfName: n.IfName, Network: n.Key, Addresses: addressStrings(a.IPs)}})
-	if err != nil {
-		return nil, err
+	took.port = time.Since(phase2)
+	wg.Wait()
+	if portErr == nil {
+		undo = append(undo, func(ctx context.Context) {
+			if err := e.ports.DeletePort(ctx, host); err != nil {
+				logger.Error(err, "Rollback could not delete the OVS port", "port", host)
+			}
+		})
 	}
-	undo = append(undo, func(ctx context.Context) {
-		if err := e.ports.DeletePort(ctx, host); err != nil {
-			logger.Error(err, "Rollback could not delete the OVS port", "port", host)
-		}
-	})
-	a.OFPort = port.OFPort
+	if cfgErr != nil {
+		return nil, cfgErr
+	}
+	if portErr != nil {
+		return nil, portErr
+	}
+	a.MAC, a.OFPort = iface.ContainerMAC, port.OFPort
 
-	// Announce only now: before the port existed nobody could have heard it.
-	if ips := plainIPs(a.IPs); len(ips) > 0 {
-		if err := attach.Announce(ctx, sb.NetNS, n.IfName, ips); err != nil {
-			logger.V(2).Info("Could not announce the addresses", "err", err)
-		}
+	// Phase 3.
+	if err := pair.Announce(); err != nil {
+		logger.V(2).Info("Could not announce the addresses", "err", err)
 	}
-	logger.V(2).Info("Attached network", "port", host, "vlan", a.VLAN, "ips", addressStrings(a.IPs))
+	logger.V(2).Info("Attached network", "port", host, "vlan", a.VLAN, "ips", addressStrings(a.IPs),
+		"took", time.Since(start), "allocate", took.allocate, "veth", took.veth, "configure", took.configure, "ovs", took.port)
 	return a, nil
+}
+
+// phaseTimes records how long the steps of one attachment took (since the start of their phase),
+// for the log: they tell where an ADD's time goes.
+type phaseTimes struct {
+	allocate, veth, configure, port time.Duration
 }
 
 const rollbackTimeout = 30 * time.Second
@@ -236,18 +344,26 @@ func (e *Engine) Detach(ctx context.Context, sb Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("detach container %s: %w", sb.ContainerID, err)
 	}
-	var errs []error
+	var mine []ovs.PodPort
 	for _, p := range ports {
-		if p.Owner.ContainerID != sb.ContainerID {
-			continue
+		if p.Owner.ContainerID == sb.ContainerID {
+			mine = append(mine, p)
 		}
-		if err := e.detachOne(ctx, sb, p.Owner.IfName, p.Name); err != nil {
-			errs = append(errs, err)
-		}
+	}
+	// The ports go first, so that the bridge never forwards for an address that is free again;
+	// then the veths and the addresses, which do not depend on each other, at the same time.
+	errs := make([]error, 2*len(mine)+1)
+	for i, p := range mine {
+		errs[i] = e.ports.DeletePort(ctx, p.Name)
+	}
+	var wg sync.WaitGroup
+	for i, p := range mine {
+		wg.Go(func() { errs[len(mine)+i] = attach.Delete(ctx, sb.NetNS, p.Owner.IfName, p.Name) })
 	}
 	if err := e.addrs.ReleaseContainer(ctx, sb.ContainerID); err != nil {
-		errs = append(errs, fmt.Errorf("release addresses of container %s: %w", sb.ContainerID, err))
+		errs[2*len(mine)] = fmt.Errorf("release addresses of container %s: %w", sb.ContainerID, err)
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

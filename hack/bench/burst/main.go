@@ -1,0 +1,229 @@
+// Command burst measures a kubelet restart's worth of sandboxes: 100 Pods ADDed at once on one
+// Node through the shim (one VLAN network with IPv4 IPAM), against the floor's 100 attachments
+// made at once on a Node of its own in the same run, and the agent's peak resident memory
+// (VmHWM). Rounds alternate which side goes first; the medians are compared.
+//
+// The shim is run the way libcni runs the last plugin of the chained list (with the primary
+// plugin's result as prevResult), so that both sides do only the secondary network's work.
+//
+//	go run ./hack/bench/burst [-pods 100] [-rounds 3] [-out _output/bench/burst.json]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	bh "github.com/podvlan/podvlan/internal/benchharness"
+)
+
+func main() {
+	pods := flag.Int("pods", 100, "Pods ADDed at once")
+	rounds := flag.Int("rounds", 3, "bursts of each kind")
+	out := flag.String("out", "", "JSON output (default <repo>/_output/bench/burst.json)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *pods, *rounds, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "burst bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, pods, rounds int, out string) error {
+	if err := bh.RequireRoot(); err != nil {
+		return err
+	}
+	c, err := bh.LoadCluster(ctx)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		out = filepath.Join(c.OutputDir(), "burst.json")
+	}
+	rep := bh.BurstReport{Benchmark: "burst", Pods: pods, Machine: bh.NewMachine()}
+	bins, err := c.BuildBinaries(ctx)
+	if err != nil {
+		return err
+	}
+	var cleanup bh.Cleanup
+	defer cleanup.Run()
+	namespace, err := c.CreateNamespace(ctx, "pvbench-burst-")
+	if err != nil {
+		return err
+	}
+	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), namespace) })
+	agentNode, err := c.NewNode(ctx, "pvbb-", true)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(agentNode.Close)
+	floorNode, err := c.NewNode(ctx, "pvbf-", false)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(floorNode.Close)
+	network, err := c.CreateNetwork(ctx, namespace, "vlan100", 100)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(func() { c.DeleteNetwork(network) })
+	agent, err := agentNode.StartAgent(ctx, bins)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(agent.Stop)
+	floor, err := bh.NewFloor(ctx, floorNode)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(floor.Close)
+
+	fmt.Printf("Creating %d sandboxes and %d floor namespaces\n", pods+1, pods+1)
+	sandboxes, err := c.Sandboxes(ctx, &cleanup, agentNode.Name, namespace, "p", network.Name, pods+1)
+	if err != nil {
+		return err
+	}
+	floorNS, err := bh.PodNetNSes(ctx, &cleanup, "pvbfp-", pods+1)
+	if err != nil {
+		return err
+	}
+	cni := bh.NewCNI(bins, "")
+	// Warm-up: the last sandbox of each kind, once, not counted.
+	if _, err := floor.Add(ctx, pods, floorNS[pods]); err != nil {
+		return fmt.Errorf("warm-up floor ADD: %w", err)
+	}
+	if _, err := floor.Del(ctx, pods); err != nil {
+		return err
+	}
+	if _, err := cni.ExecShim(ctx, agent, "ADD", sandboxes[pods]); err != nil {
+		return fmt.Errorf("warm-up ADD: %w", err)
+	}
+	if _, err := cni.ExecShim(ctx, agent, "DEL", sandboxes[pods]); err != nil {
+		return fmt.Errorf("warm-up DEL: %w", err)
+	}
+
+	floorBurst := func() (time.Duration, []time.Duration, error) {
+		lat := make([]time.Duration, pods)
+		start := time.Now()
+		err := bh.ForEach(ctx, pods, 0, func(i int) error {
+			d, err := floor.Add(ctx, i, floorNS[i])
+			lat[i] = d
+			return err
+		})
+		total := time.Since(start)
+		if err != nil {
+			return 0, nil, err
+		}
+		return total, lat, bh.ForEach(ctx, pods, 8, func(i int) error { _, err := floor.Del(ctx, i); return err })
+	}
+	var failures []string
+	var mu sync.Mutex
+	var received, engineDone time.Duration // of the last agent burst
+	agentBurst := func() (time.Duration, []time.Duration, error) {
+		// Every burst is new sandboxes of the same Pods, as after a kubelet restart.
+		for _, sb := range sandboxes[:pods] {
+			sb.ContainerID = bh.NewContainerID()
+		}
+		lat := make([]time.Duration, pods)
+		start := time.Now()
+		_ = bh.ForEach(ctx, pods, 0, func(i int) error {
+			d, err := cni.ExecShim(ctx, agent, "ADD", sandboxes[i])
+			lat[i] = d
+			if err != nil {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("Pod %d: %v", i, err))
+				mu.Unlock()
+			}
+			return nil
+		})
+		total := time.Since(start)
+		breakdowns, err := bh.ReadBreakdowns(agent.LogPath())
+		if err != nil {
+			return 0, nil, err
+		}
+		received, engineDone = 0, 0
+		for _, sb := range sandboxes[:pods] {
+			if b, ok := breakdowns[sb.ContainerID]; ok {
+				received = max(received, b.Received.Sub(start))
+				engineDone = max(engineDone, b.Attached.Sub(start))
+			}
+		}
+		err = bh.ForEach(ctx, pods, 8, func(i int) error { _, err := cni.ExecShim(ctx, agent, "DEL", sandboxes[i]); return err })
+		return total, lat, err
+	}
+
+	var floorTotals, agentTotals, receivedTotals, engineTotals []float64
+	for r := range rounds {
+		round := bh.BurstRound{AgentFirst: r%2 == 1}
+		doFloor := func() error {
+			total, lat, err := floorBurst()
+			round.FloorSeconds, round.FloorAdd = total.Seconds(), bh.Summarize(lat)
+			return err
+		}
+		doAgent := func() error {
+			total, lat, err := agentBurst()
+			round.AgentSeconds, round.AgentAdd = total.Seconds(), bh.Summarize(lat)
+			round.AgentReceivedSeconds, round.AgentEngineSeconds = received.Seconds(), engineDone.Seconds()
+			return err
+		}
+		steps := []func() error{doFloor, doAgent}
+		if round.AgentFirst {
+			steps[0], steps[1] = steps[1], steps[0]
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return fmt.Errorf("round %d: %w", r+1, err)
+			}
+		}
+		fmt.Printf("round %d: floor %.2f s; agent %.2f s (last request in after %.2f s, engine done after %.2f s)\n", r+1,
+			round.FloorSeconds, round.AgentSeconds, round.AgentReceivedSeconds, round.AgentEngineSeconds)
+		rep.Rounds = append(rep.Rounds, round)
+		floorTotals = append(floorTotals, round.FloorSeconds)
+		agentTotals = append(agentTotals, round.AgentSeconds)
+		engineTotals = append(engineTotals, round.AgentEngineSeconds)
+		receivedTotals = append(receivedTotals, round.AgentReceivedSeconds)
+	}
+	mem, err := agent.Memory()
+	if err != nil {
+		return err
+	}
+	rep.AgentPeakRSSMiB, rep.AgentRSSMiB, rep.AgentAnonMiB, rep.AgentFileMiB = mem.Peak, mem.RSS, mem.Anon, mem.File
+	rep.Failures = len(failures)
+	rep.FloorMedianS, rep.AgentMedianS = bh.Median(floorTotals), bh.Median(agentTotals)
+	rep.Ratio = bh.Ratio(rep.AgentMedianS, rep.FloorMedianS)
+	rep.EngineMedianS, rep.ReceivedMedianS = bh.Median(engineTotals), bh.Median(receivedTotals)
+	rep.Targets = []bh.Target{
+		bh.NewTarget("burst", fmt.Sprintf("%d concurrent ADDs: failures", pods), float64(rep.Failures), 0, "failed ADDs",
+			strings.Join(first(failures, 3), "; ")),
+		bh.NewTarget("burst", fmt.Sprintf("%d concurrent ADDs: total time vs floor", pods), rep.Ratio, 1.2, "x floor",
+			fmt.Sprintf("agent %.2f s (all requests in at %.2f s, engine done at %.2f s), floor %.2f s; medians of %d",
+				rep.AgentMedianS, rep.ReceivedMedianS, rep.EngineMedianS, rep.FloorMedianS, rounds)),
+		bh.NewTarget("burst", "agent peak RSS (VmHWM)", rep.AgentPeakRSSMiB, 80, "MiB",
+			fmt.Sprintf("RSS after the bursts %.1f MiB: %.1f anonymous, %.1f the binary's file pages", rep.AgentRSSMiB,
+				rep.AgentAnonMiB, rep.AgentFileMiB)),
+	}
+	rep.Machine.Finish()
+	fmt.Println()
+	bh.PrintTargets(os.Stdout, rep.Targets)
+	fmt.Printf("load average %s -> %s, %.0f s\n", rep.Machine.LoadStart, rep.Machine.LoadEnd, rep.Machine.DurationSec)
+	if err := bh.WriteJSON(out, rep); err != nil {
+		return err
+	}
+	fmt.Println("Wrote", out)
+	return nil
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,152 @@
+// Command memory measures antrea-agent's resident memory with the 110 Pods of its own Node
+// attached, first while the cluster holds no other Pods of the benchmark, then once it holds
+// 5,000 Pods bound to another (simulated) Node. The agent watches only its own Node's Pods, so
+// the second figure must stay within a few MiB of the first.
+//
+//	go run ./hack/bench/memory [-pods 110] [-others 5000] [-out _output/bench/memory.json]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	bh "github.com/podvlan/podvlan/internal/benchharness"
+)
+
+func main() {
+	pods := flag.Int("pods", 110, "Pods attached on the agent's Node")
+	others := flag.Int("others", 5000, "Pods created on another Node")
+	settle := flag.Duration("settle", 10*time.Second, "wait before sampling memory")
+	out := flag.String("out", "", "JSON output (default <repo>/_output/bench/memory.json)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *pods, *others, *settle, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "memory bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, pods, others int, settle time.Duration, out string) error {
+	if err := bh.RequireRoot(); err != nil {
+		return err
+	}
+	c, err := bh.LoadCluster(ctx)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		out = filepath.Join(c.OutputDir(), "memory.json")
+	}
+	rep := bh.MemoryReport{Benchmark: "memory", Pods: pods, OtherPods: others, Machine: bh.NewMachine()}
+	bins, err := c.BuildBinaries(ctx)
+	if err != nil {
+		return err
+	}
+	var cleanup bh.Cleanup
+	defer cleanup.Run()
+	namespace, err := c.CreateNamespace(ctx, "pvbench-memory-")
+	if err != nil {
+		return err
+	}
+	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), namespace) })
+	node, err := c.NewNode(ctx, "pvbm-", true)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(node.Close)
+	network, err := c.CreateNetwork(ctx, namespace, "vlan100", 100)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(func() { c.DeleteNetwork(network) })
+	agent, err := node.StartAgent(ctx, bins)
+	if err != nil {
+		return err
+	}
+	cleanup.Add(agent.Stop)
+
+	fmt.Printf("Attaching %d Pods\n", pods)
+	sandboxes, err := c.Sandboxes(ctx, &cleanup, node.Name, namespace, "p", network.Name, pods)
+	if err != nil {
+		return err
+	}
+	cni := bh.NewCNI(bins, "")
+	if err := cni.AttachAll(ctx, agent, sandboxes, 4); err != nil {
+		return err
+	}
+	cleanup.Add(func() {
+		if err := cni.DetachAll(context.Background(), agent, sandboxes, 4); err != nil {
+			fmt.Fprintln(os.Stderr, "memory bench: cleanup:", err)
+		}
+	})
+
+	sample := func() ([]float64, error) {
+		time.Sleep(settle)
+		var rss []float64
+		for range 5 {
+			m, err := agent.Memory()
+			if err != nil {
+				return nil, err
+			}
+			rss = append(rss, m.RSS)
+			time.Sleep(time.Second)
+		}
+		return rss, nil
+	}
+	if rep.SamplesBase, err = sample(); err != nil {
+		return err
+	}
+	rep.RSSBaseMiB = bh.Median(rep.SamplesBase)
+	fmt.Printf("RSS with %d Pods on the Node and no others: %.1f MiB\n", pods, rep.RSSBaseMiB)
+
+	simulated := bh.UniqueName("pvbench-sim-")
+	if _, err := c.Kube.CoreV1().Nodes().Create(ctx, bh.BenchNodeObject(simulated), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create Node %s: %w", simulated, err)
+	}
+	cleanup.Add(func() { _ = c.Kube.CoreV1().Nodes().Delete(context.Background(), simulated, metav1.DeleteOptions{}) })
+	otherNS, err := c.CreateNamespace(ctx, "pvbench-others-")
+	if err != nil {
+		return err
+	}
+	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), otherNS) })
+	fmt.Printf("Creating %d Pods on Node %s\n", others, simulated)
+	start := time.Now()
+	err = bh.ForEach(ctx, others, 32, func(i int) error {
+		_, err := c.CreatePod(ctx, simulated, otherNS, fmt.Sprintf("o-%05d", i), network.Namespace+"/"+network.Name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rep.CreateOthersSec = time.Since(start).Seconds()
+	if rep.SamplesOthers, err = sample(); err != nil {
+		return err
+	}
+	rep.RSSWithOthersMiB = bh.Median(rep.SamplesOthers)
+	m, err := agent.Memory()
+	if err != nil {
+		return err
+	}
+	rep.PeakRSSMiB = m.Peak
+	rep.DeltaMiB = rep.RSSWithOthersMiB - rep.RSSBaseMiB
+	fmt.Printf("RSS with %d other Pods in the cluster: %.1f MiB\n", others, rep.RSSWithOthersMiB)
+	rep.Targets = []bh.Target{bh.NewTarget("memory", fmt.Sprintf("RSS growth with %d Pods on other Nodes", others),
+		rep.DeltaMiB, 5, "MiB", fmt.Sprintf("%.1f -> %.1f MiB (medians of 5), %d Pods on the Node", rep.RSSBaseMiB, rep.RSSWithOthersMiB, pods))}
+	rep.Machine.Finish()
+	fmt.Println()
+	bh.PrintTargets(os.Stdout, rep.Targets)
+	if err := bh.WriteJSON(out, rep); err != nil {
+		return err
+	}
+	fmt.Println("Wrote", out)
+	return nil
+}

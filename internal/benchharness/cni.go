@@ -1,0 +1,271 @@
+package benchharness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/version"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// referencePlugins is where Debian's containernetworking-plugins keeps bridge and host-local.
+const referencePlugins = "/usr/lib/cni"
+
+// CNIVersion is the version of the configurations the harness writes.
+const CNIVersion = "1.0.0"
+
+// CNI runs CNI plugins the way a container runtime does (libcni), timing each plugin it runs.
+type CNI struct {
+	config *libcni.CNIConfig
+	bins   Binaries
+}
+
+// NewCNI returns a runner that finds the shim in bins and the primary plugins in the reference
+// plugin directory; cacheDir is libcni's result cache (empty: a temporary place is not needed for
+// STATUS).
+func NewCNI(bins Binaries, cacheDir string) *CNI {
+	exec := &timedExec{inner: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}}
+	return &CNI{config: libcni.NewCNIConfigWithCacheDir([]string{bins.Dir, referencePlugins}, cacheDir, exec), bins: bins}
+}
+
+// Steps are the plugins one CNI call ran, in order, with how long each took.
+type Steps []Step
+
+// Step is one plugin run.
+type Step struct {
+	Plugin   string
+	Command  string
+	Duration time.Duration
+}
+
+// Of returns the total time of the runs of plugin.
+func (s Steps) Of(plugin string) time.Duration {
+	var d time.Duration
+	for _, st := range s {
+		if st.Plugin == plugin {
+			d += st.Duration
+		}
+	}
+	return d
+}
+
+type stepsKey struct{}
+
+type stepRecorder struct {
+	mu    sync.Mutex
+	steps Steps
+}
+
+// timedExec times every plugin run and records it on the recorder its context carries.
+type timedExec struct{ inner invoke.Exec }
+
+func (e *timedExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	start := time.Now()
+	out, err := e.inner.ExecPlugin(ctx, pluginPath, stdin, environ)
+	if rec, ok := ctx.Value(stepsKey{}).(*stepRecorder); ok {
+		command := ""
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "CNI_COMMAND="); ok {
+				command = v
+			}
+		}
+		rec.mu.Lock()
+		rec.steps = append(rec.steps, Step{Plugin: filepath.Base(pluginPath), Command: command, Duration: time.Since(start)})
+		rec.mu.Unlock()
+	}
+	return out, err
+}
+
+func (e *timedExec) FindInPath(plugin string, paths []string) (string, error) {
+	return e.inner.FindInPath(plugin, paths)
+}
+
+func (e *timedExec) Decode(data []byte) (version.PluginInfo, error) { return e.inner.Decode(data) }
+
+// Status runs CNI STATUS of the shim against an agent's socket.
+func (c *CNI) Status(ctx context.Context, socket string) error {
+	conf, err := libcni.NetworkPluginConfFromBytes([]byte(`{"cniVersion":"1.1.0","name":"status","type":"antrea","cniSocket":"` + socket + `"}`))
+	if err != nil {
+		return err
+	}
+	list, err := libcni.ConfListFromConf(conf)
+	if err != nil {
+		return err
+	}
+	return c.config.GetStatusNetworkList(ctx, list)
+}
+
+// ChainedList is a Node's primary network (bridge + host-local) with antrea chained after it, as
+// the agent's install step writes it.
+func ChainedList(agent *Agent, primarySubnet string) (*libcni.NetworkConfigList, error) {
+	conf := fmt.Sprintf(`{"cniVersion": %q, "name": "bench-primary", "plugins": [
+	  {"type": "bridge", "bridge": "pvprim0", "isGateway": false, "ipMasq": false,
+	   "ipam": {"type": "host-local", "subnet": %q, "dataDir": %q}},
+	  {"type": "antrea", "cniSocket": %q}]}`, CNIVersion, primarySubnet,
+		filepath.Join(agent.Node.Dir, "host-local"), agent.Socket)
+	return libcni.ConfListFromBytes([]byte(conf))
+}
+
+// Add runs CNI ADD of list for the sandbox's primary interface eth0 on the Node, and returns what
+// each plugin took.
+func (c *CNI) Add(ctx context.Context, node *Node, list *libcni.NetworkConfigList, sb *Sandbox) (Steps, error) {
+	rec := &stepRecorder{}
+	ctx = context.WithValue(ctx, stepsKey{}, rec)
+	err := node.Do(func() error {
+		_, err := c.config.AddNetworkList(ctx, list, sb.RuntimeConf())
+		return err
+	})
+	return rec.steps, err
+}
+
+// Del runs CNI DEL of list.
+func (c *CNI) Del(ctx context.Context, node *Node, list *libcni.NetworkConfigList, sb *Sandbox) (Steps, error) {
+	rec := &stepRecorder{}
+	ctx = context.WithValue(ctx, stepsKey{}, rec)
+	err := node.Do(func() error {
+		return c.config.DelNetworkList(ctx, list, sb.RuntimeConf())
+	})
+	return rec.steps, err
+}
+
+// ExecShim runs the antrea entry of a chained list alone (ADD or DEL), with a primary result as
+// prevResult, the way libcni runs the last plugin of a list. The shim only talks to the agent's
+// socket, so it runs in the caller's namespace.
+func (c *CNI) ExecShim(ctx context.Context, agent *Agent, command string, sb *Sandbox) (time.Duration, error) {
+	conf := map[string]any{"cniVersion": CNIVersion, "name": "bench-primary", "type": "antrea", "cniSocket": agent.Socket}
+	if command == "ADD" {
+		conf["prevResult"] = map[string]any{"cniVersion": CNIVersion,
+			"interfaces": []any{map[string]any{"name": "eth0", "sandbox": sb.NetNSPath()}}}
+	}
+	stdin, err := json.Marshal(conf)
+	if err != nil {
+		return 0, err
+	}
+	rt := sb.RuntimeConf()
+	args := &invoke.Args{Command: command, ContainerID: rt.ContainerID, NetNS: rt.NetNS, IfName: rt.IfName,
+		PluginArgs: rt.Args, Path: c.bins.Dir}
+	start := time.Now()
+	if command == "ADD" {
+		_, err = invoke.ExecPluginWithResult(ctx, c.bins.Shim(), stdin, args, nil)
+	} else {
+		err = invoke.ExecPluginWithoutResult(ctx, c.bins.Shim(), stdin, args, nil)
+	}
+	return time.Since(start), err
+}
+
+// Sandbox is a Pod sandbox made in place of a container runtime: a Pod object bound to a Node
+// (no kubelet runs it) and a network namespace.
+type Sandbox struct {
+	Pod         *corev1.Pod
+	NetNS       string
+	ContainerID string
+}
+
+// NetNSPath is the sandbox namespace's path.
+func (s *Sandbox) NetNSPath() string { return "/var/run/netns/" + s.NetNS }
+
+// RuntimeConf is what the runtime passes to CNI for the primary interface.
+func (s *Sandbox) RuntimeConf() *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: s.ContainerID,
+		NetNS:       s.NetNSPath(),
+		IfName:      "eth0",
+		Args: [][2]string{
+			{"IgnoreUnknown", "true"},
+			{"K8S_POD_NAMESPACE", s.Pod.Namespace},
+			{"K8S_POD_NAME", s.Pod.Name},
+			{"K8S_POD_INFRA_CONTAINER_ID", s.ContainerID},
+			{"K8S_POD_UID", string(s.Pod.UID)},
+		},
+	}
+}
+
+// NewSandbox creates the Pod object, annotated with the networks it asks for, and its namespace.
+func (c *Cluster) NewSandbox(ctx context.Context, node, namespace, name, networks string) (*Sandbox, error) {
+	pod, err := c.CreatePod(ctx, node, namespace, name, networks)
+	if err != nil {
+		return nil, err
+	}
+	sb := &Sandbox{Pod: pod, NetNS: UniqueName("pvbs-"), ContainerID: NewContainerID()}
+	if err := NewPodNetNS(ctx, sb.NetNS); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// NewContainerID returns a random container ID, as a runtime gives every new sandbox.
+func NewContainerID() string { return UniqueName("bench") + UniqueName("") + UniqueName("") }
+
+// CreatePod creates a Pod object bound to node; networks, when not empty, is its
+// k8s.v1.cni.cncf.io/networks annotation.
+func (c *Cluster) CreatePod(ctx context.Context, node, namespace, name, networks string) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: corev1.PodSpec{NodeName: node, AutomountServiceAccountToken: new(false),
+			Containers: []corev1.Container{{Name: "c", Image: "none"}}},
+	}
+	if networks != "" {
+		pod.Annotations = map[string]string{nadv1.NetworkAttachmentAnnot: networks}
+	}
+	created, err := c.Kube.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create Pod %s/%s: %w", namespace, name, err)
+	}
+	return created, nil
+}
+
+// NewPodNetNS creates a network namespace as a runtime would for a sandbox: loopback up, IPv6
+// off (so that no DAD or router solicitations run during a measurement).
+func NewPodNetNS(ctx context.Context, name string) error {
+	if _, err := Run(ctx, "ip", "netns", "add", name); err != nil {
+		return err
+	}
+	if _, err := Run(ctx, "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+		"net.ipv6.conf.default.disable_ipv6=1"); err != nil {
+		return err
+	}
+	_, err := Run(ctx, "ip", "-n", name, "link", "set", "lo", "up")
+	return err
+}
+
+// DeleteNetNS removes a network namespace if it exists.
+func DeleteNetNS(ctx context.Context, name string) {
+	if _, err := os.Stat("/var/run/netns/" + name); err != nil {
+		return
+	}
+	if _, err := Run(ctx, "ip", "netns", "del", name); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+	}
+}
+
+// AttachAll runs CNI ADD through the shim for every sandbox, workers at a time.
+func (c *CNI) AttachAll(ctx context.Context, agent *Agent, sandboxes []*Sandbox, workers int) error {
+	return ForEach(ctx, len(sandboxes), workers, func(i int) error {
+		if _, err := c.ExecShim(ctx, agent, "ADD", sandboxes[i]); err != nil {
+			return fmt.Errorf("ADD of %s/%s: %w", sandboxes[i].Pod.Namespace, sandboxes[i].Pod.Name, err)
+		}
+		return nil
+	})
+}
+
+// DetachAll runs CNI DEL through the shim for every sandbox, workers at a time.
+func (c *CNI) DetachAll(ctx context.Context, agent *Agent, sandboxes []*Sandbox, workers int) error {
+	return ForEach(ctx, len(sandboxes), workers, func(i int) error {
+		if _, err := c.ExecShim(ctx, agent, "DEL", sandboxes[i]); err != nil {
+			return fmt.Errorf("DEL of %s/%s: %w", sandboxes[i].Pod.Namespace, sandboxes[i].Pod.Name, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,127 @@
+package benchharness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+)
+
+// Network is a VLAN network made for a benchmark: a NetworkAttachmentDefinition of type antrea
+// with IPv4 IPAM from an IPPool of its own (a /24 whose addresses .2-.253 are allocatable).
+type Network struct {
+	Namespace string
+	Name      string
+	Pool      string
+	VLAN      int
+	Subnet    string
+}
+
+// CreateNetwork creates the IPPool (on a random 10.200-249.x.0/24) and the NAD.
+func (c *Cluster) CreateNetwork(ctx context.Context, namespace, name string, vlan int) (*Network, error) {
+	prefix := fmt.Sprintf("10.%d.%d", 200+rand.IntN(50), rand.IntN(256))
+	n := &Network{Namespace: namespace, Name: name, Pool: UniqueName("pvbench-"), VLAN: vlan, Subnet: prefix + ".0/24"}
+	pool := &v1beta1.IPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Pool, Labels: map[string]string{"podvlan.io/bench": "true"}},
+		Spec: v1beta1.IPPoolSpec{
+			IPRanges:   []v1beta1.IPRange{{Start: prefix + ".2", End: prefix + ".253"}},
+			SubnetInfo: v1beta1.SubnetInfo{Gateway: prefix + ".254", PrefixLength: 24, VLAN: int32(vlan)},
+		},
+	}
+	err := retryWebhook(ctx, func(ctx context.Context) error {
+		_, err := c.CRD.CrdV1beta1().IPPools().Create(ctx, pool, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create IPPool %s: %w", n.Pool, err)
+	}
+	config, err := json.Marshal(map[string]any{"cniVersion": "0.3.0", "type": "antrea", "networkType": "vlan",
+		"mtu": 1500, "vlan": vlan, "ipam": map[string]any{"type": "antrea", "ippools": []string{n.Pool}}})
+	if err != nil {
+		return nil, err
+	}
+	nadCtx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	_, err = c.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(namespace).Create(nadCtx, &nadv1.NetworkAttachmentDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: string(config)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		c.deletePool(n.Pool)
+		return nil, fmt.Errorf("create NetworkAttachmentDefinition %s/%s: %w", namespace, name, err)
+	}
+	return n, nil
+}
+
+// Delete removes the NAD and the IPPool (release every allocation first: a pool with live
+// allocations may be protected by the admission webhook).
+func (c *Cluster) DeleteNetwork(n *Network) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	err := c.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(n.Namespace).Delete(ctx, n.Name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		fmt.Fprintf(os.Stderr, "bench: delete NetworkAttachmentDefinition %s/%s: %v\n", n.Namespace, n.Name, err)
+	}
+	c.deletePool(n.Pool)
+}
+
+func (c *Cluster) deletePool(name string) {
+	err := retryWebhook(context.Background(), func(ctx context.Context) error {
+		err := c.CRD.CrdV1beta1().IPPools().Delete(ctx, name, metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: delete IPPool %s: %v\n", name, err)
+	}
+}
+
+// webhookPatience is how long IPPool writes are retried while the IPPool admission webhook is
+// registered but not answering (another session may be deploying the controller meanwhile).
+const webhookPatience = 2 * time.Minute
+
+// retryWebhook retries f while the API server cannot reach an admission webhook.
+func retryWebhook(ctx context.Context, f func(context.Context) error) error {
+	deadline := time.Now().Add(webhookPatience)
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, apiTimeout)
+		err := f(callCtx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "failed calling webhook") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// PoolAllocations returns "address owner-container/ifname" for every address the pool records.
+func (c *Cluster) PoolAllocations(ctx context.Context, pool string) (map[string]string, error) {
+	p, err := c.CRD.CrdV1beta1().IPPools().Get(ctx, pool, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get IPPool %s: %w", pool, err)
+	}
+	out := map[string]string{}
+	for _, a := range p.Status.IPAddresses {
+		owner := ""
+		if a.Owner.Pod != nil {
+			owner = a.Owner.Pod.ContainerID + "/" + a.Owner.Pod.IFName
+		}
+		out[a.IPAddress] = owner
+	}
+	return out, nil
+}
