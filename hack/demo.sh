@@ -21,9 +21,10 @@ cleanup() {
 }
 trap cleanup EXIT
 "$here/local-cluster.sh" up
-set -a
-. _output/local-cluster/env
-set +a
+# KEY=value lines, values unquoted (NODES holds spaces): read them, do not source them.
+while IFS='=' read -r key value; do
+	[[ "$key" =~ ^[A-Z0-9_]+$ ]] && export "$key=$value"
+done <_output/local-cluster/env
 k() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
 say() { printf '\n== %s\n' "$*"; }
 
@@ -45,6 +46,7 @@ k -n kube-system rollout status daemonset/antrea-agent --timeout=180s
 k -n kube-system rollout status deployment/antrea-controller --timeout=180s
 
 say "An agent for the simulated node-2 (no kubelet there: a process in its network namespace)"
+rm -rf _output/demo
 mkdir -p _output/demo
 printf '%s\n' "$conf" | sed "s|cniSocket: .*|cniSocket: $REPO_ROOT/_output/demo/node-2.sock|; s|ovsRunDir: .*|ovsRunDir: $NODE_2_OVS_DIR/run|" >_output/demo/node-2-agent.conf
 ip netns exec "$NODE_2_NETNS" bin/antrea-agent --config _output/demo/node-2-agent.conf --node-name "$NODE_2_NAME" \
@@ -71,8 +73,8 @@ for p in far100:vlan100 far200:networks/vlan200@eth1; do
 	k -n demo run "$name" --image=none --overrides="{\"spec\":{\"nodeName\":\"$NODE_2_NAME\"}}" \
 		--annotations="k8s.v1.cni.cncf.io/networks=$nets" --restart=Never >/dev/null
 	uid=$(k -n demo get pod "$name" -o jsonpath='{.metadata.uid}')
-	bin/sandbox add -node-netns "$NODE_2_NETNS" -socket _output/demo/node-2.sock -pod "demo/$name" -uid "$uid" \
-		-netns "pv-demo-$name" -bin bin >/dev/null
+	bin/sandbox add -node-netns "$NODE_2_NETNS" -socket "$REPO_ROOT/_output/demo/node-2.sock" -pod "demo/$name" -uid "$uid" \
+		-netns "pv-demo-$name" -bin bin -state _output/demo/sandbox >/dev/null
 	sandboxes+=("$name")
 done
 k -n demo wait --for=condition=Ready pod/multi-vlan pod/shorthand --timeout=180s >/dev/null
@@ -127,7 +129,7 @@ wait $! 2>/dev/null || true
 say "Cleaning up the node-2 sandboxes"
 for name in "${sandboxes[@]}"; do
 	uid=$(k -n demo get pod "$name" -o jsonpath='{.metadata.uid}')
-	bin/sandbox del -node-netns "$NODE_2_NETNS" -socket _output/demo/node-2.sock -pod "demo/$name" -uid "$uid" -netns "pv-demo-$name" -bin bin || true
+	bin/sandbox del -node-netns "$NODE_2_NETNS" -socket "$REPO_ROOT/_output/demo/node-2.sock" -pod "demo/$name" -uid "$uid" -netns "pv-demo-$name" -bin bin -state _output/demo/sandbox || true
 	k -n demo delete pod "$name" --grace-period=0 --force >/dev/null 2>&1 || true
 done
 if [ "${KEEP-0}" = 1 ]; then

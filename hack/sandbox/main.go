@@ -35,24 +35,24 @@ func main() {
 	netns := fs.String("netns", "", "name of the sandbox network namespace (created on add, deleted on del)")
 	bin := fs.String("bin", "bin", "directory holding the antrea binary")
 	subnet := fs.String("subnet", "10.252.0.0/24", "primary network subnet on this Node")
+	state := fs.String("state", filepath.Join(os.TempDir(), "podvlan-sandbox"), "directory for the primary IPAM and libcni state")
 	_ = fs.Parse(os.Args[2:])
 	podNS, podName, ok := strings.Cut(*pod, "/")
 	if !ok || *socket == "" || *netns == "" {
 		fmt.Fprintln(os.Stderr, "sandbox: -pod namespace/name, -socket and -netns are required")
 		os.Exit(2)
 	}
-	if err := run(verb, *nodeNetNS, *socket, podNS, podName, *uid, *netns, *bin, *subnet); err != nil {
+	if err := run(verb, *nodeNetNS, *socket, podNS, podName, *uid, *netns, *bin, *subnet, *state); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(verb, nodeNetNS, socket, podNS, podName, uid, netns, bin, subnet string) error {
+func run(verb, nodeNetNS, socket, podNS, podName, uid, netns, bin, subnet, state string) error {
 	absBin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
-	state := filepath.Join(os.TempDir(), "podvlan-sandbox")
 	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "sandbox-primary", "plugins": [
 	  {"type": "bridge", "bridge": "pvsbx0", "isGateway": false, "ipMasq": false,
 	   "ipam": {"type": "host-local", "subnet": %q, "dataDir": %q}},
@@ -61,7 +61,7 @@ func run(verb, nodeNetNS, socket, podNS, podName, uid, netns, bin, subnet string
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256([]byte(podNS + "/" + podName + "/" + netns))
+	sum := sha256.Sum256([]byte(podNS + "/" + podName + "/" + uid + "/" + netns))
 	rt := &libcni.RuntimeConf{
 		ContainerID: hex.EncodeToString(sum[:]),
 		NetNS:       "/var/run/netns/" + netns,
