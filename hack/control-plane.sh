@@ -43,18 +43,6 @@ fi
 etcd_port=${ETCD_PORT:-2379}
 etcd_peer_port=${ETCD_PEER_PORT:-2380}
 
-stop_pid() {
-	local pidfile=$1 pid
-	[ -f "$pidfile" ] || return 0
-	pid=$(cat "$pidfile")
-	if kill "$pid" 2>/dev/null; then
-		# A zombie counts as gone: PID 1 may be slow to reap daemons reparented to it.
-		for _ in $(seq 100); do grep -qsE "^State:[[:space:]]+[^Z[:space:]]" "/proc/$pid/status" || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -f "$pidfile"
-}
-
 gen_pki() {
 	local p=$dir/pki
 	mkdir -p "$p"
@@ -141,8 +129,8 @@ up)
 	log "control plane up at $kapi_url: KUBECONFIG=$dir/kubeconfig"
 	;;
 down)
-	stop_pid "$dir/kube-apiserver.pid"
-	stop_pid "$dir/etcd.pid"
+	stop_pidfile "$dir/kube-apiserver.pid"
+	stop_pidfile "$dir/etcd.pid"
 	rm -rf "$dir"
 	;;
 *) die "unknown command $cmd" ;;

@@ -134,21 +134,7 @@ phase() {
 }
 T_START=$EPOCHREALTIME
 
-# running PID: the process exists and is not a zombie (PID 1 may be slow to reap the daemons that were
-# reparented to it, and a zombie is as good as gone).
-running() { grep -qsE '^State:[[:space:]]+[^Z[:space:]]' "/proc/$1/status"; }
 alive() { [ -f "$1" ] && running "$(cat "$1")"; }
-
-stop_pidfile() { # PIDFILE [SECONDS]: SIGTERM, then SIGKILL after SECONDS
-	local pidfile=$1 wait=${2:-10} pid
-	[ -f "$pidfile" ] || return 0
-	pid=$(cat "$pidfile")
-	if kill "$pid" 2>/dev/null; then
-		for _ in $(seq $((wait * 20))); do running "$pid" || break; sleep 0.05; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -f "$pidfile"
-}
 
 # start_daemon PIDFILE LOG CMD...: CMD in a session of its own (so that signals sent to the caller's
 # process group do not reach it), writing its own pid before it execs.

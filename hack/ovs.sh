@@ -23,18 +23,6 @@ in_ns() {
 	if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi
 }
 
-stop_pid() {
-	local pidfile=$1 pid
-	[ -f "$pidfile" ] || return 0
-	pid=$(cat "$pidfile")
-	if kill "$pid" 2>/dev/null; then
-		# A zombie counts as gone: PID 1 may be slow to reap daemons reparented to it.
-		for _ in $(seq 100); do grep -qsE "^State:[[:space:]]+[^Z[:space:]]" "/proc/$pid/status" || break; sleep 0.05; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -f "$pidfile"
-}
-
 start_db() {
 	in_ns ovsdb-server "$OVS_DBDIR/conf.db" --remote=punix:"$sock" \
 		--remote=db:Open_vSwitch,Open_vSwitch,manager_options \
@@ -73,22 +61,22 @@ down)
 			ovs-vsctl --db=unix:"$sock" --timeout=10 del-br "$br" 2>/dev/null || true
 		done
 	fi
-	stop_pid "$OVS_RUNDIR/ovs-vswitchd.pid"
-	stop_pid "$OVS_RUNDIR/ovsdb-server.pid"
+	stop_pidfile "$OVS_RUNDIR/ovs-vswitchd.pid"
+	stop_pidfile "$OVS_RUNDIR/ovsdb-server.pid"
 	in_ns ip link del ovs-netdev 2>/dev/null || true
 	;;
 restart-db)
-	stop_pid "$OVS_RUNDIR/ovsdb-server.pid"
+	stop_pidfile "$OVS_RUNDIR/ovsdb-server.pid"
 	start_db
 	;;
 stop-db)
-	stop_pid "$OVS_RUNDIR/ovsdb-server.pid"
+	stop_pidfile "$OVS_RUNDIR/ovsdb-server.pid"
 	;;
 start-db)
 	start_db
 	;;
 restart-switch)
-	stop_pid "$OVS_RUNDIR/ovs-vswitchd.pid"
+	stop_pidfile "$OVS_RUNDIR/ovs-vswitchd.pid"
 	start_switch
 	;;
 env)
