@@ -13,6 +13,7 @@ package cniinstall
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -45,6 +46,34 @@ type Result struct {
 	ConvertedFrom string
 	// BinaryChanged is true when the binary was written (install) or removed (uninstall).
 	BinaryChanged bool
+	// NotChained says why the entry was not chained (install): the primary configuration is a
+	// meta plugin such as Multus, which calls antrea itself for the networks that are antrea's.
+	NotChained string
+}
+
+// metaPlugins are primary plugins that attach a Pod's networks themselves by calling other
+// plugins (antrea among them, for NetworkAttachmentDefinitions of type antrea); chaining antrea
+// after them would attach those networks a second time.
+var metaPlugins = map[string]bool{"multus": true, "multus-shim": true}
+
+// primaryType returns the type of the first plugin of a configuration (list or single plugin).
+func primaryType(data []byte, isList bool) string {
+	if isList {
+		var l struct {
+			Plugins []struct {
+				Type string `json:"type"`
+			} `json:"plugins"`
+		}
+		if json.Unmarshal(data, &l) == nil && len(l.Plugins) > 0 {
+			return l.Plugins[0].Type
+		}
+		return ""
+	}
+	var c struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(data, &c)
+	return c.Type
 }
 
 // ErrNoConfig is returned when the configuration directory holds no network configuration: the
@@ -69,6 +98,7 @@ func Install(o Options) (Result, error) {
 		res.BinaryChanged = changed
 	}
 	res.ConfigFile = filepath.Join(o.ConfDir, p.target)
+	res.NotChained = p.notChained
 	if p.out == nil {
 		logResult("Installed", res)
 		return res, nil
@@ -96,6 +126,7 @@ type installPlan struct {
 	primary, target string
 	out             []byte
 	mode            os.FileMode
+	notChained      string
 }
 
 func planInstall(o Options) (installPlan, error) {
@@ -113,6 +144,10 @@ func planInstall(o Options) (installPlan, error) {
 		return installPlan{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	p := installPlan{primary: primary, target: primary, mode: fileMode(path, 0o644)}
+	if t := primaryType(data, IsList(primary)); metaPlugins[t] {
+		p.notChained = fmt.Sprintf("the primary configuration %s is %s, which calls antrea itself for networks of type antrea; chaining would attach them twice", path, t)
+		return p, nil
+	}
 	entry := Entry(o.CNISocket)
 	if IsList(primary) {
 		out, changed, err := Chain(data, entry)
@@ -254,6 +289,10 @@ func refusal(path string, err error) error {
 }
 
 func logResult(what string, r Result) {
+	if r.NotChained != "" {
+		klog.InfoS(what+" the antrea CNI plugin binary; not chained", "reason", r.NotChained, "binaryChanged", r.BinaryChanged)
+		return
+	}
 	klog.InfoS(what+" the antrea CNI plugin", "configFile", r.ConfigFile, "configChanged", r.ConfigChanged,
 		"convertedFrom", r.ConvertedFrom, "binaryChanged", r.BinaryChanged)
 }

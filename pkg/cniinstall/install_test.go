@@ -353,3 +353,27 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+func TestInstallDoesNotChainAfterMultus(t *testing.T) {
+	for name, conf := range map[string]string{
+		"00-multus.conflist": `{"cniVersion": "1.0.0", "name": "multus-cni-network", "plugins": [{"type": "multus-shim", "socketDir": "/run/multus"}]}`,
+		"00-multus.conf":     `{"cniVersion": "0.3.1", "name": "multus-cni-network", "type": "multus", "kubeconfig": "/etc/cni/net.d/multus.d/multus.kubeconfig"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := newNode(t, map[string]string{name: conf, "10-bridge.conflist": `{"cniVersion": "1.0.0", "name": "b", "plugins": [{"type": "bridge"}]}`})
+			res, err := Install(n.options())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(res.NotChained, "twice") || res.ConfigChanged {
+				t.Errorf("result %+v, want not chained and no configuration change", res)
+			}
+			if got, _ := os.ReadFile(filepath.Join(n.confDir, name)); string(got) != conf {
+				t.Errorf("%s changed:\n%s", name, got)
+			}
+			if _, err := os.Stat(filepath.Join(n.binDir, PluginType)); err != nil {
+				t.Errorf("the binary was not installed (Multus still needs it for delegate calls): %v", err)
+			}
+		})
+	}
+}
