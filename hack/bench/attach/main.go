@@ -46,54 +46,25 @@ func main() {
 }
 
 func run(ctx context.Context, pods int, out string) error {
-	if err := bh.RequireRoot(); err != nil {
-		return err
-	}
-	c, err := bh.LoadCluster(ctx)
+	b, err := bh.Start(ctx, "attach")
 	if err != nil {
 		return err
 	}
+	c, bins, namespace, cleanup := b.Cluster, b.Bins, b.Namespace, &b.Cleanup
+	defer cleanup.Run()
 	if out == "" {
 		out = filepath.Join(c.OutputDir(), "attach.json")
 	}
 	rep := bh.AttachReport{Benchmark: "attach", Pods: pods, Machine: bh.NewMachine()}
-	bins, err := c.BuildBinaries(ctx)
+	agentNode, agent, networks, err := b.AgentNode(ctx, "pvba-", 100)
 	if err != nil {
 		return err
 	}
-	var cleanup bh.Cleanup
-	defer cleanup.Run()
-
-	namespace, err := c.CreateNamespace(ctx, "pvbench-attach-")
+	network := networks[0]
+	floor, err := b.FloorNode(ctx, "pvbf-")
 	if err != nil {
 		return err
 	}
-	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), namespace) })
-	agentNode, err := c.NewNode(ctx, "pvba-", true)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(agentNode.Close)
-	floorNode, err := c.NewNode(ctx, "pvbf-", false)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(floorNode.Close)
-	network, err := c.CreateNetwork(ctx, namespace, "vlan100", 100)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(func() { c.DeleteNetwork(network) })
-	agent, err := agentNode.StartAgent(ctx, bins)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(agent.Stop)
-	floor, err := bh.NewFloor(ctx, floorNode)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(floor.Close)
 
 	// One extra Pod of each kind warms caches (page cache of the plugins, the agent's first
 	// lookups) and is not counted.

@@ -38,60 +38,32 @@ func main() {
 }
 
 func run(ctx context.Context, pods, rounds int, out string) error {
-	if err := bh.RequireRoot(); err != nil {
-		return err
-	}
-	c, err := bh.LoadCluster(ctx)
+	b, err := bh.Start(ctx, "burst")
 	if err != nil {
 		return err
 	}
+	c, bins, namespace, cleanup := b.Cluster, b.Bins, b.Namespace, &b.Cleanup
+	defer cleanup.Run()
 	if out == "" {
 		out = filepath.Join(c.OutputDir(), "burst.json")
 	}
 	rep := bh.BurstReport{Benchmark: "burst", Pods: pods, Machine: bh.NewMachine()}
-	bins, err := c.BuildBinaries(ctx)
+	agentNode, agent, networks, err := b.AgentNode(ctx, "pvbb-", 100)
 	if err != nil {
 		return err
 	}
-	var cleanup bh.Cleanup
-	defer cleanup.Run()
-	namespace, err := c.CreateNamespace(ctx, "pvbench-burst-")
+	network := networks[0]
+	floor, err := b.FloorNode(ctx, "pvbf-")
 	if err != nil {
 		return err
 	}
-	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), namespace) })
-	agentNode, err := c.NewNode(ctx, "pvbb-", true)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(agentNode.Close)
-	floorNode, err := c.NewNode(ctx, "pvbf-", false)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(floorNode.Close)
-	network, err := c.CreateNetwork(ctx, namespace, "vlan100", 100)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(func() { c.DeleteNetwork(network) })
-	agent, err := agentNode.StartAgent(ctx, bins)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(agent.Stop)
-	floor, err := bh.NewFloor(ctx, floorNode)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(floor.Close)
 
 	fmt.Printf("Creating %d sandboxes and %d floor namespaces\n", pods+1, pods+1)
-	sandboxes, err := c.Sandboxes(ctx, &cleanup, agentNode.Name, namespace, "p", network.Name, pods+1)
+	sandboxes, err := c.Sandboxes(ctx, cleanup, agentNode.Name, namespace, "p", network.Name, pods+1)
 	if err != nil {
 		return err
 	}
-	floorNS, err := bh.PodNetNSes(ctx, &cleanup, "pvbfp-", pods+1)
+	floorNS, err := bh.PodNetNSes(ctx, cleanup, "pvbfp-", pods+1)
 	if err != nil {
 		return err
 	}

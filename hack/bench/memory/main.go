@@ -36,46 +36,24 @@ func main() {
 }
 
 func run(ctx context.Context, pods, others int, settle time.Duration, out string) error {
-	if err := bh.RequireRoot(); err != nil {
-		return err
-	}
-	c, err := bh.LoadCluster(ctx)
+	b, err := bh.Start(ctx, "memory")
 	if err != nil {
 		return err
 	}
+	c, bins, namespace, cleanup := b.Cluster, b.Bins, b.Namespace, &b.Cleanup
+	defer cleanup.Run()
 	if out == "" {
 		out = filepath.Join(c.OutputDir(), "memory.json")
 	}
 	rep := bh.MemoryReport{Benchmark: "memory", Pods: pods, OtherPods: others, Machine: bh.NewMachine()}
-	bins, err := c.BuildBinaries(ctx)
+	node, agent, networks, err := b.AgentNode(ctx, "pvbm-", 100)
 	if err != nil {
 		return err
 	}
-	var cleanup bh.Cleanup
-	defer cleanup.Run()
-	namespace, err := c.CreateNamespace(ctx, "pvbench-memory-")
-	if err != nil {
-		return err
-	}
-	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), namespace) })
-	node, err := c.NewNode(ctx, "pvbm-", true)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(node.Close)
-	network, err := c.CreateNetwork(ctx, namespace, "vlan100", 100)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(func() { c.DeleteNetwork(network) })
-	agent, err := node.StartAgent(ctx, bins)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(agent.Stop)
+	network := networks[0]
 
 	fmt.Printf("Attaching %d Pods\n", pods)
-	sandboxes, err := c.Sandboxes(ctx, &cleanup, node.Name, namespace, "p", network.Name, pods)
+	sandboxes, err := c.Sandboxes(ctx, cleanup, node.Name, namespace, "p", network.Name, pods)
 	if err != nil {
 		return err
 	}

@@ -42,50 +42,23 @@ type state struct {
 }
 
 func run(ctx context.Context, pods, restarts int, out string) error {
-	if err := bh.RequireRoot(); err != nil {
-		return err
-	}
-	c, err := bh.LoadCluster(ctx)
+	b, err := bh.Start(ctx, "restart")
 	if err != nil {
 		return err
 	}
+	c, bins, namespace, cleanup := b.Cluster, b.Bins, b.Namespace, &b.Cleanup
+	defer cleanup.Run()
 	if out == "" {
 		out = filepath.Join(c.OutputDir(), "restart.json")
 	}
 	rep := bh.RestartReport{Benchmark: "restart", Pods: pods, Networks: 2, Machine: bh.NewMachine()}
-	bins, err := c.BuildBinaries(ctx)
+	node, agent, networks, err := b.AgentNode(ctx, "pvbr-", 101, 102)
 	if err != nil {
 		return err
 	}
-	var cleanup bh.Cleanup
-	defer cleanup.Run()
-	namespace, err := c.CreateNamespace(ctx, "pvbench-restart-")
-	if err != nil {
-		return err
-	}
-	cleanup.Add(func() { _ = c.DeleteNamespace(context.Background(), namespace) })
-	node, err := c.NewNode(ctx, "pvbr-", true)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(node.Close)
-	var networks []*bh.Network
-	for i, vlan := range []int{101, 102} {
-		n, err := c.CreateNetwork(ctx, namespace, fmt.Sprintf("net-%d", i+1), vlan)
-		if err != nil {
-			return err
-		}
-		cleanup.Add(func() { c.DeleteNetwork(n) })
-		networks = append(networks, n)
-	}
-	agent, err := node.StartAgent(ctx, bins)
-	if err != nil {
-		return err
-	}
-	cleanup.Add(agent.Stop)
 
 	fmt.Printf("Attaching %d Pods with 2 networks each\n", pods)
-	sandboxes, err := c.Sandboxes(ctx, &cleanup, node.Name, namespace, "p", "net-1,net-2", pods)
+	sandboxes, err := c.Sandboxes(ctx, cleanup, node.Name, namespace, "p", "net-1,net-2", pods)
 	if err != nil {
 		return err
 	}
