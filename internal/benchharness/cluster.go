@@ -1,15 +1,11 @@
 package benchharness
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
@@ -43,15 +39,15 @@ const apiTimeout = 30 * time.Second
 // LoadCluster reads the env file named by $PODVLAN_CLUSTER_ENV (default
 // _output/local-cluster/env), builds admin clients and installs the project's CRDs.
 func LoadCluster(ctx context.Context) (*Cluster, error) {
-	root, err := RepoRoot()
+	root, err := teststack.FindRepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	path := os.Getenv(teststack.EnvFileVar)
-	if path == "" {
-		path = filepath.Join(root, "_output", "local-cluster", "env")
+	path, err := teststack.EnvFile()
+	if err != nil {
+		return nil, err
 	}
-	vars, err := readEnvFile(path)
+	vars, err := teststack.ReadEnvFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("local cluster env file (start it with hack/local-cluster.sh up): %w", err)
 	}
@@ -81,45 +77,6 @@ func LoadCluster(ctx context.Context) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// RepoRoot returns the module root, found by walking up from the working directory to go.mod.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.HasPrefix(string(data), "module github.com/podvlan/podvlan\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of github.com/podvlan/podvlan above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	vars := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok {
-			vars[k] = v
-		}
-	}
-	return vars, sc.Err()
 }
 
 // UniqueName returns prefix followed by 6 random hex digits: names of namespaces, links and

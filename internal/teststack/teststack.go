@@ -19,24 +19,46 @@ import (
 // EnvFileVar names the variable that overrides where the local cluster's env file is read from.
 const EnvFileVar = "PODVLAN_CLUSTER_ENV"
 
-// RepoRoot returns the module root, found by walking up from the working directory to go.mod.
-func RepoRoot(t testing.TB) string {
-	t.Helper()
+// FindRepoRoot returns the module root, found by walking up from the working directory to go.mod.
+func FindRepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("getwd: %v", err)
+		return "", err
 	}
 	for {
 		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
 			strings.HasPrefix(string(data), "module github.com/podvlan/podvlan\n") {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("no go.mod of github.com/podvlan/podvlan above the working directory")
+			return "", fmt.Errorf("no go.mod of github.com/podvlan/podvlan above the working directory")
 		}
 		dir = parent
 	}
+}
+
+// RepoRoot is FindRepoRoot for tests: it fails the test when there is no module root.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// EnvFile returns the path of the local cluster's env file: $PODVLAN_CLUSTER_ENV, or
+// _output/local-cluster/env of the repository.
+func EnvFile() (string, error) {
+	if path := os.Getenv(EnvFileVar); path != "" {
+		return path, nil
+	}
+	root, err := FindRepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "_output", "local-cluster", "env"), nil
 }
 
 // RequireRoot skips the test unless it runs as root (netns, veths and OVS need it).
@@ -56,11 +78,11 @@ type Cluster struct {
 // cluster is up.
 func LocalCluster(t testing.TB) *Cluster {
 	t.Helper()
-	path := os.Getenv(EnvFileVar)
-	if path == "" {
-		path = filepath.Join(RepoRoot(t), "_output", "local-cluster", "env")
+	path, err := EnvFile()
+	if err != nil {
+		t.Fatal(err)
 	}
-	vars, err := readEnvFile(path)
+	vars, err := ReadEnvFile(path)
 	if err != nil {
 		if os.IsNotExist(err) {
 			t.Skipf("no local cluster (%s missing): start one with `hack/local-cluster.sh up`, or run `make test`", path)
@@ -97,7 +119,8 @@ func (c *Cluster) RestConfig(t testing.TB) *rest.Config {
 	return cfg
 }
 
-func readEnvFile(path string) (map[string]string, error) {
+// ReadEnvFile reads the KEY=value lines of an env file written by the hack/ scripts.
+func ReadEnvFile(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

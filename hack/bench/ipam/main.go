@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,7 +106,7 @@ func benchmark(kubeconfig string, allocations int, agentsFlag, inFlightFlag stri
 	}
 	cfg.QPS, cfg.Burst = 5000, 10000
 	ctx := context.Background()
-	root, err := repoRoot()
+	root, err := teststack.FindRepoRoot()
 	if err != nil {
 		return err
 	}
@@ -379,43 +378,16 @@ func parseInts(s string) ([]int, error) {
 
 // kubeconfigFromEnvFile reads KUBECONFIG from the cluster env file hack/ scripts write.
 func kubeconfigFromEnvFile() (string, error) {
-	path := os.Getenv(teststack.EnvFileVar)
-	if path == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		path = filepath.Join(root, "_output", "local-cluster", "env")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("no -kubeconfig and no cluster env file: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "KUBECONFIG="); ok {
-			return strings.Trim(v, `"'`), nil
-		}
-	}
-	return "", fmt.Errorf("%s sets no KUBECONFIG", path)
-}
-
-// repoRoot walks up from the working directory to the module's go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	path, err := teststack.EnvFile()
 	if err != nil {
 		return "", err
 	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.HasPrefix(string(data), "module github.com/podvlan/podvlan\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the podvlan module")
-		}
-		dir = parent
+	vars, err := teststack.ReadEnvFile(path)
+	if err != nil {
+		return "", fmt.Errorf("no -kubeconfig and no cluster env file: %w", err)
 	}
+	if v := vars["KUBECONFIG"]; v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("%s sets no KUBECONFIG", path)
 }

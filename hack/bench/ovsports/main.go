@@ -26,6 +26,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
 
@@ -63,7 +64,7 @@ func run(nPorts int, out string) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespace, veths, Open vSwitch)")
 	}
-	root, err := repoRoot()
+	root, err := teststack.FindRepoRoot()
 	if err != nil {
 		return err
 	}
@@ -284,23 +285,4 @@ func command(name string, args ...string) error {
 		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-// repoRoot walks up from the working directory to the module's go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.HasPrefix(string(data), "module github.com/podvlan/podvlan\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the podvlan repository")
-		}
-		dir = parent
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	bh "github.com/podvlan/podvlan/internal/benchharness"
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // Summary is summary.json.
@@ -41,7 +42,7 @@ func main() {
 
 func run(dir, plots string) error {
 	if dir == "" {
-		root, err := bh.RepoRoot()
+		root, err := teststack.FindRepoRoot()
 		if err != nil {
 			return err
 		}
