@@ -132,14 +132,9 @@ func (c *Client) createBridgeOps(ovsRow *vswitchd.OpenvSwitch, cfg BridgeConfig)
 		Ports:               []string{port.UUID},
 		ExternalIDs:         ourMarks(RoleBridge),
 	}
-	var ops []ovsdb.Operation
-	// libovsdb's Create takes the models of one table per call.
-	for _, m := range []model.Model{iface, port, bridge} {
-		op, err := c.db.Create(m)
-		if err != nil {
-			return nil, fmt.Errorf("build insert: %w", err)
-		}
-		ops = append(ops, op...)
+	ops, err := c.insertOps(iface, port, bridge)
+	if err != nil {
+		return nil, err
 	}
 	attach, err := c.db.Where(ovsRow).Mutate(ovsRow, model.Mutation{
 		Field: &ovsRow.Bridges, Mutator: ovsdb.MutateOperationInsert, Value: []string{bridge.UUID},

@@ -525,3 +525,17 @@ func (b *backoff) next() time.Duration {
 	b.cur = min(2*b.cur, b.max)
 	return d/2 + rand.N(d/2+1)
 }
+
+// insertOps builds the inserts of rows of several tables: libovsdb's Create takes the models of
+// one table per call.
+func (c *Client) insertOps(models ...model.Model) ([]ovsdb.Operation, error) {
+	var ops []ovsdb.Operation
+	for _, m := range models {
+		op, err := c.db.Create(m)
+		if err != nil {
+			return nil, fmt.Errorf("build insert: %w", err)
+		}
+		ops = append(ops, op...)
+	}
+	return ops, nil
+}

@@ -173,13 +173,9 @@ func (c *Client) accessPortOps(br *vswitchd.Bridge, spec PortSpec) ([]ovsdb.Oper
 		VLANMode:    &access,
 		ExternalIDs: spec.Owner.externalIDs(),
 	}
-	var ops []ovsdb.Operation
-	for _, m := range []model.Model{iface, port} {
-		op, err := c.db.Create(m)
-		if err != nil {
-			return nil, fmt.Errorf("build insert: %w", err)
-		}
-		ops = append(ops, op...)
+	ops, err := c.insertOps(iface, port)
+	if err != nil {
+		return nil, err
 	}
 	attach, err := c.db.Where(br).Mutate(br, model.Mutation{
 		Field: &br.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID},

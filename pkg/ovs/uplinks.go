@@ -263,13 +263,11 @@ func (c *Client) uplinkOps(br *vswitchd.Bridge, current map[string]*vswitchd.Por
 			VLANMode:    &trunk,
 			ExternalIDs: ourMarks(RoleUplink),
 		}
-		for _, m := range []model.Model{iface, port} {
-			op, err := c.db.Create(m)
-			if err != nil {
-				return nil, fmt.Errorf("build insert of uplink %s: %w", name, err)
-			}
-			ops = append(ops, op...)
+		inserts, err := c.insertOps(iface, port)
+		if err != nil {
+			return nil, fmt.Errorf("uplink %s: %w", name, err)
 		}
+		ops = append(ops, inserts...)
 		newPorts = append(newPorts, port.UUID)
 	}
 	for _, name := range plan.adopt {
