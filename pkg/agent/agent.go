@@ -94,7 +94,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("IPPool client: %w", err)
 	}
-	a.reporter = podstatus.NewReporter(a.kube, o.NodeName)
+	// Events and network-status are written after the CNI answers, with a client (and so a rate
+	// limit) of their own: a burst of them must never hold up the next ADD's IPPool writes.
+	reportClient, err := kubernetes.NewForConfig(rest.CopyConfig(o.RestConfig))
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	a.reporter = podstatus.NewReporter(reportClient, o.NodeName)
 	defer a.reporter.Shutdown()
 
 	// Only this Node's Pods: an agent must not hold every Pod of the cluster in memory.

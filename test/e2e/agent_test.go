@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -56,17 +57,25 @@ func podAddress(t *testing.T, s *sandbox, ifName string) string {
 	return ""
 }
 
+// networkStatus returns the Pod's network-status once the agent has written it: the agent writes
+// it after answering ADD.
 func networkStatus(t *testing.T, c *testCluster, s *sandbox) []nadv1.NetworkStatus {
 	t.Helper()
-	pod, err := c.client.CoreV1().Pods(s.pod.Namespace).Get(context.Background(), s.pod.Name, metav1.GetOptions{})
+	var st []nadv1.NetworkStatus
+	err := eventually(10*time.Second, func() error {
+		pod, err := c.client.CoreV1().Pods(s.pod.Namespace).Get(context.Background(), s.pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		v := pod.Annotations[nadv1.NetworkStatusAnnot]
+		if v == "" {
+			return fmt.Errorf("Pod %s/%s has no %s", s.pod.Namespace, s.pod.Name, nadv1.NetworkStatusAnnot)
+		}
+		st = nil
+		return json.Unmarshal([]byte(v), &st)
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var st []nadv1.NetworkStatus
-	if v := pod.Annotations[nadv1.NetworkStatusAnnot]; v != "" {
-		if err := json.Unmarshal([]byte(v), &st); err != nil {
-			t.Fatalf("network-status %q: %v", v, err)
-		}
 	}
 	return st
 }

@@ -294,13 +294,21 @@ func TestDeployManifests(t *testing.T) {
 // checkNetworkStatus checks the Pod's k8s.v1.cni.cncf.io/network-status against its interfaces.
 func (d *deployment) checkNetworkStatus(t *testing.T, namespace, name string, want map[string]string) {
 	t.Helper()
-	pod, err := d.c.client.CoreV1().Pods(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	var statuses []nadv1.NetworkStatus
+	// The agent writes network-status after answering ADD.
+	err := eventually(10*time.Second, func() error {
+		pod, err := d.c.client.CoreV1().Pods(namespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		statuses = nil
+		if err := json.Unmarshal([]byte(pod.Annotations[nadv1.NetworkStatusAnnot]), &statuses); err != nil {
+			return fmt.Errorf("network-status of %s/%s: %w", namespace, name, err)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var statuses []nadv1.NetworkStatus
-	if err := json.Unmarshal([]byte(pod.Annotations[nadv1.NetworkStatusAnnot]), &statuses); err != nil {
-		t.Fatalf("network-status of %s/%s: %v", namespace, name, err)
 	}
 	got := map[string]string{}
 	for _, s := range statuses {

@@ -50,7 +50,8 @@ type Reporter interface {
 	AttachFailed(pod podstatus.PodRef, err error)
 	Attached(pod podstatus.PodRef, message string)
 	DetachFailed(pod podstatus.PodRef, err error)
-	SetNetworkStatus(ctx context.Context, pod podstatus.PodRef, managedIfNames []string, ours []nadv1.NetworkStatus) error
+	// QueueNetworkStatus has the Pod's network-status written after the answer.
+	QueueNetworkStatus(pod podstatus.PodRef, ours []nadv1.NetworkStatus)
 }
 
 // Handler implements server.Handler.
@@ -240,9 +241,7 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 	for _, a := range attached {
 		statuses = append(statuses, networkStatus(a))
 	}
-	if err := h.reporter.SetNetworkStatus(ctx, podRef(pod), nil, statuses); err != nil {
-		logger.Error(err, "Could not write network-status") // the interfaces work; do not fail the sandbox
-	}
+	h.reporter.QueueNetworkStatus(podRef(pod), statuses)
 	h.reporter.Attached(podRef(pod), engine.Describe(attached))
 	logger.Info("Attached secondary networks", "networks", len(attached))
 	return prev, nil

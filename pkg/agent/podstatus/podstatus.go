@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,24 +33,37 @@ type Reporter struct {
 	client      kubernetes.Interface
 	recorder    record.EventRecorder
 	broadcaster record.EventBroadcaster
+	statuses    *statusQueue
 }
 
 // NewReporter returns a Reporter whose Events name the agent of nodeName as their source.
 func NewReporter(client kubernetes.Interface, nodeName string) *Reporter {
 	b := record.NewBroadcaster()
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	return &Reporter{
+	r := &Reporter{
 		client:      client,
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "antrea-agent", Host: nodeName}),
 	}
+	r.statuses = newStatusQueue(func(ctx context.Context, pod PodRef, ours []nadv1.NetworkStatus) error {
+		return r.SetNetworkStatus(ctx, pod, nil, ours)
+	}, r.warn, 50*time.Millisecond, 10*time.Second)
+	r.statuses.start(statusWorkers)
+	return r
 }
+
+// statusWorkers write network-status for different Pods at the same time.
+const statusWorkers = 4
 
 // Recorder returns the agent's Event recorder, for Events about other objects (the Node).
 func (r *Reporter) Recorder() record.EventRecorder { return r.recorder }
 
-// Shutdown flushes and stops the Event pipeline.
-func (r *Reporter) Shutdown() { r.broadcaster.Shutdown() }
+// Shutdown writes the queued network-status annotations (for a few seconds at most), then
+// flushes and stops the Event pipeline.
+func (r *Reporter) Shutdown() {
+	r.statuses.stop(5 * time.Second)
+	r.broadcaster.Shutdown()
+}
 
 // PodRef identifies the Pod an event or annotation is about.
 type PodRef struct {
