@@ -59,7 +59,14 @@ func (o PortOwner) Validate() error {
 			errs = append(errs, fmt.Errorf("network %q is neither a name nor namespace/name", o.Network))
 		}
 	}
-	for _, a := range o.Addresses {
+	errs = append(errs, validateAddresses(o.Addresses))
+	return errors.Join(errs...)
+}
+
+// validateAddresses reports addresses that are not in CIDR notation.
+func validateAddresses(addresses []string) error {
+	var errs []error
+	for _, a := range addresses {
 		if _, err := netip.ParsePrefix(a); err != nil {
 			errs = append(errs, fmt.Errorf("address %q is not in CIDR notation", a))
 		}

@@ -115,6 +115,11 @@ func (c *Client) createAccessPort(ctx context.Context, spec PortSpec) (PodPort, 
 		if err := sameAccessPort(spec, existing); err != nil {
 			return PodPort{}, err
 		}
+		if !slices.Equal(existing.Owner.Addresses, spec.Owner.Addresses) {
+			if err := c.recordAddresses(ctx, spec.Name, spec.Owner.Addresses); err != nil {
+				return PodPort{}, fmt.Errorf("create port %s: existing port: %w", spec.Name, err)
+			}
+		}
 		ready, err := c.waitPortReady(ctx, spec.Name, nil)
 		if err != nil {
 			return PodPort{}, fmt.Errorf("create port %s: existing port: %w", spec.Name, err)
@@ -186,10 +191,16 @@ func (c *Client) accessPortOps(br *vswitchd.Bridge, spec PortSpec) ([]ovsdb.Oper
 	return append(ops, attach...), nil
 }
 
-// sameAccessPort decides whether an existing port is the one spec asks for.
+// sameAccessPort decides whether an existing port is the one spec asks for. A port that records
+// no addresses yet is the one asked for with addresses: the attach that made it was interrupted
+// before it could record them.
 func sameAccessPort(spec PortSpec, existing *PodPort) error {
+	owner := existing.Owner
+	if len(owner.Addresses) == 0 {
+		owner.Addresses = spec.Owner.Addresses
+	}
 	switch {
-	case !existing.Owner.Equal(spec.Owner):
+	case !owner.Equal(spec.Owner):
 		return &PortConflictError{Name: spec.Name, Reason: "it belongs to " + existing.Owner.String()}
 	case existing.Bridge != spec.Bridge:
 		return &PortConflictError{Name: spec.Name, Reason: "it is on bridge " + existing.Bridge}
@@ -197,6 +208,44 @@ func sameAccessPort(spec PortSpec, existing *PodPort) error {
 		return &PortConflictError{Name: spec.Name, Reason: fmt.Sprintf("it is an access port of VLAN %d", existing.VLAN)}
 	}
 	return nil
+}
+
+// RecordAddresses records the addresses of the Pod interface behind one of our ports in its
+// external_ids. It does not wait for ovs-vswitchd, which has nothing to apply: the attach engine
+// adds the port while the addresses are still being allocated, and records them once they are.
+func (c *Client) RecordAddresses(ctx context.Context, name string, addresses []string) error {
+	if err := c.checkConnected(); err != nil {
+		return fmt.Errorf("record addresses of port %s: %w", name, err)
+	}
+	err := c.retryOnStaleCache(ctx, func() error { return c.recordAddresses(ctx, name, addresses) })
+	if err != nil {
+		return fmt.Errorf("record addresses of port %s: %w", name, err)
+	}
+	return nil
+}
+
+func (c *Client) recordAddresses(ctx context.Context, name string, addresses []string) error {
+	if err := validateAddresses(addresses); err != nil {
+		return err
+	}
+	port := &vswitchd.Port{Name: name}
+	if err := c.db.Get(ctx, port); err != nil {
+		return fmt.Errorf("find port: %w", err)
+	}
+	if _, ok := ownerFromExternalIDs(port.ExternalIDs); !ok {
+		return &PortConflictError{Name: name, Reason: "it is not a Pod port of this agent"}
+	}
+	mutations := []model.Mutation{{Field: &port.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{AddressesKey}}}
+	if len(addresses) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &port.ExternalIDs, Mutator: ovsdb.MutateOperationInsert,
+			Value: map[string]string{AddressesKey: strings.Join(addresses, ",")}})
+	}
+	ops, err := c.db.Where(port).Mutate(port, mutations...)
+	if err != nil {
+		return fmt.Errorf("build external_ids mutation: %w", err)
+	}
+	_, err = c.transact(ctx, ops)
+	return err
 }
 
 // waitPortReady waits until the interface has an OpenFlow port number. With a target, it fails

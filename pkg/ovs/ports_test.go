@@ -55,6 +55,45 @@ func TestAccessPorts(t *testing.T) {
 		}
 	})
 
+	t.Run("addresses are recorded on an existing port, also by a repeated create", func(t *testing.T) {
+		p := s.newPod(t, "10.78.0.9/24")
+		owner := p.owner("networks/vlan100")
+		addresses := owner.Addresses
+		owner.Addresses = nil
+		spec := ovs.PortSpec{Bridge: br, Name: p.host, VLAN: 100, Owner: owner}
+		if _, err := s.client.CreateAccessPort(testContext(t), spec); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.vsctlField(t, "Port", p.host, "external_ids"); strings.Contains(got, "podvlan-addresses") {
+			t.Fatalf("a port created without addresses records them: %s", got)
+		}
+		if err := s.client.RecordAddresses(testContext(t), p.host, addresses); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Trim(s.vsctlField(t, "Port", p.host, "external_ids:podvlan-addresses"), `"`); got != "10.78.0.9/24" {
+			t.Errorf("after RecordAddresses the port records %q", got)
+		}
+		if err := s.client.RecordAddresses(testContext(t), p.host, nil); err != nil {
+			t.Fatal(err)
+		}
+		// A create that comes with the addresses fills in a port that has none.
+		spec.Owner.Addresses = addresses
+		port, err := s.client.CreateAccessPort(testContext(t), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(port.Owner.Addresses, addresses) {
+			t.Errorf("repeated create returned addresses %v, want %v", port.Owner.Addresses, addresses)
+		}
+		// Other external_ids are untouched.
+		if got := strings.Trim(s.vsctlField(t, "Port", p.host, "external_ids:podvlan-container-id"), `"`); got != owner.ContainerID {
+			t.Errorf("container ID became %s", got)
+		}
+		if err := s.client.RecordAddresses(testContext(t), "no-such-port", addresses); err == nil {
+			t.Error("RecordAddresses on a missing port succeeded")
+		}
+	})
+
 	t.Run("a port of that name with another owner or VLAN is a conflict", func(t *testing.T) {
 		p := s.newPod(t, "")
 		s.plug(t, br, p, 100)

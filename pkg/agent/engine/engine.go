@@ -27,6 +27,7 @@ import (
 // Ports is what the engine needs of the OVS layer.
 type Ports interface {
 	CreateAccessPort(ctx context.Context, spec ovs.PortSpec) (ovs.PodPort, error)
+	RecordAddresses(ctx context.Context, name string, addresses []string) error
 	DeletePort(ctx context.Context, name string) error
 	DeletePortsOf(ctx context.Context, containerID string) ([]string, error)
 	ListPodPorts(ctx context.Context, bridge string) ([]ovs.PodPort, error)
@@ -174,13 +175,15 @@ func (e *Engine) Attach(ctx context.Context, sb Sandbox, networks []Network) ([]
 	return attached, nil
 }
 
-// attachOne attaches one network in three phases, each overlapping work that does not depend on
-// the other:
+// attachOne attaches one network. The steps overlap wherever one does not need the other:
 //
-//  1. the addresses (a write to the API server) and the veth pair (kernel work);
-//  2. the OVS port (one OVSDB transaction, then the wait for ovs-vswitchd to add it to the
-//     datapath) and the Pod end's addresses and routes, which need the addresses of phase 1;
-//  3. the announcements, which need both: before the port forwards, nobody would hear them.
+//   - the addresses (a write to the API server) run beside everything up to configuring the
+//     Pod end;
+//   - the veth pair (kernel work) comes first, then the OVS port (one OVSDB transaction, then
+//     the wait for ovs-vswitchd to add it to the datapath), which needs the host end to exist;
+//   - the Pod end's addresses and routes, once the addresses are there, run beside the wait for
+//     ovs-vswitchd; the port records the addresses once both are done;
+//   - the announcements come last: before the port forwards, nobody would hear them.
 //
 // The veth is always made before the port, which reconciliation relies on (a port whose veth
 // exists belongs to a live sandbox or to an ADD in progress). On failure every step that
@@ -209,18 +212,34 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 		}
 	}()
 
-	// Phase 1.
 	var (
-		wg       sync.WaitGroup
-		res      *ipam.Result
-		allocErr error
+		allocated = make(chan struct{})
+		res       *ipam.Result
+		allocErr  error
 	)
 	if n.wantsAddresses() {
-		wg.Go(func() {
+		go func() {
+			defer close(allocated)
 			res, allocErr = e.addrs.Allocate(ctx, ipam.Request{Owner: owner, Pools: n.Pools, Static: n.Static, VLAN: n.VLAN})
 			took.allocate = time.Since(start)
-		})
+		}()
+	} else {
+		close(allocated)
 	}
+	// The allocation is waited for on every path, so that its undo is registered.
+	waitAllocation := func() error {
+		<-allocated
+		if !n.wantsAddresses() || allocErr != nil {
+			return allocErr
+		}
+		undo = append(undo, func(ctx context.Context) {
+			if err := e.addrs.Release(ctx, owner); err != nil {
+				logger.Error(err, "Rollback could not release addresses")
+			}
+		})
+		return nil
+	}
+
 	var (
 		pair    *attach.Pair
 		pairErr error
@@ -232,75 +251,96 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 		pairErr = fmt.Errorf("create interface %s: %w", n.IfName, err)
 	}
 	took.veth = time.Since(start)
-	wg.Wait()
-	if n.wantsAddresses() && allocErr == nil {
-		undo = append(undo, func(ctx context.Context) {
-			if err := e.addrs.Release(ctx, owner); err != nil {
-				logger.Error(err, "Rollback could not release addresses")
-			}
-		})
-	}
-	if pairErr == nil {
-		defer pair.Close()
-		undo = append(undo, func(ctx context.Context) {
-			if err := attach.Delete(ctx, sb.NetNS, n.IfName, host); err != nil {
-				logger.Error(err, "Rollback could not delete the veth pair")
-			}
-		})
-	}
-	if allocErr != nil {
-		return nil, fmt.Errorf("allocate addresses: %w", allocErr)
-	}
 	if pairErr != nil {
+		if err := waitAllocation(); err != nil {
+			return nil, errors.Join(pairErr, fmt.Errorf("allocate addresses: %w", err))
+		}
 		return nil, pairErr
 	}
-	if res != nil {
-		a.IPs, a.VLAN = res.IPs, res.VLAN
-	}
+	defer pair.Close()
+	undo = append(undo, func(ctx context.Context) {
+		if err := attach.Delete(ctx, sb.NetNS, n.IfName, host); err != nil {
+			logger.Error(err, "Rollback could not delete the veth pair")
+		}
+	})
 
-	// Phase 2. A pair left by an earlier attempt may have to be rebuilt, which must not happen
-	// under a port being added: it is configured first.
-	ips, routes := kernelAddresses(a.IPs, n.Routes)
+	// The port. A pair left by an earlier attempt may have to be rebuilt, which must not happen
+	// under a port being added: then the Pod end is configured first, and the port made after.
 	var (
-		iface  *attach.Interface
-		cfgErr error
+		port     ovs.PodPort
+		portErr  error
+		portDone = make(chan struct{})
 	)
-	phase2 := time.Now()
-	configure := func() {
-		if err := inSlot(ctx, e.kernel, func() { iface, cfgErr = pair.Configure(ctx, ips, routes) }); err != nil {
-			cfgErr = fmt.Errorf("configure interface %s: %w", n.IfName, err)
-		}
-		took.configure = time.Since(phase2)
-	}
-	if pair.Existing() {
-		configure()
-		if cfgErr != nil {
-			return nil, cfgErr
-		}
-	} else {
-		wg.Go(configure)
-	}
-	port, portErr := e.ports.CreateAccessPort(ctx, ovs.PortSpec{Bridge: e.opts.Bridge, Name: host, VLAN: uint16(a.VLAN),
+	spec := ovs.PortSpec{Bridge: e.opts.Bridge, Name: host, VLAN: uint16(n.VLAN),
 		Owner: ovs.PortOwner{PodNamespace: sb.PodNamespace, PodName: sb.PodName, PodUID: sb.PodUID,
-			ContainerID: sb.ContainerID, IfName: n.IfName, Network: n.Key, Addresses: addressStrings(a.IPs)}})
-	took.port = time.Since(phase2)
-	wg.Wait()
-	if portErr == nil {
+			ContainerID: sb.ContainerID, IfName: n.IfName, Network: n.Key}}
+	createPort := func() {
+		defer close(portDone)
+		port, portErr = e.ports.CreateAccessPort(ctx, spec)
+		took.port = time.Since(start)
+	}
+	existing := pair.Existing()
+	if !existing {
+		go createPort()
+	}
+	// waitPort waits for the port, registering its undo, and returns its error.
+	waitPort := func() error {
+		<-portDone
+		if portErr != nil {
+			return portErr
+		}
 		undo = append(undo, func(ctx context.Context) {
 			if err := e.ports.DeletePort(ctx, host); err != nil {
 				logger.Error(err, "Rollback could not delete the OVS port", "port", host)
 			}
 		})
+		return nil
+	}
+
+	if err := waitAllocation(); err != nil {
+		if !existing {
+			err = errors.Join(fmt.Errorf("allocate addresses: %w", err), waitPort())
+			return nil, err
+		}
+		return nil, fmt.Errorf("allocate addresses: %w", err)
+	}
+	if res != nil {
+		a.IPs = res.IPs
+		if res.VLAN != n.VLAN {
+			err := fmt.Errorf("the IPPools' VLAN changed to %d while attaching (planned %d); retry the sandbox", res.VLAN, n.VLAN)
+			if !existing {
+				err = errors.Join(err, waitPort())
+			}
+			return nil, err
+		}
+	}
+	ips, routes := kernelAddresses(a.IPs, n.Routes)
+	var iface *attach.Interface
+	var cfgErr error
+	if err := inSlot(ctx, e.kernel, func() { iface, cfgErr = pair.Configure(ctx, ips, routes) }); err != nil {
+		cfgErr = fmt.Errorf("configure interface %s: %w", n.IfName, err)
+	}
+	took.configure = time.Since(start)
+	if existing {
+		if cfgErr != nil {
+			return nil, cfgErr
+		}
+		spec.Owner.Addresses = addressStrings(a.IPs)
+		createPort()
+	}
+	if err := waitPort(); err != nil {
+		return nil, errors.Join(cfgErr, err)
 	}
 	if cfgErr != nil {
 		return nil, cfgErr
 	}
-	if portErr != nil {
-		return nil, portErr
+	if !existing && len(a.IPs) > 0 {
+		if err := e.ports.RecordAddresses(ctx, host, addressStrings(a.IPs)); err != nil {
+			return nil, err
+		}
 	}
 	a.MAC, a.OFPort = iface.ContainerMAC, port.OFPort
 
-	// Phase 3.
 	if err := pair.Announce(); err != nil {
 		logger.V(2).Info("Could not announce the addresses", "err", err)
 	}
@@ -309,8 +349,8 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 	return a, nil
 }
 
-// phaseTimes records how long the steps of one attachment took (since the start of their phase),
-// for the log: they tell where an ADD's time goes.
+// phaseTimes records when the steps of one attachment were done (since its start), for the log:
+// they tell where an ADD's time goes.
 type phaseTimes struct {
 	allocate, veth, configure, port time.Duration
 }
