@@ -279,11 +279,15 @@ func (p *Pair) Announce() error {
 
 // Close releases the Pod namespace and the sockets. It is safe to call more than once.
 func (p *Pair) Close() {
-	for _, fd := range []*int{&p.ethtoolFD, &p.packetFD} {
-		if *fd >= 0 {
-			_ = unix.Close(*fd)
-			*fd = -1
-		}
+	if p.ethtoolFD >= 0 {
+		_ = unix.Close(p.ethtoolFD)
+		p.ethtoolFD = -1
+	}
+	if p.packetFD >= 0 {
+		// Closing a packet socket waits for an RCU grace period (about 10 ms); nothing needs to
+		// wait for that, least of all the CNI answer.
+		go func(fd int) { _ = unix.Close(fd) }(p.packetFD)
+		p.packetFD = -1
 	}
 	if p.podNS != nil {
 		_ = p.podNS.Close()
