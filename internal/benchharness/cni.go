@@ -142,7 +142,12 @@ func (c *CNI) Del(ctx context.Context, node *Node, list *libcni.NetworkConfigLis
 // prevResult, the way libcni runs the last plugin of a list. The shim only talks to the agent's
 // socket, so it runs in the caller's namespace.
 func (c *CNI) ExecShim(ctx context.Context, agent *Agent, command string, sb *Sandbox) (time.Duration, error) {
-	conf := map[string]any{"cniVersion": CNIVersion, "name": "bench-primary", "type": "antrea", "cniSocket": agent.Socket}
+	return c.ExecShimAt(ctx, agent.Socket, command, sb)
+}
+
+// ExecShimAt is ExecShim against the agent (or NullAgent) serving socket.
+func (c *CNI) ExecShimAt(ctx context.Context, socket, command string, sb *Sandbox) (time.Duration, error) {
+	conf := map[string]any{"cniVersion": CNIVersion, "name": "bench-primary", "type": "antrea", "cniSocket": socket}
 	if command == "ADD" {
 		conf["prevResult"] = map[string]any{"cniVersion": CNIVersion,
 			"interfaces": []any{map[string]any{"name": "eth0", "sandbox": sb.NetNSPath()}}}

@@ -350,13 +350,15 @@ func niceMax(v float64) float64 {
 func niceTicks(lo, hi float64) []float64 {
 	step := niceMax((hi - lo) / 5)
 	var out []float64
-	for t := math.Ceil(lo/step) * step; t <= hi+step*1e-9; t += step {
-		out = append(out, t)
+	// Multiples of step, not repeated additions, which would drift (0.2+0.2+0.2 is not 0.6).
+	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+		out = append(out, k*step)
 	}
 	return out
 }
 
-func formatTick(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+// formatTick writes a tick value without the binary rounding noise of its last digits.
+func formatTick(v float64) string { return strconv.FormatFloat(math.Round(v*1e9)/1e9, 'f', -1, 64) }
 
 func formatValue(v float64) string {
 	switch {

@@ -4,6 +4,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -60,5 +61,15 @@ func TestChartsWithoutDataAreRefused(t *testing.T) {
 	}
 	if err := (BarChart{Title: "empty"}).Render(filepath.Join(dir, "b.png")); err == nil {
 		t.Error("a bar chart without bars rendered")
+	}
+}
+
+func TestTicksAreRoundNumbers(t *testing.T) {
+	var got []string
+	for _, v := range niceTicks(0, 0.9) {
+		got = append(got, formatTick(v))
+	}
+	if want := "0 0.2 0.4 0.6 0.8"; strings.Join(got, " ") != want {
+		t.Errorf("ticks of 0..0.9 = %v, want %s", got, want)
 	}
 }

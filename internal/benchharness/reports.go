@@ -18,6 +18,8 @@ type AttachSample struct {
 	Veth      float64 `json:"agent_veth_ms"`
 	Configure float64 `json:"agent_configure_ms"`
 	OVS       float64 `json:"agent_ovs_ms"`
+	// ShimAlone is the shim's ADD against a NullAgent: the exec and the call, no work.
+	ShimAlone float64 `json:"shim_alone_add_ms"`
 	FloorDel  float64 `json:"floor_del_ms,omitempty"`
 	AgentDel  float64 `json:"agent_del_ms,omitempty"`
 	ChainDel  float64 `json:"chain_del_ms,omitempty"`
@@ -32,6 +34,8 @@ type AttachBand struct {
 	FloorDel Stats  `json:"floor_del"`
 	AgentDel Stats  `json:"agent_del"`
 	ChainDel Stats  `json:"chain_del"`
+	// ShimAlone is the shim's ADD against a NullAgent (see AttachSample).
+	ShimAlone Stats `json:"shim_alone_add"`
 	// Medians of the agent's parts: the shim and its exec (client minus server), the handler
 	// outside the engine (server minus engine), the engine and its phases.
 	Shim     float64 `json:"agent_shim_p50_ms"`
@@ -60,27 +64,30 @@ type BurstRound struct {
 	AgentSeconds float64 `json:"agent_s"`
 	// AgentReceivedSeconds is when the last shim's request reached the agent, AgentEngineSeconds
 	// when the agent's engine had attached the last Pod (both from its log); the rest of
-	// AgentSeconds is the handler's writes (network-status) and the answers.
+	// AgentSeconds is the answers.
 	AgentReceivedSeconds float64 `json:"agent_received_s"`
-	AgentEngineSeconds   float64 `json:"agent_engine_s"`
-	FloorAdd             Stats   `json:"floor_add"`
-	AgentAdd             Stats   `json:"agent_add"`
-	AgentFirst           bool    `json:"agent_first"`
+	// ShimAloneSeconds is the same burst of shims against a NullAgent.
+	ShimAloneSeconds   float64 `json:"shim_alone_s"`
+	AgentEngineSeconds float64 `json:"agent_engine_s"`
+	FloorAdd           Stats   `json:"floor_add"`
+	AgentAdd           Stats   `json:"agent_add"`
+	AgentFirst         bool    `json:"agent_first"`
 }
 
 // BurstReport is burst.json.
 type BurstReport struct {
-	Benchmark       string       `json:"benchmark"`
-	Pods            int          `json:"pods"`
-	Rounds          []BurstRound `json:"rounds"`
-	FloorMedianS    float64      `json:"floor_median_s"`
-	AgentMedianS    float64      `json:"agent_median_s"`
-	ReceivedMedianS float64      `json:"agent_received_median_s"`
-	EngineMedianS   float64      `json:"agent_engine_median_s"`
-	Ratio           float64      `json:"ratio"`
-	Failures        int          `json:"failures"`
-	AgentPeakRSSMiB float64      `json:"agent_peak_rss_mib"`
-	AgentRSSMiB     float64      `json:"agent_rss_after_mib"`
+	Benchmark        string       `json:"benchmark"`
+	Pods             int          `json:"pods"`
+	Rounds           []BurstRound `json:"rounds"`
+	FloorMedianS     float64      `json:"floor_median_s"`
+	AgentMedianS     float64      `json:"agent_median_s"`
+	ReceivedMedianS  float64      `json:"agent_received_median_s"`
+	EngineMedianS    float64      `json:"agent_engine_median_s"`
+	ShimAloneMedianS float64      `json:"shim_alone_median_s"`
+	Ratio            float64      `json:"ratio"`
+	Failures         int          `json:"failures"`
+	AgentPeakRSSMiB  float64      `json:"agent_peak_rss_mib"`
+	AgentRSSMiB      float64      `json:"agent_rss_after_mib"`
 	// AgentAnonMiB and AgentFileMiB split AgentRSSMiB (see Memory).
 	AgentAnonMiB float64  `json:"agent_rss_anon_after_mib"`
 	AgentFileMiB float64  `json:"agent_rss_file_after_mib"`

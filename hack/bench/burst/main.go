@@ -132,7 +132,21 @@ func run(ctx context.Context, pods, rounds int, out string) error {
 		return total, lat, err
 	}
 
-	var floorTotals, agentTotals, receivedTotals, engineTotals []float64
+	null, err := bh.StartNullAgent()
+	if err != nil {
+		return err
+	}
+	cleanup.Add(null.Stop)
+	shimAloneBurst := func() (time.Duration, error) {
+		start := time.Now()
+		err := bh.ForEach(ctx, pods, 0, func(i int) error {
+			_, err := cni.ExecShimAt(ctx, null.Socket, "ADD", sandboxes[i])
+			return err
+		})
+		return time.Since(start), err
+	}
+
+	var floorTotals, agentTotals, receivedTotals, engineTotals, shimAloneTotals []float64
 	for r := range rounds {
 		round := bh.BurstRound{AgentFirst: r%2 == 1}
 		doFloor := func() error {
@@ -146,22 +160,29 @@ func run(ctx context.Context, pods, rounds int, out string) error {
 			round.AgentReceivedSeconds, round.AgentEngineSeconds = received.Seconds(), engineDone.Seconds()
 			return err
 		}
+		doShimAlone := func() error {
+			total, err := shimAloneBurst()
+			round.ShimAloneSeconds = total.Seconds()
+			return err
+		}
 		steps := []func() error{doFloor, doAgent}
 		if round.AgentFirst {
 			steps[0], steps[1] = steps[1], steps[0]
 		}
+		steps = append(steps, doShimAlone)
 		for _, step := range steps {
 			if err := step(); err != nil {
 				return fmt.Errorf("round %d: %w", r+1, err)
 			}
 		}
-		fmt.Printf("round %d: floor %.2f s; agent %.2f s (last request in after %.2f s, engine done after %.2f s)\n", r+1,
-			round.FloorSeconds, round.AgentSeconds, round.AgentReceivedSeconds, round.AgentEngineSeconds)
+		fmt.Printf("round %d: floor %.2f s; agent %.2f s (last request in after %.2f s, engine done after %.2f s); shim alone %.2f s\n", r+1,
+			round.FloorSeconds, round.AgentSeconds, round.AgentReceivedSeconds, round.AgentEngineSeconds, round.ShimAloneSeconds)
 		rep.Rounds = append(rep.Rounds, round)
 		floorTotals = append(floorTotals, round.FloorSeconds)
 		agentTotals = append(agentTotals, round.AgentSeconds)
 		engineTotals = append(engineTotals, round.AgentEngineSeconds)
 		receivedTotals = append(receivedTotals, round.AgentReceivedSeconds)
+		shimAloneTotals = append(shimAloneTotals, round.ShimAloneSeconds)
 	}
 	mem, err := agent.Memory()
 	if err != nil {
@@ -172,12 +193,13 @@ func run(ctx context.Context, pods, rounds int, out string) error {
 	rep.FloorMedianS, rep.AgentMedianS = bh.Median(floorTotals), bh.Median(agentTotals)
 	rep.Ratio = bh.Ratio(rep.AgentMedianS, rep.FloorMedianS)
 	rep.EngineMedianS, rep.ReceivedMedianS = bh.Median(engineTotals), bh.Median(receivedTotals)
+	rep.ShimAloneMedianS = bh.Median(shimAloneTotals)
 	rep.Targets = []bh.Target{
 		bh.NewTarget("burst", fmt.Sprintf("%d concurrent ADDs: failures", pods), float64(rep.Failures), 0, "failed ADDs",
 			strings.Join(first(failures, 3), "; ")),
 		bh.NewTarget("burst", fmt.Sprintf("%d concurrent ADDs: total time vs floor", pods), rep.Ratio, 1.2, "x floor",
-			fmt.Sprintf("agent %.2f s (all requests in at %.2f s, engine done at %.2f s), floor %.2f s; medians of %d",
-				rep.AgentMedianS, rep.ReceivedMedianS, rep.EngineMedianS, rep.FloorMedianS, rounds)),
+			fmt.Sprintf("agent %.2f s (all requests in at %.2f s, engine done at %.2f s), floor %.2f s, shim alone %.2f s; medians of %d",
+				rep.AgentMedianS, rep.ReceivedMedianS, rep.EngineMedianS, rep.FloorMedianS, rep.ShimAloneMedianS, rounds)),
 		bh.NewTarget("burst", "agent peak RSS (VmHWM)", rep.AgentPeakRSSMiB, 80, "MiB",
 			fmt.Sprintf("RSS after the bursts %.1f MiB: %.1f anonymous, %.1f the binary's file pages", rep.AgentRSSMiB,
 				rep.AgentAnonMiB, rep.AgentFileMiB)),

@@ -139,11 +139,14 @@ func ipamTarget(r bh.IPAMReport) bh.Target {
 }
 
 func attachCharts(dir string, r bh.AttachReport) error {
-	var floor, agent []bh.Point
+	var floor, agent, shim []bh.Point
 	var top []float64
 	for _, s := range r.Samples {
 		floor = append(floor, bh.Point{X: float64(s.Ports), Y: s.FloorAdd})
 		agent = append(agent, bh.Point{X: float64(s.Ports), Y: s.AgentAdd})
+		if s.ShimAlone > 0 {
+			shim = append(shim, bh.Point{X: float64(s.Ports), Y: s.ShimAlone})
+		}
 		top = append(top, s.AgentAdd, s.FloorAdd)
 	}
 	yMax := 0.0
@@ -162,18 +165,23 @@ func attachCharts(dir string, r bh.AttachReport) error {
 			{Name: "agent through the shim (rolling median of 15)", Color: bh.ColorAgent, Points: bh.RollingMedian(agent, 15), Line: true},
 		},
 	}
+	if len(shim) > 0 {
+		lc.Series = append(lc.Series, bh.Series{Name: "the shim alone, against a server doing nothing (rolling median of 15)",
+			Color: bh.ColorAgent3, Points: bh.RollingMedian(shim, 15), Line: true})
+	}
 	if err := lc.Render(filepath.Join(dir, "attach-latency.png")); err != nil {
 		return err
 	}
-	bc := bh.BarChart{Title: "Median ADD by bridge size: the floor and the agent's parts", YLabel: "milliseconds", Unit: ""}
+	bc := bh.BarChart{Title: "Median ADD by bridge size: the floor, the agent's parts, the shim alone", YLabel: "milliseconds", Unit: ""}
 	for _, b := range r.Bands {
 		bc.Groups = append(bc.Groups, bh.BarGroup{Label: b.Band + " ports", Bars: []bh.Bar{
 			{Label: "floor", Segments: []bh.Segment{{Name: "floor", Value: b.FloorAdd.P50, Color: bh.ColorFloor}}},
 			{Label: "agent", Segments: []bh.Segment{
-				{Name: "engine: allocate beside veth, then OVS port beside addresses", Value: b.Engine, Color: bh.ColorAgent},
-				{Name: "handler: Pod, networks, network-status", Value: b.Handler, Color: bh.ColorAgent2},
+				{Name: "engine: allocation beside veth and OVS port", Value: b.Engine, Color: bh.ColorAgent},
+				{Name: "handler: Pod and networks", Value: b.Handler, Color: bh.ColorAgent2},
 				{Name: "shim: exec and call", Value: b.Shim, Color: bh.ColorAgent3},
 			}},
+			{Label: "shim", Segments: []bh.Segment{{Name: "shim: exec and call", Value: b.ShimAlone.P50, Color: bh.ColorAgent3}}},
 		}})
 	}
 	return bc.Render(filepath.Join(dir, "attach-breakdown.png"))
@@ -186,8 +194,9 @@ func burstChart(dir string, r bh.BurstReport) error {
 		{Label: "agent", Segments: []bh.Segment{
 			{Name: "agent: until the last shim's request is in", Value: r.ReceivedMedianS, Color: bh.ColorAgent3},
 			{Name: "agent: until the engine attached the last Pod", Value: max(0, r.EngineMedianS-r.ReceivedMedianS), Color: bh.ColorAgent},
-			{Name: "agent: network-status writes and answers", Value: max(0, r.AgentMedianS-r.EngineMedianS), Color: bh.ColorAgent2},
+			{Name: "agent: answers", Value: max(0, r.AgentMedianS-r.EngineMedianS), Color: bh.ColorAgent2},
 		}},
+		{Label: "shim alone", Segments: []bh.Segment{{Name: "the shims alone, answered by a server doing nothing", Value: r.ShimAloneMedianS, Color: bh.ColorAgent4}}},
 	}}}
 	bc.References = []bh.Reference{{Name: "target 1.2 x floor", Y: 1.2 * r.FloorMedianS, Color: bh.ColorTarget}}
 	return bc.Render(filepath.Join(dir, "burst.png"))
