@@ -132,11 +132,19 @@ func (r *Reporter) SetNetworkStatus(ctx context.Context, pod PodRef, managedIfNa
 	return nil
 }
 
+// statusEntry is an entry of network-status as this agent writes it. The contract asks for
+// `"default": false`, which the library's type omits (omitempty); the outer field wins.
+type statusEntry struct {
+	nadv1.NetworkStatus
+	Default bool `json:"default"`
+}
+
 // MergeNetworkStatus returns the annotation value with the entries of managedIfNames replaced by
-// ours, and whether it differs from current. An unparsable current value is replaced: it cannot be
+// ours, and whether it differs from current. Other writers' entries are kept as they are, fields
+// this agent does not know included. An unparsable current value is replaced: it cannot be
 // anybody's valid state. An empty result means the annotation should be removed.
 func MergeNetworkStatus(current string, managedIfNames []string, ours []nadv1.NetworkStatus) (string, bool, error) {
-	var existing []nadv1.NetworkStatus
+	var existing []json.RawMessage
 	if current != "" {
 		if err := json.Unmarshal([]byte(current), &existing); err != nil {
 			existing = nil
@@ -149,13 +157,18 @@ func MergeNetworkStatus(current string, managedIfNames []string, ours []nadv1.Ne
 	for _, s := range ours {
 		managed[s.Interface] = true
 	}
-	merged := make([]nadv1.NetworkStatus, 0, len(existing)+len(ours))
-	for _, s := range existing {
-		if !managed[s.Interface] {
-			merged = append(merged, s)
+	merged := make([]any, 0, len(existing)+len(ours))
+	for _, raw := range existing {
+		var entry struct {
+			Interface string `json:"interface"`
+		}
+		if err := json.Unmarshal(raw, &entry); err != nil || !managed[entry.Interface] {
+			merged = append(merged, raw)
 		}
 	}
-	merged = append(merged, ours...)
+	for _, s := range ours {
+		merged = append(merged, statusEntry{NetworkStatus: s, Default: s.Default})
+	}
 	if len(merged) == 0 {
 		return "", current != "", nil
 	}

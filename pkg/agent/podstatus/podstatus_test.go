@@ -2,6 +2,7 @@ package podstatus
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -15,21 +16,40 @@ func TestMergeNetworkStatus(t *testing.T) {
 		data, _ := json.MarshalIndent(s, "", "    ")
 		return string(data)
 	}
+	// written is what the agent writes: others' entries as they were, then its own with "default".
+	written := func(others []nadv1.NetworkStatus, ours ...nadv1.NetworkStatus) string {
+		var all []any
+		for _, o := range others {
+			all = append(all, o)
+		}
+		for _, o := range ours {
+			all = append(all, statusEntry{NetworkStatus: o})
+		}
+		if len(all) == 0 {
+			return ""
+		}
+		data, _ := json.MarshalIndent(all, "", "    ")
+		return string(data)
+	}
+	primary := []nadv1.NetworkStatus{multusPrimary}
 	tests := []struct {
 		name        string
 		current     string
 		managed     []string
 		ours        []nadv1.NetworkStatus
-		want        []nadv1.NetworkStatus
+		want        string
 		wantChanged bool
 	}{
-		{name: "adds our entries to an absent annotation", ours: []nadv1.NetworkStatus{newOurs}, want: []nadv1.NetworkStatus{newOurs}, wantChanged: true},
-		{name: "keeps entries of other writers", current: encode(multusPrimary), ours: []nadv1.NetworkStatus{newOurs}, want: []nadv1.NetworkStatus{multusPrimary, newOurs}, wantChanged: true},
-		{name: "replaces our stale entry for the same interface", current: encode(multusPrimary, oldOurs), ours: []nadv1.NetworkStatus{newOurs}, want: []nadv1.NetworkStatus{multusPrimary, newOurs}, wantChanged: true},
-		{name: "removes our entries on detach", current: encode(multusPrimary, oldOurs), managed: []string{"eth1"}, want: []nadv1.NetworkStatus{multusPrimary}, wantChanged: true},
-		{name: "reports no change when already current", current: encode(multusPrimary, newOurs), ours: []nadv1.NetworkStatus{newOurs}, want: []nadv1.NetworkStatus{multusPrimary, newOurs}},
-		{name: "replaces an unparsable value", current: "{not json", ours: []nadv1.NetworkStatus{newOurs}, want: []nadv1.NetworkStatus{newOurs}, wantChanged: true},
+		{name: "adds our entries to an absent annotation", ours: []nadv1.NetworkStatus{newOurs}, want: written(nil, newOurs), wantChanged: true},
+		{name: "keeps entries of other writers", current: encode(multusPrimary), ours: []nadv1.NetworkStatus{newOurs}, want: written(primary, newOurs), wantChanged: true},
+		{name: "replaces our stale entry for the same interface", current: encode(multusPrimary, oldOurs), ours: []nadv1.NetworkStatus{newOurs}, want: written(primary, newOurs), wantChanged: true},
+		{name: "removes our entries on detach", current: encode(multusPrimary, oldOurs), managed: []string{"eth1"}, want: written(primary), wantChanged: true},
+		{name: "reports no change when already current", current: written(primary, newOurs), ours: []nadv1.NetworkStatus{newOurs}, want: written(primary, newOurs)},
+		{name: "replaces an unparsable value", current: "{not json", ours: []nadv1.NetworkStatus{newOurs}, want: written(nil, newOurs), wantChanged: true},
 		{name: "removes the annotation when nothing is left", current: encode(oldOurs), managed: []string{"eth1"}, wantChanged: true},
+		{name: "keeps fields of other writers it does not know", current: `[{"name":"x/y","interface":"net9","future-field":{"a":1}}]`,
+			ours: []nadv1.NetworkStatus{newOurs}, want: "[\n    {\n        \"name\": \"x/y\",\n        \"interface\": \"net9\",\n        \"future-field\": {\n            \"a\": 1\n        }\n    },\n" +
+				strings.TrimPrefix(written(nil, newOurs), "[\n"), wantChanged: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,13 +60,19 @@ func TestMergeNetworkStatus(t *testing.T) {
 			if changed != tt.wantChanged {
 				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
 			}
-			want := ""
-			if len(tt.want) > 0 {
-				want = encode(tt.want...)
-			}
-			if got != want {
-				t.Errorf("got\n%s\nwant\n%s", got, want)
+			if got != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestOurEntriesSayTheyAreNotTheDefault(t *testing.T) {
+	got, _, err := MergeNetworkStatus("", nil, []nadv1.NetworkStatus{{Name: "ns/vlan100", Interface: "eth1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, `"default": false`) {
+		t.Errorf("network-status %s lacks \"default\": false", got)
 	}
 }
