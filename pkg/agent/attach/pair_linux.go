@@ -12,6 +12,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/vishvananda/netlink"
@@ -205,6 +206,9 @@ func (p *Pair) Configure(ctx context.Context, ips []IPConfig, routes []*types.Ro
 	if err := spec.Validate(); err != nil {
 		return nil, p.failed(err)
 	}
+	if err := spec.checkDefaultGateways(); err != nil {
+		return nil, p.failed(err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, p.failed(err)
 	}
@@ -321,6 +325,51 @@ func prepareHostEnd(spec Spec) error {
 	return nil
 }
 
+// takeDefaultRoutes runs in the Pod's namespace: for each default gateway of the spec, the
+// default routes of its family through other interfaces (the primary plugin's) are removed, and
+// one through this interface and the gateway replaces them. A Pod has one default route per
+// family; two would make the kernel pick one by metric, or spread connections over both.
+func takeDefaultRoutes(spec Spec) error {
+	if len(spec.DefaultGateways) == 0 {
+		return nil
+	}
+	link, err := netlinksafe.LinkByName(spec.IfName)
+	if err != nil {
+		return fmt.Errorf("set the default route: %w", err)
+	}
+	for _, gw := range spec.DefaultGateways {
+		family, bits := netlink.FAMILY_V4, 32
+		if gw.To4() == nil {
+			family, bits = netlink.FAMILY_V6, 128
+		}
+		everywhere := &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, bits)}
+		if family == netlink.FAMILY_V6 {
+			everywhere.IP = net.IPv6zero
+		}
+		routes, err := netlinksafe.RouteListFiltered(family, &netlink.Route{Table: mainTable}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return fmt.Errorf("list the default routes: %w", err)
+		}
+		for _, r := range routes {
+			if r.Dst != nil && r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask) && r.LinkIndex != link.Attrs().Index {
+				if err := netlink.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+					return fmt.Errorf("remove the default route through interface index %d: %w", r.LinkIndex, err)
+				}
+			}
+		}
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: everywhere, Gw: gw, Table: mainTable}
+		if err := netlink.RouteReplace(route); err != nil {
+			return fmt.Errorf("set the default route via %s on %s: %w", gw, spec.IfName, err)
+		}
+	}
+	return nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
 // configureContainerEnd runs in the Pod's namespace: addresses, routes, link up, then the wait
 // until IPv6 addresses have left the tentative state (an address is not usable, nor may it be
 // announced, while it is tentative).
@@ -338,6 +387,9 @@ func configureContainerEnd(spec Spec) error {
 	result.Routes = spec.Routes
 	if err := ipam.ConfigureIface(spec.IfName, result); err != nil {
 		return fmt.Errorf("configure addresses and routes: %w", err)
+	}
+	if err := takeDefaultRoutes(spec); err != nil {
+		return err
 	}
 	if hasIPv6 {
 		// ConfigureIface waits for DAD only when there is an IPv6 gateway.

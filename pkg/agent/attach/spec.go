@@ -55,6 +55,10 @@ type Spec struct {
 	IPs []IPConfig
 	// Routes are added in the Pod through the container end.
 	Routes []*types.Route
+	// DefaultGateways, at most one per address family, take over the Pod's default route of
+	// their family: the default routes through other interfaces are removed, and one through
+	// this interface and the gateway is added. Each gateway must lie in a subnet of IPs.
+	DefaultGateways []net.IP
 	// DisableTXChecksum turns TX checksum offload off on the container end. The OVS userspace
 	// (netdev) datapath does not fill in checksums that a veth left to offload, so without this
 	// TCP and UDP from the Pod arrive with bad checksums.
@@ -139,10 +143,50 @@ func (s Spec) Validate() error {
 		}
 	}
 
+	families := map[int]bool{}
+	for i, gw := range s.DefaultGateways {
+		family := ipFamily(gw)
+		if family == 0 {
+			add("defaultGateways[%d]: %q is not an IP address", i, gw)
+			continue
+		}
+		if families[family] {
+			add("defaultGateways[%d]: a second IPv%d default gateway", i, family)
+		}
+		families[family] = true
+	}
+
 	if len(problems) > 0 {
 		return errors.New("invalid interface spec: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkDefaultGateways reports a default gateway that no address of the interface can reach
+// directly; it needs the addresses, so it runs when they are known (Configure).
+func (s Spec) checkDefaultGateways() error {
+	for _, gw := range s.DefaultGateways {
+		onLink := false
+		for _, ipc := range s.IPs {
+			onLink = onLink || ipc.Address.Contains(gw)
+		}
+		if !onLink {
+			return fmt.Errorf("default-route gateway %s is not in a subnet of interface %s (addresses: %s)",
+				gw, s.IfName, describeAddresses(s.IPs))
+		}
+	}
+	return nil
+}
+
+func describeAddresses(ips []IPConfig) string {
+	if len(ips) == 0 {
+		return "none"
+	}
+	out := make([]string, 0, len(ips))
+	for _, ipc := range ips {
+		out = append(out, ipc.Address.String())
+	}
+	return strings.Join(out, ", ")
 }
 
 // validateLinkName applies the kernel's rules for interface names (dev_valid_name).
@@ -216,6 +260,10 @@ func (s Spec) normalized() Spec {
 		c.Dst = normalizePrefix(r.Dst)
 		c.GW = normalizeIP(r.GW)
 		out.Routes[i] = &c
+	}
+	out.DefaultGateways = make([]net.IP, len(s.DefaultGateways))
+	for i, gw := range s.DefaultGateways {
+		out.DefaultGateways[i] = normalizeIP(gw)
 	}
 	return out
 }

@@ -102,6 +102,17 @@ func differences(spec Spec, pod podState, host hostState) []string {
 			add("route %s is missing on %s", describeRoute(want), spec.IfName)
 		}
 	}
+	for _, gw := range spec.DefaultGateways {
+		bits := 32
+		if gw.To4() == nil {
+			bits = 128
+		}
+		want := routeState{dst: normalizePrefix(net.IPNet{IP: gw.Mask(net.CIDRMask(0, bits)), Mask: net.CIDRMask(0, bits)}),
+			gw: gw, table: mainTable}
+		if !containsRoute(pod.routes, want) {
+			add("default route via %s is missing on %s", gw, spec.IfName)
+		}
+	}
 	return diffs
 }
 

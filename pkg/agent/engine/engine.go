@@ -66,6 +66,9 @@ type Network struct {
 	Static []ipam.StaticAddress
 	Routes []netconf.Route
 	DNS    types.DNS
+	// DefaultRoute are gateways (at most one per family) through which the Pod's default route
+	// goes instead of through its primary interface: the annotation's default-route.
+	DefaultRoute []netip.Addr
 }
 
 func (n Network) wantsAddresses() bool { return len(n.Pools) > 0 || len(n.Static) > 0 }
@@ -246,7 +249,7 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 	)
 	if err := inSlot(ctx, e.kernel, func() {
 		pair, pairErr = attach.Prepare(ctx, attach.Spec{NetNSPath: sb.NetNS, IfName: n.IfName, HostIfName: host,
-			MTU: n.MTU, MAC: n.MAC, DisableTXChecksum: e.opts.DisableTXChecksum})
+			MTU: n.MTU, MAC: n.MAC, DisableTXChecksum: e.opts.DisableTXChecksum, DefaultGateways: plainAddrs(n.DefaultRoute)})
 	}); err != nil {
 		pairErr = fmt.Errorf("create interface %s: %w", n.IfName, err)
 	}
@@ -500,7 +503,7 @@ func (e *Engine) Check(ctx context.Context, sb Sandbox, networks []Network) erro
 			errs = append(errs, fmt.Errorf("network %s: interface %s has no address recorded", n.Key, n.IfName))
 		}
 		spec := attach.Spec{NetNSPath: sb.NetNS, IfName: n.IfName, HostIfName: p.Name, MTU: n.MTU, MAC: n.MAC,
-			DisableTXChecksum: e.opts.DisableTXChecksum}
+			DisableTXChecksum: e.opts.DisableTXChecksum, DefaultGateways: plainAddrs(n.DefaultRoute)}
 		// The port records addresses but not gateways, so routes via "the pool's gateway" are
 		// not checked here.
 		var explicitRoutes []netconf.Route
@@ -566,10 +569,10 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(addr.AsSlice()), Mask: net.CIDRMask(p.Bits(), addr.BitLen())}
 }
 
-func plainIPs(ips []ipam.IPConfig) []net.IP {
-	out := make([]net.IP, 0, len(ips))
-	for _, ip := range ips {
-		out = append(out, net.IP(ip.Address.Addr().AsSlice()))
+func plainAddrs(addrs []netip.Addr) []net.IP {
+	out := make([]net.IP, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, net.IP(a.AsSlice()))
 	}
 	return out
 }

@@ -99,6 +99,7 @@ func resolve(ctx context.Context, a *selection.Attachment, lookup Lookup) (*engi
 	}
 	n.IfName = a.Interface
 	n.MAC = a.MAC
+	n.DefaultRoute = a.DefaultRoute
 	statics, err := StaticAddresses(ctx, network.Key(), a.IPs, n.Pools, lookup)
 	if err != nil {
 		return nil, true, err

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// addWithPrimaryDefaultRoute runs the chained list with a primary network that, like a real
+// one, gives the Pod its default route (host-local's gateway, .1 of the primary subnet).
+func (a *agentProcess) addWithPrimaryDefaultRoute(t *testing.T, s *sandbox) (types.Result, error) {
+	t.Helper()
+	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "e2e-primary", "plugins": [
+	  {"type": "bridge", "bridge": "pvprim0", "isGateway": false, "ipMasq": false,
+	   "ipam": {"type": "host-local", "subnet": "10.251.%d.0/24", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
+	  {"type": "antrea", "cniSocket": %q}]}`, a.node.Index, filepath.Join(a.dir, "host-local"), a.socket)
+	list, err := libcni.ConfListFromBytes([]byte(conf))
+	if err != nil {
+		t.Fatalf("conflist: %v", err)
+	}
+	var res types.Result
+	err = inNode(a.node, func() error {
+		var err error
+		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.runtimeConf("eth0"))
+		return err
+	})
+	return res, err
+}
+
+// TestAgentDefaultRoute is the annotation's default-route: the Pod's default route moves from the
+// primary interface to the secondary one, through the requested gateway; a gateway the interface
+// cannot reach fails the ADD and leaves nothing.
+func TestAgentDefaultRoute(t *testing.T) {
+	c := newTestCluster(t)
+	c.InstallCRDs(t)
+	node := c.node(t, 1)
+	ns := c.createNamespace(t, "e2e-defroute-")
+	p100, _ := vlanPools(t, c, 40, 49)
+	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
+	a := c.startAgent(t, node, defaultAgentConfig(node))
+	gateway := c.Get(t, "EXT100_IP") // the pool's gateway is the VLAN-100 external host
+
+	s := c.newSandbox(t, ns, "routed", node, fmt.Sprintf(`[{"name": "vlan100", "default-route": [%q]}]`, gateway))
+	primary, err := a.addWithPrimaryDefaultRoute(t, s)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+
+	t.Run("the default route goes through the secondary interface only", func(t *testing.T) {
+		routes := strings.TrimSpace(mustRun(t, "ip", "-n", s.netns, "-4", "route", "show", "default"))
+		if !strings.HasPrefix(routes, "default via "+gateway+" dev eth1") || strings.Contains(routes, "\n") {
+			t.Errorf("default routes:\n%s\nwant only: default via %s dev eth1", routes, gateway)
+		}
+		if got := mustRun(t, "ip", "-n", s.netns, "route", "get", "192.0.2.1"); !strings.Contains(got, "dev eth1") {
+			t.Errorf("route to 192.0.2.1: %s, want through eth1", got)
+		}
+		if err := ping(s.netns, gateway); err != nil {
+			t.Errorf("ping the gateway %s: %v", gateway, err)
+		}
+	})
+
+	t.Run("CHECK passes", func(t *testing.T) {
+		if _, err := a.execChained(t, s, "CHECK", "1.0.0", primary); err != nil {
+			t.Errorf("CHECK: %v", err)
+		}
+	})
+
+	t.Run("an unreachable gateway fails the ADD and leaves nothing", func(t *testing.T) {
+		before := len(nodePodPorts(t, node))
+		bad := c.newSandbox(t, ns, "unroutable", node, `[{"name": "vlan100", "default-route": ["198.18.200.254"]}]`)
+		_, err := a.addWithPrimaryDefaultRoute(t, bad)
+		want := "default-route gateway 198.18.200.254 is not in a subnet of interface eth1"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("ADD = %v, want an error saying %q", err, want)
+		}
+		if err := eventually(5e9, func() error {
+			for _, e := range c.podEvents(t, ns, bad.pod.Name) {
+				if strings.HasPrefix(e, "NetworkAttachFailed: ") && strings.Contains(e, want) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no NetworkAttachFailed Event saying %q", want)
+		}); err != nil {
+			t.Error(err)
+		}
+		if n := len(nodePodPorts(t, node)); n != before {
+			t.Errorf("%d ports after the failed ADD, want %d", n, before)
+		}
+		if left := c.poolAllocations(t, p100); len(left) != 1 {
+			t.Errorf("IPPool %s records %d addresses, want only the routed Pod's", p100, len(left))
+		}
+	})
+
+	t.Run("DEL removes everything", func(t *testing.T) {
+		if err := a.delChained(t, s, "1.0.0"); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+		if ports := nodePodPorts(t, node); len(ports) != 0 {
+			t.Errorf("ports left: %v", ports)
+		}
+		if left := c.poolAllocations(t, p100); len(left) != 0 {
+			t.Errorf("IPPool %s still records %+v", p100, left)
+		}
+	})
+}
