@@ -35,5 +35,5 @@ func run(o *options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, agent.Options{Config: cfg, NodeName: o.nodeName, RestConfig: rc,
-		OVSDBEndpoint: o.ovsdbEndpoint, ReconcileInterval: o.reconcileInterval})
+		OVSDBEndpoint: o.ovsdbEndpoint, ReconcileInterval: o.reconcileInterval, MetricsAddress: o.metricsAddress})
 }

@@ -20,6 +20,7 @@ type options struct {
 	ovsdbEndpoint     string
 	cniSocket         string
 	reconcileInterval time.Duration
+	metricsAddress    string
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -29,6 +30,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ovsdbEndpoint, "ovsdb", "", "OVSDB endpoint such as unix:/path/db.sock; default unix:<ovsRunDir>/db.sock")
 	fs.StringVar(&o.cniSocket, "cni-socket", "", "where to serve the CNI shim; overrides cniSocket")
 	fs.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "period of the sweep that removes attachments of vanished sandboxes")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:10351", "host:port serving /metrics and /healthz over plain HTTP; empty disables")
 }
 
 // load reads and validates antrea-agent.conf and applies the flags that override it.

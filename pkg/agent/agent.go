@@ -1,6 +1,6 @@
 // Package agent wires the antrea-agent together: the OVSDB client and secondary bridge, informers
 // on this Node's Pods and on the NetworkAttachmentDefinitions and IPPools, the IPPool allocator,
-// the attach engine, the CNI server for the shim, and reconciliation.
+// the attach engine, the CNI server for the shim, reconciliation, and the metrics endpoint.
 package agent
 
 import (
@@ -26,6 +26,7 @@ import (
 	"github.com/podvlan/podvlan/pkg/agent/bridge"
 	"github.com/podvlan/podvlan/pkg/agent/cnihandler"
 	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/metrics"
 	"github.com/podvlan/podvlan/pkg/agent/objects"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/agent/reconcile"
@@ -47,6 +48,8 @@ type Options struct {
 	OVSDBEndpoint string
 	// ReconcileInterval is the period of the leak sweep; default 1 minute.
 	ReconcileInterval time.Duration
+	// MetricsAddress is where /metrics and /healthz are served over plain HTTP; empty disables.
+	MetricsAddress string
 }
 
 // agent holds what the goroutines of a running agent share.
@@ -57,6 +60,7 @@ type agent struct {
 	pods      *objects.Pods
 	allocator *ipam.Allocator
 	handler   *cnihandler.Handler
+	metrics   *metrics.Metrics
 
 	synced atomic.Bool
 	// secondary is set once OVSDB is connected (nil while it is not, or with the gate off).
@@ -81,7 +85,15 @@ func Run(ctx context.Context, o Options) error {
 	ipamOn := cfg.Gates.Enabled(config.AntreaIPAM)
 	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn)
 
-	a := &agent{o: o}
+	a := &agent{o: o, metrics: metrics.New()}
+	if o.MetricsAddress != "" {
+		// The endpoint ends with Run, also when Run fails.
+		metricsCtx, stopMetrics := context.WithCancel(ctx)
+		defer stopMetrics()
+		if err := a.metrics.Start(metricsCtx, o.MetricsAddress); err != nil {
+			return err
+		}
+	}
 	var err error
 	if a.kube, err = kubernetes.NewForConfig(o.RestConfig); err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
@@ -123,6 +135,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	br, hasBridge := cfg.Bridge()
+	if secondaryOn && hasBridge {
+		// The bridge reads as not ready until it is first ensured.
+		a.metrics.SecondaryBridgeState(br.BridgeName, br.PhysicalInterfaces, false, nil, nil)
+	}
 	var noEngine error
 	if secondaryOn && !hasBridge {
 		noEngine = fmt.Errorf("feature gate %s is enabled but %s configures no secondaryNetwork.ovsBridges", config.SecondaryNetwork, config.AgentFileName)
@@ -150,6 +166,7 @@ func Run(ctx context.Context, o Options) error {
 	defer crdFactory.Shutdown()
 
 	srv := server.New(cfg.CNISocket, a.handler)
+	srv.OnOutcome(a.metrics.CNIRequest)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("serve CNI on %s: %w", cfg.CNISocket, err)
 	}
@@ -210,6 +227,9 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	sn.bridge = bridge.New(ovsClient, ovs.BridgeConfig{Name: br.BridgeName, DatapathType: string(cfg.OVSDatapathType),
 		MulticastSnooping: br.EnableMulticastSnooping}, br.PhysicalInterfaces, a.reporter.Recorder(), nodeRef)
 	sn.bridge.OnReconnect(func() { notify(reconcileNow) })
+	sn.bridge.OnState(func(ready bool, missing, refused []string) {
+		a.metrics.SecondaryBridgeState(br.BridgeName, br.PhysicalInterfaces, ready, missing, refused)
+	})
 	// Networks without ipam work with AntreaIPAM off; the handler refuses address requests then.
 	var addrs engine.Addresses = noAddresses{}
 	if a.allocator != nil {

@@ -88,10 +88,12 @@ type agentProcess struct {
 	node   clusterNode
 	dir    string
 	socket string
-	args   []string
-	log    *os.File
-	cmd    *exec.Cmd
-	done   chan struct{}
+	// metrics is the address of its /metrics, in its node's network namespace.
+	metrics string
+	args    []string
+	log     *os.File
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // defaultAgentConfig has both gates on, the userspace datapath and the node's uplink.
@@ -125,10 +127,11 @@ func (c *testCluster) startAgent(t *testing.T, node clusterNode, cfg agentConfig
 	if v, ok := c.Lookup(fmt.Sprintf("NODE_%d_ADMIN_KUBECONFIG", node.Index)); ok {
 		kubeconfig = v
 	}
-	a := &agentProcess{node: node, dir: dir, socket: cfg.CNISocket}
+	// A port of its own: agents of several tests may share a node's network namespace.
+	a := &agentProcess{node: node, dir: dir, socket: cfg.CNISocket, metrics: freeLoopbackAddress(t, node)}
 	a.args = netnsCommand(node.NetNS, filepath.Join(bins, "antrea-agent"), "--config", confPath,
 		"--node-name", node.Name, "--kubeconfig", kubeconfig, "--ovsdb", node.OVSDB,
-		"--reconcile-interval", "2s", "-v", "2")
+		"--reconcile-interval", "2s", "--metrics-bind-address", a.metrics, "-v", "2")
 	if a.log, err = os.Create(filepath.Join(dir, "agent.log")); err != nil {
 		t.Fatal(err)
 	}

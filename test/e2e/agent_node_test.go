@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -42,9 +43,9 @@ func waitForEvent(t *testing.T, list func() []string, prefix, contains string) {
 	}
 }
 
-// TestAgentUplinkProblemsDegradeInsteadOfCrashing: a missing uplink NIC is a Node Event and a
-// retry (and is attached once it appears); the Node's management interface is refused. The agent
-// keeps serving in both cases.
+// TestAgentUplinkProblemsDegradeInsteadOfCrashing: a missing uplink NIC is a Node Event, a metric
+// and a retry (and is attached once it appears, the metric going back to 0); the Node's management
+// interface is refused, with a metric too. The agent keeps serving in both cases.
 func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	c := newTestCluster(t)
 	c.InstallCRDs(t)
@@ -53,9 +54,26 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	cfg := defaultAgentConfig(node)
 	cfg.SecondaryNetwork.OVSBridges[0].PhysicalInterfaces = []string{node.Uplink, missing, node.MgmtIf}
 	a := c.startAgent(t, node, cfg) // returns once STATUS says ready: the bridge works without them
+	metricsAddr := a.metrics
 	events := func() []string { return c.nodeEvents(t, node.Name) }
 	waitForEvent(t, events, "SecondaryUplinkMissing: ", missing)
 	waitForEvent(t, events, "SecondaryUplinkRefused: ", node.MgmtIf)
+	uplinkSeries := func(metric, iface string) string {
+		return fmt.Sprintf(`%s{bridge=%q,interface=%q}`, metric, secondaryBridge, iface)
+	}
+	waitForMetrics(t, node, metricsAddr, map[string]string{
+		uplinkSeries("antrea_agent_secondary_uplink_missing", missing):                 "1",
+		uplinkSeries("antrea_agent_secondary_uplink_missing", node.Uplink):             "0",
+		uplinkSeries("antrea_agent_secondary_uplink_refused", node.MgmtIf):             "1",
+		uplinkSeries("antrea_agent_secondary_uplink_refused", missing):                 "0",
+		fmt.Sprintf(`antrea_agent_secondary_bridge_ready{bridge=%q}`, secondaryBridge): "1",
+	})
+	// start waited for a successful STATUS, which the CNI metrics count.
+	if body, err := scrapeMetrics(node, metricsAddr); err != nil {
+		t.Error(err)
+	} else if !strings.Contains(body, `antrea_agent_cni_requests_total{command="STATUS",result="success"} `) {
+		t.Errorf("no successful STATUS counted in /metrics:\n%s", grepLines(body, "antrea_agent_cni_"))
+	}
 
 	// The NIC appears: the retry attaches it as a trunk port.
 	peer := uniqueName("uplp")
@@ -77,6 +95,65 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	if err := a.status(); err != nil {
 		t.Errorf("STATUS after the uplink appeared: %v", err)
 	}
+	waitForMetrics(t, node, metricsAddr, map[string]string{
+		uplinkSeries("antrea_agent_secondary_uplink_missing", missing):     "0",
+		uplinkSeries("antrea_agent_secondary_uplink_refused", node.MgmtIf): "1",
+	})
+}
+
+// freeLoopbackAddress returns 127.0.0.1:<a port free in the node's network namespace>.
+func freeLoopbackAddress(t *testing.T, node clusterNode) string {
+	t.Helper()
+	var address string
+	if err := inNode(node, func() error {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		address = ln.Addr().String()
+		return ln.Close()
+	}); err != nil {
+		t.Fatalf("find a free port on %s: %v", node.Name, err)
+	}
+	return address
+}
+
+// scrapeMetrics fetches an agent's /metrics from inside its node's network namespace, where its
+// loopback address is.
+func scrapeMetrics(node clusterNode, address string) (string, error) {
+	return tryRun(netnsCommand(node.NetNS, "curl", "-sS", "--fail", "--max-time", "10", "http://"+address+"/metrics")...)
+}
+
+// waitForMetrics waits until each series (name{labels}, as exposed) has the wanted value.
+func waitForMetrics(t *testing.T, node clusterNode, address string, want map[string]string) {
+	t.Helper()
+	var body string
+	err := eventually(30e9, func() error {
+		var err error
+		if body, err = scrapeMetrics(node, address); err != nil {
+			return err
+		}
+		for series, value := range want {
+			if !strings.Contains("\n"+body, "\n"+series+" "+value+"\n") {
+				return fmt.Errorf("%s is not %s", series, value)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v; agent metrics:\n%s", err, grepLines(body, "antrea_agent_"))
+	}
+}
+
+// grepLines keeps the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestAgentGCAndStatus: CNI GC removes attachments of sandboxes missing from the valid list, and

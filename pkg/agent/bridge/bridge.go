@@ -1,13 +1,15 @@
 // Package bridge keeps the secondary OVS bridge and its uplinks as configured, for as long as the
 // agent runs: at start, after every OVSDB reconnection, and periodically while an uplink is
-// missing. A missing uplink degrades the secondary network (Node Event, retry) instead of stopping
-// the agent.
+// missing. A missing uplink degrades the secondary network (Node Event, state observer, retry)
+// instead of stopping the agent.
 package bridge
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +49,7 @@ type Manager struct {
 	ready    bool
 	lastErr  string
 	observer func()
+	onState  func(ready bool, missing, refused []string)
 	// lastEvents is the message last recorded per reason, so that a retry loop does not record
 	// the same problem again; a reason is forgotten when its condition ends.
 	lastEvents map[string]string
@@ -63,6 +66,12 @@ func (m *Manager) SetRetryInterval(d time.Duration) { m.retry = d }
 // OnReconnect registers a function called after the bridge was ensured following an OVSDB
 // reconnection (the pod ports come back with the database; callers may want to reconcile).
 func (m *Manager) OnReconnect(f func()) { m.observer = f }
+
+// OnState registers a function called after every attempt to ensure the bridge, with its outcome:
+// whether the bridge exists as configured, and the uplinks whose device is missing and those
+// refused as management interfaces (nil when none). When the bridge is not ready the uplinks were
+// not examined and both are nil. Call it before Run.
+func (m *Manager) OnState(f func(ready bool, missing, refused []string)) { m.onState = f }
 
 // Ready returns nil once the bridge exists as configured (uplinks may still be missing).
 func (m *Manager) Ready() error {
@@ -108,10 +117,12 @@ func (m *Manager) ensure(ctx context.Context) bool {
 		m.setState(false, err.Error())
 		m.event(corev1.EventTypeWarning, ReasonBridgeFailed, err.Error())
 		klog.ErrorS(err, "Could not ensure the secondary bridge", "bridge", m.bridge.Name)
+		m.notifyState(false, nil)
 		return true
 	}
 	err := m.sw.EnsureUplinks(ctx, m.bridge.Name, m.uplinks)
 	m.setState(true, "")
+	m.notifyState(true, err)
 	if err == nil {
 		m.event(corev1.EventTypeNormal, ReasonBridgeReady, fmt.Sprintf("bridge %s ready with uplinks [%s]", m.bridge.Name, strings.Join(m.uplinks, " ")))
 		klog.InfoS("Secondary bridge ready", "bridge", m.bridge.Name, "uplinks", m.uplinks)
@@ -135,6 +146,29 @@ func (m *Manager) ensure(ctx context.Context) bool {
 		return true
 	}
 	return isMissing
+}
+
+// notifyState tells the OnState observer the outcome of one ensure.
+func (m *Manager) notifyState(ready bool, uplinkErr error) {
+	if m.onState == nil {
+		return
+	}
+	missing, refused := uplinkProblems(uplinkErr)
+	m.onState(ready, missing, refused)
+}
+
+// uplinkProblems names the uplinks that err reports missing and refused, each list sorted and nil
+// when empty.
+func uplinkProblems(err error) (missing, refused []string) {
+	var missingErr *ovs.MissingInterfacesError
+	if errors.As(err, &missingErr) && len(missingErr.Names) > 0 {
+		missing = slices.Sorted(slices.Values(missingErr.Names))
+	}
+	var refusedErr *ovs.ManagementInterfacesError
+	if errors.As(err, &refusedErr) && len(refusedErr.Reasons) > 0 {
+		refused = slices.Sorted(maps.Keys(refusedErr.Reasons))
+	}
+	return missing, refused
 }
 
 func (m *Manager) setState(ready bool, errText string) {

@@ -43,6 +43,7 @@ const DefaultGracePeriod = 10 * time.Second
 type Server struct {
 	socketPath string
 	handler    Handler
+	onOutcome  OutcomeFunc
 
 	grpcServer *grpc.Server
 	socketInfo os.FileInfo
@@ -50,6 +51,14 @@ type Server struct {
 	serveErr   error
 	stopOnce   sync.Once
 }
+
+// OutcomeFunc is told the outcome of each answered command: its CNI error code (0 for success)
+// and how long the agent took to answer.
+type OutcomeFunc func(command string, code uint32, took time.Duration)
+
+// OnOutcome registers f to be called once for every command answered, including those refused as
+// malformed. Call it before Start; f must be safe for concurrent use.
+func (s *Server) OnOutcome(f OutcomeFunc) { s.onOutcome = f }
 
 // New returns a server that will dispatch the commands arriving on socketPath to handler.
 func New(socketPath string, handler Handler) *Server {
@@ -68,7 +77,7 @@ func (s *Server) Start() error {
 	}
 	s.socketInfo = info
 	s.grpcServer = grpc.NewServer()
-	cnipb.RegisterCniServer(s.grpcServer, &service{handler: s.handler})
+	cnipb.RegisterCniServer(s.grpcServer, &service{handler: s.handler, onOutcome: s.onOutcome})
 	s.serveDone = make(chan struct{})
 	go func() {
 		defer close(s.serveDone)
@@ -132,7 +141,8 @@ func Serve(ctx context.Context, socketPath string, handler Handler) error {
 // service implements the generated gRPC interface on top of a Handler.
 type service struct {
 	cnipb.UnimplementedCniServer
-	handler Handler
+	handler   Handler
+	onOutcome OutcomeFunc
 }
 
 func (s *service) CmdAdd(ctx context.Context, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, error) {
@@ -158,6 +168,7 @@ func (s *service) CmdStatus(ctx context.Context, req *cnipb.CniCmdRequest) (*cni
 // serve runs one command and always answers with a response: a failure, even a panic of the
 // handler, travels as a CNI error rather than as a gRPC error, so that the shim can print it.
 func (s *service) serve(ctx context.Context, command string, pbReq *cnipb.CniCmdRequest) (resp *cnipb.CniCmdResponse) {
+	start := time.Now()
 	req := requestFromProto(command, pbReq)
 	logKeys := requestLogKeys(req)
 	if pbReq.GetCommand() != "" && pbReq.GetCommand() != command {
@@ -166,10 +177,10 @@ func (s *service) serve(ctx context.Context, command string, pbReq *cnipb.CniCmd
 			Msg:  fmt.Sprintf("CNI_COMMAND %q sent to the %s method", pbReq.GetCommand(), command),
 		}
 		klog.ErrorS(nil, "Rejected malformed CNI request", slices.Concat(logKeys, []any{"reason", err.Msg})...)
+		s.observe(command, err.GetCode(), time.Since(start))
 		return &cnipb.CniCmdResponse{Error: err}
 	}
 
-	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			klog.ErrorS(nil, "CNI handler panicked", slices.Concat(logKeys, []any{"panic", r, "stack", string(debug.Stack())})...)
@@ -179,7 +190,9 @@ func (s *service) serve(ctx context.Context, command string, pbReq *cnipb.CniCmd
 				Details: fmt.Sprint(r),
 			}}
 		}
-		logOutcome(resp, time.Since(start), logKeys)
+		took := time.Since(start)
+		logOutcome(resp, took, logKeys)
+		s.observe(command, resp.GetError().GetCode(), took)
 	}()
 	klog.V(2).InfoS("CNI command received", logKeys...)
 	return s.dispatch(ctx, req)
@@ -224,6 +237,13 @@ func requestFromProto(command string, pbReq *cnipb.CniCmdRequest) *Request {
 		Path:        pbReq.GetPath(),
 		CNIVersion:  pbReq.GetCniVersion(),
 		Config:      pbReq.GetNetworkConfig(),
+	}
+}
+
+// observe tells the OnOutcome function, if any, how a command ended.
+func (s *service) observe(command string, code uint32, took time.Duration) {
+	if s.onOutcome != nil {
+		s.onOutcome(command, code, took)
 	}
 }
 

@@ -403,3 +403,67 @@ func TestStartRefusesUnusableSocketPaths(t *testing.T) {
 		})
 	}
 }
+
+// outcome is one call of the OnOutcome function.
+type outcome struct {
+	command string
+	code    uint32
+}
+
+func TestOnOutcomeSeesEveryAnsweredCommand(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler *fakeHandler
+		command string
+		// sentCommand is the CNI_COMMAND inside the request; empty means the method's.
+		sentCommand string
+		want        outcome
+	}{
+		{name: "a success is code 0", handler: &fakeHandler{}, command: CommandAdd, want: outcome{CommandAdd, 0}},
+		{name: "a handler CNI error keeps its code", command: CommandAdd,
+			handler: &fakeHandler{errs: map[string]error{CommandAdd: types.NewError(types.ErrInvalidNetworkConfig, "unknown network", "")}},
+			want:    outcome{CommandAdd, 7}},
+		{name: "another handler error is 999", command: CommandDel,
+			handler: &fakeHandler{errs: map[string]error{CommandDel: errors.New("ovs down")}}, want: outcome{CommandDel, 999}},
+		{name: "a handler panic is 999", handler: &fakeHandler{panicOn: CommandDel}, command: CommandDel, want: outcome{CommandDel, 999}},
+		{name: "a malformed request is 4", handler: &fakeHandler{}, command: CommandDel, sentCommand: CommandAdd, want: outcome{CommandDel, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			socket := filepath.Join(shortTempDir(t), "cni.sock")
+			s := New(socket, tt.handler)
+			var mu sync.Mutex
+			var got []outcome
+			s.OnOutcome(func(command string, code uint32, took time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				if took < 0 {
+					t.Errorf("negative duration %v", took)
+				}
+				got = append(got, outcome{command, code})
+			})
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Stop(context.Background()) })
+			client := dial(t, socket)
+			call := map[string]func(context.Context, *cnipb.CniCmdRequest, ...grpc.CallOption) (*cnipb.CniCmdResponse, error){
+				CommandAdd: client.CmdAdd, CommandDel: client.CmdDel,
+			}[tt.command]
+			req := &cnipb.CniCmdRequest{Command: tt.sentCommand, CniVersion: "1.0.0", NetworkConfig: []byte(`{}`)}
+			resp, err := call(testContext(t), req)
+			if err != nil {
+				t.Fatalf("call: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// The observer runs before the answer is sent, so it has been called by now.
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("outcomes %v, want [%v]", got, tt.want)
+			}
+			if resp.GetError().GetCode() != tt.want.code {
+				t.Errorf("the shim got code %d, the observer %v", resp.GetError().GetCode(), got)
+			}
+		})
+	}
+}

@@ -3,45 +3,15 @@ package metrics
 import (
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podvlan/podvlan/internal/promtest"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
-// value reads one sample from the registry; ok is false when the series does not exist.
 func value(t *testing.T, m *Metrics, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	families, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, metric := range f.GetMetric() {
-			if matches(metric, labels) {
-				if g := metric.GetGauge(); g != nil {
-					return g.GetValue(), true
-				}
-				return metric.GetCounter().GetValue(), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func matches(m *dto.Metric, labels map[string]string) bool {
-	if len(m.GetLabel()) != len(labels) {
-		return false
-	}
-	for _, l := range m.GetLabel() {
-		if labels[l.GetName()] != l.GetValue() {
-			return false
-		}
-	}
-	return true
+	return promtest.Value(t, m.Registry(), name, labels)
 }
 
 func testPool(name string, ranges ...v1beta1.IPRange) *v1beta1.IPPool {

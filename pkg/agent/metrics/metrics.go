@@ -1,0 +1,129 @@
+// Package metrics holds the Prometheus metrics of antrea-agent, on a registry of its own (so that
+// tests can create as many agents as they like in one process), and the plain HTTP endpoint that
+// exposes them.
+//
+// Exported metrics:
+//
+//	antrea_agent_secondary_bridge_ready{bridge}   gauge     1 once the secondary bridge exists as
+//	                                                         configured, 0 while it cannot be ensured
+//	antrea_agent_secondary_uplink_missing{bridge,interface}
+//	                                              gauge     1 for a configured uplink whose network
+//	                                                         device does not exist (the agent retries),
+//	                                                         0 once it is attached
+//	antrea_agent_secondary_uplink_refused{bridge,interface}
+//	                                              gauge     1 for a configured uplink refused as the
+//	                                                         Node's management interface, else 0
+//	antrea_agent_cni_requests_total{command,result}
+//	                                              counter   CNI commands answered, result "success" or
+//	                                                         the CNI error code ("7", "11", "999", ...)
+//	antrea_agent_cni_request_duration_seconds{command}
+//	                                              histogram time from receiving a CNI command to
+//	                                                         answering it, 1 ms to 10 s buckets
+//
+// The uplink gauges exist for every configured uplink from the first time the bridge is ensured,
+// and go back to 0 rather than disappearing, so that alerts on them resolve. While the bridge
+// itself cannot be ensured the uplinks are not examined and their gauges keep their last value.
+//
+// The Go runtime and process collectors are registered as well.
+package metrics
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of agent metrics and the registry that exposes them.
+type Metrics struct {
+	registry      *prometheus.Registry
+	bridgeReady   *prometheus.GaugeVec
+	uplinkMissing *prometheus.GaugeVec
+	uplinkRefused *prometheus.GaugeVec
+	cniRequests   *prometheus.CounterVec
+	cniDuration   *prometheus.HistogramVec
+}
+
+// cniDurationBuckets span a STATUS answered from memory (about a millisecond) to an ADD that
+// waits for IPPool write conflicts and OVS (seconds); the shim gives up well before 10 s.
+var cniDurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// New creates the metrics on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		bridgeReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "antrea_agent_secondary_bridge_ready",
+			Help: "1 when the secondary OVS bridge exists as configured, 0 while the agent cannot ensure it.",
+		}, []string{"bridge"}),
+		uplinkMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "antrea_agent_secondary_uplink_missing",
+			Help: "1 for a configured uplink of the secondary bridge whose network device does not exist (retried), 0 once attached.",
+		}, []string{"bridge", "interface"}),
+		uplinkRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "antrea_agent_secondary_uplink_refused",
+			Help: "1 for a configured uplink of the secondary bridge refused because it carries the Node's own traffic, else 0.",
+		}, []string{"bridge", "interface"}),
+		cniRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "antrea_agent_cni_requests_total",
+			Help: "CNI commands answered by the agent, by command and result (success or the CNI error code).",
+		}, []string{"command", "result"}),
+		cniDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "antrea_agent_cni_request_duration_seconds",
+			Help:    "Time the agent took to answer a CNI command, by command.",
+			Buckets: cniDurationBuckets,
+		}, []string{"command"}),
+	}
+	m.registry.MustRegister(m.bridgeReady, m.uplinkMissing, m.uplinkRefused, m.cniRequests, m.cniDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Registry is the registry holding the metrics, for tests that gather them.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// SecondaryBridgeState records the outcome of one attempt to ensure bridge with its configured
+// uplinks: whether the bridge is ready, and which uplinks were found missing or refused. When the
+// bridge is not ready the uplinks were not examined, so their gauges are left as they were.
+func (m *Metrics) SecondaryBridgeState(bridge string, uplinks []string, ready bool, missing, refused []string) {
+	if !ready {
+		m.bridgeReady.WithLabelValues(bridge).Set(0)
+		return
+	}
+	m.bridgeReady.WithLabelValues(bridge).Set(1)
+	// Names outside the configuration should not happen; reporting them beats hiding them.
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(uplinks, missing, refused)))) {
+		m.uplinkMissing.WithLabelValues(bridge, name).Set(flag(slices.Contains(missing, name)))
+		m.uplinkRefused.WithLabelValues(bridge, name).Set(flag(slices.Contains(refused, name)))
+	}
+}
+
+// CNIRequest records one answered CNI command; code is its CNI error code, 0 for success.
+func (m *Metrics) CNIRequest(command string, code uint32, took time.Duration) {
+	m.cniRequests.WithLabelValues(command, cniResult(code)).Inc()
+	m.cniDuration.WithLabelValues(command).Observe(took.Seconds())
+}
+
+// cniResult is the result label of a CNI error code.
+func cniResult(code uint32) string {
+	if code == 0 {
+		return "success"
+	}
+	return strconv.FormatUint(uint64(code), 10)
+}
+
+func flag(set bool) float64 {
+	if set {
+		return 1
+	}
+	return 0
+}

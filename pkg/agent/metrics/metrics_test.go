@@ -1,0 +1,143 @@
+package metrics
+
+import (
+	"testing"
+	"time"
+
+	"github.com/podvlan/podvlan/internal/promtest"
+)
+
+func sample(t *testing.T, m *Metrics, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	return promtest.Value(t, m.Registry(), name, labels)
+}
+
+// bridgeState is one call of SecondaryBridgeState on bridge "br" with uplinks eth1, eth2, eth0.
+type bridgeState struct {
+	ready            bool
+	missing, refused []string
+}
+
+func TestSecondaryBridgeState(t *testing.T) {
+	uplinks := []string{"eth1", "eth2", "eth0"}
+	tests := []struct {
+		name        string
+		states      []bridgeState
+		wantReady   float64
+		wantMissing map[string]float64 // absent key: no series
+		wantRefused map[string]float64
+	}{
+		{
+			name:        "a ready bridge with every uplink attached reports zeros for each uplink",
+			states:      []bridgeState{{ready: true}},
+			wantReady:   1,
+			wantMissing: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 0},
+			wantRefused: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 0},
+		},
+		{
+			name:        "a missing uplink is 1, the others 0",
+			states:      []bridgeState{{ready: true, missing: []string{"eth2"}}},
+			wantReady:   1,
+			wantMissing: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 1},
+			wantRefused: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 0},
+		},
+		{
+			name:        "an uplink that appears goes back to 0 and keeps its series",
+			states:      []bridgeState{{ready: true, missing: []string{"eth2"}}, {ready: true}},
+			wantReady:   1,
+			wantMissing: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 0},
+			wantRefused: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 0},
+		},
+		{
+			name:        "a refused uplink is 1 in refused and 0 in missing",
+			states:      []bridgeState{{ready: true, missing: []string{"eth2"}, refused: []string{"eth0"}}},
+			wantReady:   1,
+			wantMissing: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 1},
+			wantRefused: map[string]float64{"eth0": 1, "eth1": 0, "eth2": 0},
+		},
+		{
+			name:        "a bridge never ensured is 0 and has no uplink series",
+			states:      []bridgeState{{ready: false}},
+			wantReady:   0,
+			wantMissing: map[string]float64{},
+			wantRefused: map[string]float64{},
+		},
+		{
+			name:        "a bridge failure keeps the last known uplink state",
+			states:      []bridgeState{{ready: true, missing: []string{"eth2"}}, {ready: false}},
+			wantReady:   0,
+			wantMissing: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 1},
+			wantRefused: map[string]float64{"eth0": 0, "eth1": 0, "eth2": 0},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New()
+			for _, s := range tt.states {
+				m.SecondaryBridgeState("br", uplinks, s.ready, s.missing, s.refused)
+			}
+			if v, ok := sample(t, m, "antrea_agent_secondary_bridge_ready", map[string]string{"bridge": "br"}); !ok || v != tt.wantReady {
+				t.Errorf("bridge_ready %v (present %v), want %v", v, ok, tt.wantReady)
+			}
+			for metric, want := range map[string]map[string]float64{
+				"antrea_agent_secondary_uplink_missing": tt.wantMissing,
+				"antrea_agent_secondary_uplink_refused": tt.wantRefused,
+			} {
+				for _, iface := range uplinks {
+					v, ok := sample(t, m, metric, map[string]string{"bridge": "br", "interface": iface})
+					wantV, wantOK := want[iface]
+					if ok != wantOK || v != wantV {
+						t.Errorf("%s{interface=%q} = %v (present %v), want %v (present %v)", metric, iface, v, ok, wantV, wantOK)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCNIRequestCountsByResultCode(t *testing.T) {
+	m := New()
+	m.CNIRequest("ADD", 0, 3*time.Millisecond)
+	m.CNIRequest("ADD", 0, 2*time.Second)
+	m.CNIRequest("ADD", 7, time.Millisecond)
+	m.CNIRequest("DEL", 999, time.Millisecond)
+	m.CNIRequest("STATUS", 50, 0)
+	for _, tt := range []struct {
+		command, result string
+		want            float64
+	}{
+		{"ADD", "success", 2},
+		{"ADD", "7", 1},
+		{"DEL", "999", 1},
+		{"STATUS", "50", 1},
+	} {
+		if v, _ := sample(t, m, "antrea_agent_cni_requests_total", map[string]string{"command": tt.command, "result": tt.result}); v != tt.want {
+			t.Errorf("requests{command=%s,result=%s} = %v, want %v", tt.command, tt.result, v, tt.want)
+		}
+	}
+	if _, ok := sample(t, m, "antrea_agent_cni_requests_total", map[string]string{"command": "DEL", "result": "success"}); ok {
+		t.Error("a failed DEL was counted as a success")
+	}
+	h := promtest.Find(t, m.Registry(), "antrea_agent_cni_request_duration_seconds", map[string]string{"command": "ADD"}).GetHistogram()
+	if h.GetSampleCount() != 3 {
+		t.Errorf("ADD duration samples %d, want 3", h.GetSampleCount())
+	}
+	for _, b := range h.GetBucket() {
+		// 1 ms and 3 ms fall in the 5 ms bucket; 2 s does not.
+		if b.GetUpperBound() == 0.005 && b.GetCumulativeCount() != 2 {
+			t.Errorf("ADD samples up to 5ms: %d, want 2", b.GetCumulativeCount())
+		}
+	}
+}
+
+func TestDurationBucketsSpanOneMillisecondToTenSeconds(t *testing.T) {
+	first, last := cniDurationBuckets[0], cniDurationBuckets[len(cniDurationBuckets)-1]
+	if first != 0.001 || last != 10 {
+		t.Errorf("buckets span %v..%v s, want 0.001..10", first, last)
+	}
+	for i := 1; i < len(cniDurationBuckets); i++ {
+		if cniDurationBuckets[i] <= cniDurationBuckets[i-1] {
+			t.Errorf("buckets not increasing at %d: %v", i, cniDurationBuckets)
+		}
+	}
+}
