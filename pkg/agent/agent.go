@@ -238,6 +238,9 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	eng := engine.New(ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
 		DisableTXChecksum: cfg.OVSDatapathType == config.DatapathNetdev})
 	reconciler := reconcile.New(br.BridgeName, ovsClient, eng, a.pods, reconcile.KernelLinkExists)
+	reconciler.RestoreStatuses(a.reporter, func(namespace, name string) (*corev1.Pod, error) {
+		return a.pods.Lister.Pods(namespace).Get(name)
+	})
 	a.secondary.Store(sn)
 	a.handler.SetEngine(eng)
 

@@ -26,6 +26,8 @@ const (
 	IfNameKey       = "podvlan-ifname"
 	NetworkKey      = "podvlan-network"
 	AddressesKey    = "podvlan-addresses"
+	// NetworkStatusKey holds the Pod interface's network-status entry (see RecordAttachment).
+	NetworkStatusKey = "podvlan-network-status"
 )
 
 // PortOwner is the Pod interface an access port belongs to, recorded in the port's external_ids.

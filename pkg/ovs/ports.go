@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -55,6 +56,8 @@ type PodPort struct {
 	VLAN   uint16
 	Owner  PortOwner
 	Error  string // vswitchd's error column of the interface, if any
+	// NetworkStatus is the network-status entry recorded by RecordAttachment (JSON), if any.
+	NetworkStatus string
 }
 
 // PortConflictError means a port of the requested name exists but is not the requested one:
@@ -116,7 +119,7 @@ func (c *Client) createAccessPort(ctx context.Context, spec PortSpec) (PodPort, 
 			return PodPort{}, err
 		}
 		if !slices.Equal(existing.Owner.Addresses, spec.Owner.Addresses) {
-			if err := c.recordAddresses(ctx, spec.Name, spec.Owner.Addresses); err != nil {
+			if err := c.setExternalIDs(ctx, spec.Name, map[string]string{AddressesKey: strings.Join(spec.Owner.Addresses, ",")}); err != nil {
 				return PodPort{}, fmt.Errorf("create port %s: existing port: %w", spec.Name, err)
 			}
 		}
@@ -210,24 +213,35 @@ func sameAccessPort(spec PortSpec, existing *PodPort) error {
 	return nil
 }
 
-// RecordAddresses records the addresses of the Pod interface behind one of our ports in its
-// external_ids. It does not wait for ovs-vswitchd, which has nothing to apply: the attach engine
-// adds the port while the addresses are still being allocated, and records them once they are.
-func (c *Client) RecordAddresses(ctx context.Context, name string, addresses []string) error {
-	if err := c.checkConnected(); err != nil {
-		return fmt.Errorf("record addresses of port %s: %w", name, err)
+// AttachmentRecord is what a port records of the Pod interface behind it, besides its owner.
+type AttachmentRecord struct {
+	// Addresses are the interface's addresses in CIDR notation.
+	Addresses []string
+	// NetworkStatus is the interface's k8s.v1.cni.cncf.io/network-status entry (JSON), for the
+	// agent to write the annotation again if it was lost; empty when the agent does not write one.
+	NetworkStatus string
+}
+
+// RecordAttachment records the addresses and the network-status entry of the Pod interface
+// behind one of our ports in its external_ids (empty values remove them). It does not wait for
+// ovs-vswitchd, which has nothing to apply: the attach engine adds the port while the addresses
+// are still being allocated, and records them once they are.
+func (c *Client) RecordAttachment(ctx context.Context, name string, rec AttachmentRecord) error {
+	if err := validateAddresses(rec.Addresses); err != nil {
+		return fmt.Errorf("record attachment of port %s: %w", name, err)
 	}
-	err := c.retryOnStaleCache(ctx, func() error { return c.recordAddresses(ctx, name, addresses) })
-	if err != nil {
-		return fmt.Errorf("record addresses of port %s: %w", name, err)
+	if err := c.checkConnected(); err != nil {
+		return fmt.Errorf("record attachment of port %s: %w", name, err)
+	}
+	ids := map[string]string{AddressesKey: strings.Join(rec.Addresses, ","), NetworkStatusKey: rec.NetworkStatus}
+	if err := c.retryOnStaleCache(ctx, func() error { return c.setExternalIDs(ctx, name, ids) }); err != nil {
+		return fmt.Errorf("record attachment of port %s: %w", name, err)
 	}
 	return nil
 }
 
-func (c *Client) recordAddresses(ctx context.Context, name string, addresses []string) error {
-	if err := validateAddresses(addresses); err != nil {
-		return err
-	}
+// setExternalIDs sets keys of one of our Pod ports' external_ids; an empty value removes the key.
+func (c *Client) setExternalIDs(ctx context.Context, name string, ids map[string]string) error {
 	port := &vswitchd.Port{Name: name}
 	if err := c.db.Get(ctx, port); err != nil {
 		return fmt.Errorf("find port: %w", err)
@@ -235,10 +249,16 @@ func (c *Client) recordAddresses(ctx context.Context, name string, addresses []s
 	if _, ok := ownerFromExternalIDs(port.ExternalIDs); !ok {
 		return &PortConflictError{Name: name, Reason: "it is not a Pod port of this agent"}
 	}
-	mutations := []model.Mutation{{Field: &port.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{AddressesKey}}}
-	if len(addresses) > 0 {
-		mutations = append(mutations, model.Mutation{Field: &port.ExternalIDs, Mutator: ovsdb.MutateOperationInsert,
-			Value: map[string]string{AddressesKey: strings.Join(addresses, ",")}})
+	keys := slices.Sorted(maps.Keys(ids))
+	set := map[string]string{}
+	for _, k := range keys {
+		if ids[k] != "" {
+			set[k] = ids[k]
+		}
+	}
+	mutations := []model.Mutation{{Field: &port.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: keys}}
+	if len(set) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &port.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: set})
 	}
 	ops, err := c.db.Where(port).Mutate(port, mutations...)
 	if err != nil {
@@ -508,7 +528,7 @@ func (c *Client) interfacesOf(ctx context.Context, port *vswitchd.Port) []*vswit
 
 // podPortFromRows summarises a Port row and its interface (Pod ports have exactly one).
 func podPortFromRows(port *vswitchd.Port, owner PortOwner, ifaces []*vswitchd.Interface) PodPort {
-	p := PodPort{Name: port.Name, Owner: owner}
+	p := PodPort{Name: port.Name, Owner: owner, NetworkStatus: port.ExternalIDs[NetworkStatusKey]}
 	if port.Tag != nil && *port.Tag >= 0 && *port.Tag <= MaxVLAN {
 		p.VLAN = uint16(*port.Tag)
 	}

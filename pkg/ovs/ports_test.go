@@ -55,7 +55,7 @@ func TestAccessPorts(t *testing.T) {
 		}
 	})
 
-	t.Run("addresses are recorded on an existing port, also by a repeated create", func(t *testing.T) {
+	t.Run("addresses and network-status are recorded on an existing port, addresses also by a repeated create", func(t *testing.T) {
 		p := s.newPod(t, "10.78.0.9/24")
 		owner := p.owner("networks/vlan100")
 		addresses := owner.Addresses
@@ -67,14 +67,27 @@ func TestAccessPorts(t *testing.T) {
 		if got := s.vsctlField(t, "Port", p.host, "external_ids"); strings.Contains(got, "podvlan-addresses") {
 			t.Fatalf("a port created without addresses records them: %s", got)
 		}
-		if err := s.client.RecordAddresses(testContext(t), p.host, addresses); err != nil {
+		status := `{"name":"networks/vlan100","interface":"eth1","ips":["10.78.0.9"],"default":false}`
+		if err := s.client.RecordAttachment(testContext(t), p.host, ovs.AttachmentRecord{Addresses: addresses, NetworkStatus: status}); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Trim(s.vsctlField(t, "Port", p.host, "external_ids:podvlan-addresses"), `"`); got != "10.78.0.9/24" {
-			t.Errorf("after RecordAddresses the port records %q", got)
+			t.Errorf("after RecordAttachment the port records %q", got)
 		}
-		if err := s.client.RecordAddresses(testContext(t), p.host, nil); err != nil {
+		ports, err := s.client.ListPodPorts(testContext(t), br)
+		if err != nil {
 			t.Fatal(err)
+		}
+		for _, port := range ports {
+			if port.Name == p.host && port.NetworkStatus != status {
+				t.Errorf("ListPodPorts gives network-status %q, want %q", port.NetworkStatus, status)
+			}
+		}
+		if err := s.client.RecordAttachment(testContext(t), p.host, ovs.AttachmentRecord{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.vsctlField(t, "Port", p.host, "external_ids"); strings.Contains(got, "podvlan-addresses") || strings.Contains(got, "podvlan-network-status") {
+			t.Errorf("an empty record left %s", got)
 		}
 		// A create that comes with the addresses fills in a port that has none.
 		spec.Owner.Addresses = addresses
@@ -89,8 +102,8 @@ func TestAccessPorts(t *testing.T) {
 		if got := strings.Trim(s.vsctlField(t, "Port", p.host, "external_ids:podvlan-container-id"), `"`); got != owner.ContainerID {
 			t.Errorf("container ID became %s", got)
 		}
-		if err := s.client.RecordAddresses(testContext(t), "no-such-port", addresses); err == nil {
-			t.Error("RecordAddresses on a missing port succeeded")
+		if err := s.client.RecordAttachment(testContext(t), "no-such-port", ovs.AttachmentRecord{Addresses: addresses}); err == nil {
+			t.Error("RecordAttachment on a missing port succeeded")
 		}
 	})
 

@@ -224,6 +224,9 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 	if len(p.Networks) == 0 {
 		return prev, nil // every network belongs to another plugin
 	}
+	for i := range p.Networks {
+		p.Networks[i].WritesStatus = true
+	}
 	eng, err := h.attachEngine()
 	if err != nil {
 		return fail(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, p.Networks[0].Key, err))
@@ -239,7 +242,7 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 	}
 	statuses := make([]nadv1.NetworkStatus, 0, len(attached))
 	for _, a := range attached {
-		statuses = append(statuses, networkStatus(a))
+		statuses = append(statuses, a.NetworkStatus())
 	}
 	h.reporter.QueueNetworkStatus(podRef(pod), statuses)
 	h.reporter.Attached(podRef(pod), engine.Describe(attached))
@@ -256,17 +259,6 @@ func (h *Handler) checkIPAMGate(networks []engine.Network) error {
 		}
 	}
 	return nil
-}
-
-func networkStatus(a engine.Attachment) nadv1.NetworkStatus {
-	s := nadv1.NetworkStatus{Name: a.Network.Key, Interface: a.Network.IfName, Mac: a.MAC.String(), Mtu: a.Network.MTU}
-	for _, ip := range a.IPs {
-		s.IPs = append(s.IPs, ip.Address.Addr().String())
-		if ip.Gateway.IsValid() {
-			s.Gateway = append(s.Gateway, ip.Gateway.String())
-		}
-	}
-	return s
 }
 
 // delegateNetwork plans the one network of a Multus delegate call.

@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/agent/attach"
@@ -27,7 +29,7 @@ import (
 // Ports is what the engine needs of the OVS layer.
 type Ports interface {
 	CreateAccessPort(ctx context.Context, spec ovs.PortSpec) (ovs.PodPort, error)
-	RecordAddresses(ctx context.Context, name string, addresses []string) error
+	RecordAttachment(ctx context.Context, name string, rec ovs.AttachmentRecord) error
 	DeletePort(ctx context.Context, name string) error
 	DeletePortsOf(ctx context.Context, containerID string) ([]string, error)
 	ListPodPorts(ctx context.Context, bridge string) ([]ovs.PodPort, error)
@@ -69,6 +71,10 @@ type Network struct {
 	// DefaultRoute are gateways (at most one per family) through which the Pod's default route
 	// goes instead of through its primary interface: the annotation's default-route.
 	DefaultRoute []netip.Addr
+	// WritesStatus says the agent writes the network-status entry of this attachment (on the
+	// chained path; under Multus, Multus does). The port then records the entry, so that
+	// reconciliation can write it again if the agent died before it was written.
+	WritesStatus bool
 }
 
 func (n Network) wantsAddresses() bool { return len(n.Pools) > 0 || len(n.Static) > 0 }
@@ -85,6 +91,18 @@ type Attachment struct {
 	// VLAN is the access VLAN of the port.
 	VLAN   int
 	OFPort int
+}
+
+// NetworkStatus is the attachment's entry of the Pod's k8s.v1.cni.cncf.io/network-status.
+func (a Attachment) NetworkStatus() nadv1.NetworkStatus {
+	s := nadv1.NetworkStatus{Name: a.Network.Key, Interface: a.Network.IfName, Mac: a.MAC.String(), Mtu: a.Network.MTU}
+	for _, ip := range a.IPs {
+		s.IPs = append(s.IPs, ip.Address.Addr().String())
+		if ip.Gateway.IsValid() {
+			s.Gateway = append(s.Gateway, ip.Gateway.String())
+		}
+	}
+	return s
 }
 
 // Options configure an Engine.
@@ -337,12 +355,14 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 	if cfgErr != nil {
 		return nil, cfgErr
 	}
-	if !existing && len(a.IPs) > 0 {
-		if err := e.ports.RecordAddresses(ctx, host, addressStrings(a.IPs)); err != nil {
+	a.MAC, a.OFPort = iface.ContainerMAC, port.OFPort
+	if rec, err := a.record(); err != nil {
+		return nil, err
+	} else if len(rec.Addresses) > 0 || rec.NetworkStatus != "" {
+		if err := e.ports.RecordAttachment(ctx, host, rec); err != nil {
 			return nil, err
 		}
 	}
-	a.MAC, a.OFPort = iface.ContainerMAC, port.OFPort
 
 	if err := pair.Announce(); err != nil {
 		logger.V(2).Info("Could not announce the addresses", "err", err)
@@ -350,6 +370,19 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 	logger.V(2).Info("Attached network", "port", host, "vlan", a.VLAN, "ips", addressStrings(a.IPs),
 		"took", time.Since(start), "allocate", took.allocate, "veth", took.veth, "configure", took.configure, "ovs", took.port)
 	return a, nil
+}
+
+// record is what the port records of the attachment.
+func (a *Attachment) record() (ovs.AttachmentRecord, error) {
+	rec := ovs.AttachmentRecord{Addresses: addressStrings(a.IPs)}
+	if a.Network.WritesStatus {
+		data, err := json.Marshal(a.NetworkStatus())
+		if err != nil {
+			return rec, fmt.Errorf("encode the network-status entry: %w", err)
+		}
+		rec.NetworkStatus = string(data)
+	}
+	return rec, nil
 }
 
 // phaseTimes records when the steps of one attachment were done (since its start), for the log:

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -177,4 +179,21 @@ func MergeNetworkStatus(current string, managedIfNames []string, ours []nadv1.Ne
 		return "", false, fmt.Errorf("encode network-status: %w", err)
 	}
 	return string(data), string(data) != current, nil
+}
+
+// HasEntries reports whether the annotation value current holds every entry of ours, in any
+// order.
+func HasEntries(current string, ours []nadv1.NetworkStatus) bool {
+	var existing []nadv1.NetworkStatus
+	if current != "" {
+		if err := json.Unmarshal([]byte(current), &existing); err != nil {
+			return false
+		}
+	}
+	for _, want := range ours {
+		if !slices.ContainsFunc(existing, func(have nadv1.NetworkStatus) bool { return reflect.DeepEqual(have, want) }) {
+			return false
+		}
+	}
+	return true
 }

@@ -76,3 +76,33 @@ func TestOurEntriesSayTheyAreNotTheDefault(t *testing.T) {
 		t.Errorf("network-status %s lacks \"default\": false", got)
 	}
 }
+
+func TestHasEntriesIgnoresOrderAndOthers(t *testing.T) {
+	a := nadv1.NetworkStatus{Name: "ns/a", Interface: "eth1", IPs: []string{"10.0.0.2"}}
+	b := nadv1.NetworkStatus{Name: "ns/b", Interface: "eth2", IPs: []string{"10.0.1.2"}}
+	primary := nadv1.NetworkStatus{Name: "default/primary", Interface: "eth0", Default: true}
+	written, _, err := MergeNetworkStatus("", nil, []nadv1.NetworkStatus{primary, a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changedB := b
+	changedB.IPs = []string{"10.0.1.3"}
+	for _, tc := range []struct {
+		name    string
+		current string
+		ours    []nadv1.NetworkStatus
+		want    bool
+	}{
+		{"all there, in another order", written, []nadv1.NetworkStatus{b, a}, true},
+		{"one missing", written, []nadv1.NetworkStatus{a, {Name: "ns/c", Interface: "eth3"}}, false},
+		{"one different", written, []nadv1.NetworkStatus{a, changedB}, false},
+		{"no annotation", "", []nadv1.NetworkStatus{a}, false},
+		{"unparsable", "{", []nadv1.NetworkStatus{a}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := HasEntries(tc.current, tc.ours); got != tc.want {
+				t.Errorf("HasEntries = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,20 +1,28 @@
 // Package reconcile removes what crashes, missed CNI DELs and force-deleted Pods leave behind on
 // a Node: OVS ports (and their veths and addresses) whose sandbox or Pod is gone. Everything live
-// is left untouched. State comes only from OVSDB and the API server, so this is also what makes an
-// agent restart safe.
+// is left untouched, except that a live Pod whose network-status lacks the entries its ports
+// record gets them written again (the agent writes it after answering ADD, and may have died
+// before). State comes only from OVSDB and the API server, so this is also what makes an agent
+// restart safe.
 package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
 
@@ -32,6 +40,14 @@ type Detacher interface {
 type Pods interface {
 	Exists(ctx context.Context, namespace, name, uid string) (bool, error)
 }
+
+// Statuses writes network-status annotations.
+type Statuses interface {
+	QueueNetworkStatus(pod podstatus.PodRef, ours []nadv1.NetworkStatus)
+}
+
+// PodCache returns a Pod of this Node from the informer cache.
+type PodCache func(namespace, name string) (*corev1.Pod, error)
 
 // LinkExists reports whether a network device exists in the agent's namespace.
 type LinkExists func(name string) (bool, error)
@@ -56,11 +72,20 @@ type Reconciler struct {
 	detach Detacher
 	pods   Pods
 	link   LinkExists
+
+	// statuses and podCache, when set, restore lost network-status entries.
+	statuses Statuses
+	podCache PodCache
 }
 
 // New returns a Reconciler.
 func New(bridge string, ports Ports, detach Detacher, pods Pods, link LinkExists) *Reconciler {
 	return &Reconciler{bridge: bridge, ports: ports, detach: detach, pods: pods, link: link}
+}
+
+// RestoreStatuses has every pass write the network-status entries that live Pods lack.
+func (r *Reconciler) RestoreStatuses(statuses Statuses, pods PodCache) {
+	r.statuses, r.podCache = statuses, pods
 }
 
 // Stale is a sandbox whose attachments are to be removed, and why.
@@ -91,7 +116,54 @@ func (r *Reconciler) Once(ctx context.Context) ([]Stale, error) {
 			"container", s.Sandbox.ContainerID, "reason", s.Reason)
 		cleaned = append(cleaned, s)
 	}
+	r.restoreStatuses(ports, stale)
 	return cleaned, errors.Join(errs...)
+}
+
+// restoreStatuses queues the network-status entries recorded on the ports of live sandboxes for
+// the Pods whose annotation lacks one of them.
+func (r *Reconciler) restoreStatuses(ports []ovs.PodPort, stale []Stale) {
+	if r.statuses == nil || r.podCache == nil {
+		return
+	}
+	gone := map[string]bool{}
+	for _, s := range stale {
+		gone[s.Sandbox.ContainerID] = true
+	}
+	type podKey struct{ namespace, name, uid string }
+	entries := map[podKey][]nadv1.NetworkStatus{}
+	containers := map[podKey]map[string]bool{}
+	for _, p := range ports {
+		if p.NetworkStatus == "" || gone[p.Owner.ContainerID] {
+			continue
+		}
+		var entry nadv1.NetworkStatus
+		if err := json.Unmarshal([]byte(p.NetworkStatus), &entry); err != nil {
+			klog.ErrorS(err, "Unreadable network-status entry on a port", "port", p.Name)
+			continue
+		}
+		k := podKey{p.Owner.PodNamespace, p.Owner.PodName, p.Owner.PodUID}
+		entries[k] = append(entries[k], entry)
+		if containers[k] == nil {
+			containers[k] = map[string]bool{}
+		}
+		containers[k][p.Owner.ContainerID] = true
+	}
+	for k, ours := range entries {
+		if len(containers[k]) > 1 {
+			continue // two sandboxes of one Pod: the newer one's ADD writes it
+		}
+		pod, err := r.podCache(k.namespace, k.name)
+		if err != nil || (k.uid != "" && string(pod.UID) != k.uid) {
+			continue
+		}
+		if podstatus.HasEntries(pod.Annotations[nadv1.NetworkStatusAnnot], ours) {
+			continue
+		}
+		slices.SortFunc(ours, func(a, b nadv1.NetworkStatus) int { return strings.Compare(a.Interface, b.Interface) })
+		klog.InfoS("Writing the network-status entries the Pod lacks", "pod", klog.KObj(pod), "entries", len(ours))
+		r.statuses.QueueNetworkStatus(podstatus.PodRef{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}, ours)
+	}
 }
 
 // findStale decides, per container, whether its sandbox is gone: its Pod no longer exists (or is

@@ -2,12 +2,18 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sort"
 	"strings"
 	"testing"
 
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
 
@@ -65,5 +71,64 @@ func TestOnce(t *testing.T) {
 	}
 	if !strings.Contains(reasons["c-old-sandbox"], "network namespace") || !strings.Contains(reasons["c-deleted"], "no longer exists") {
 		t.Errorf("reasons %v", reasons)
+	}
+}
+
+type fakeStatuses struct {
+	queued map[string][]nadv1.NetworkStatus
+}
+
+func (f *fakeStatuses) QueueNetworkStatus(pod podstatus.PodRef, ours []nadv1.NetworkStatus) {
+	if f.queued == nil {
+		f.queued = map[string][]nadv1.NetworkStatus{}
+	}
+	f.queued[pod.Name] = ours
+}
+
+func TestOnceWritesTheNetworkStatusLivePodsLack(t *testing.T) {
+	entry := func(ifName, ip string) nadv1.NetworkStatus {
+		return nadv1.NetworkStatus{Name: "ns/vlan100", Interface: ifName, IPs: []string{ip}}
+	}
+	recorded := func(name, pod, uid, container string, e nadv1.NetworkStatus) ovs.PodPort {
+		p := port(name, "ns", pod, uid, container)
+		p.Owner.IfName = e.Interface
+		data, _ := json.Marshal(e)
+		p.NetworkStatus = string(data)
+		return p
+	}
+	written, _, _ := podstatus.MergeNetworkStatus("", nil, []nadv1.NetworkStatus{entry("eth1", "10.0.0.3")})
+	podsByName := map[string]*corev1.Pod{
+		"lost":       {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lost", UID: "u1"}},
+		"written":    {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "written", UID: "u2", Annotations: map[string]string{nadv1.NetworkStatusAnnot: written}}},
+		"recreated":  {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "recreated", UID: "new"}},
+		"two-boxes":  {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "two-boxes", UID: "u4"}},
+		"no-network": {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "no-network", UID: "u5"}},
+	}
+	ports := fakePorts{
+		recorded("pvl-lost-2", "lost", "u1", "c1", entry("eth2", "10.0.0.2")),
+		recorded("pvl-lost-1", "lost", "u1", "c1", entry("eth1", "10.0.0.1")),
+		recorded("pvl-written", "written", "u2", "c2", entry("eth1", "10.0.0.3")),
+		recorded("pvl-recreated", "recreated", "old", "c3", entry("eth1", "10.0.0.4")),
+		recorded("pvl-two-a", "two-boxes", "u4", "c4a", entry("eth1", "10.0.0.5")),
+		recorded("pvl-two-b", "two-boxes", "u4", "c4b", entry("eth1", "10.0.0.6")),
+		port("pvl-no-network", "ns", "no-network", "u5", "c5"), // a Multus delegate's: nothing recorded
+	}
+	links := map[string]bool{}
+	for _, p := range ports {
+		links[p.Name] = true
+	}
+	pods := fakePods{"ns/lost": "u1", "ns/written": "u2", "ns/recreated": "old", "ns/two-boxes": "u4", "ns/no-network": "u5"}
+	statuses := &fakeStatuses{}
+	r := New("br", ports, &fakeDetacher{}, pods, func(name string) (bool, error) { return links[name], nil })
+	r.RestoreStatuses(statuses, func(namespace, name string) (*corev1.Pod, error) { return podsByName[name], nil })
+	if _, err := r.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses.queued) != 1 {
+		t.Fatalf("queued for %v, want only the Pod that lost its annotation", statuses.queued)
+	}
+	got := statuses.queued["lost"]
+	if len(got) != 2 || got[0].Interface != "eth1" || got[1].Interface != "eth2" {
+		t.Errorf("queued %+v, want eth1 and eth2 in interface order", got)
 	}
 }
