@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds the pinned kube-apiserver, kubectl, kubelet, etcd and etcdctl from hack/tools/* into a cache
-# outside the checkout, keyed by version, and reuses it when every binary is already there.
-# Prints the bin directory on stdout (build logs go to stderr).
+# Builds the pinned kube-apiserver, kubectl, kubelet, etcd and etcdctl, and the Multus thin plugin
+# for the e2e tests, from hack/tools/* into a cache outside the checkout, keyed by version, and
+# reuses it when every binary is already there. Prints the bin directory on stdout (build logs go
+# to stderr).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 bin=$(tools_bin_dir)
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd etcdctl)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd etcdctl multus)
 all_there() {
 	for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
+}
+there() {
+	for b in "$@"; do [ -x "$bin/$b" ] || return 1; done
 }
 if all_there; then echo "$bin"; exit 0; fi
 
@@ -25,13 +29,24 @@ minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 ldf="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
 ldf="$ldf -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 ldf="$ldf -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-log "building Kubernetes $K8S_VERSION tools into $bin (about 8 minutes on a cold 2-core machine)"
-(cd "$here/tools/k8s" && go build -trimpath -ldflags "$ldf" -o "$tmp/" \
-	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet) >&2
-log "building etcd $ETCD_VERSION"
-(cd "$here/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 &&
-	go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2
+# Each group is built only when one of its binaries is missing, so that adding a tool does not
+# rebuild the others.
+if ! there kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; then
+	log "building Kubernetes $K8S_VERSION tools into $bin (about 8 minutes on a cold 2-core machine)"
+	(cd "$here/tools/k8s" && go build -trimpath -ldflags "$ldf" -o "$tmp/" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet) >&2
+fi
+if ! there etcd etcdctl; then
+	log "building etcd $ETCD_VERSION"
+	(cd "$here/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 &&
+		go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2
+fi
+if ! there multus; then
+	log "building the Multus thin plugin $(sed -n 's/^.*multus-cni.v4 \(v[^ ]*\).*$/\1/p' "$here/tools/multus/go.mod")"
+	(cd "$here/tools/multus" && go build -trimpath -ldflags "-s -w" -o "$tmp/multus" \
+		gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus) >&2
+fi
 mv "$tmp"/* "$bin/"
 log "tools ready in $(( $(date +%s) - t0 ))s"
 echo "$bin"
