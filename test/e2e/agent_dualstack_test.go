@@ -10,23 +10,6 @@ import (
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
-// podAddresses lists the global addresses of an interface in the sandbox, both families.
-func podAddresses(t *testing.T, s *sandbox, ifName string) []string {
-	t.Helper()
-	out := mustRun(t, "ip", "-n", s.netns, "-o", "addr", "show", "dev", ifName, "scope", "global")
-	var addrs []string
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		for i, w := range f {
-			if (w == "inet" || w == "inet6") && i+1 < len(f) {
-				addrs = append(addrs, strings.SplitN(f[i+1], "/", 2)[0])
-			}
-		}
-	}
-	sort.Strings(addrs)
-	return addrs
-}
-
 // TestAgentDualStack attaches a network with an IPv4 and an IPv6 IPPool: each Pod gets one
 // address of each, network-status lists both, and Pods on two Nodes reach each other over both
 // families through the VLAN.

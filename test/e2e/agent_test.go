@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -43,18 +45,34 @@ func nadConfig(vlan int, pools ...string) string {
 	return string(data)
 }
 
-// podAddress returns the first address of the interface inside the sandbox.
+// podAddress returns the IPv4 address of the interface inside the sandbox.
 func podAddress(t *testing.T, s *sandbox, ifName string) string {
 	t.Helper()
-	out := mustRun(t, "ip", "-n", s.netns, "-4", "-o", "addr", "show", "dev", ifName)
-	f := strings.Fields(out)
-	for i, w := range f {
-		if w == "inet" && i+1 < len(f) {
-			return strings.SplitN(f[i+1], "/", 2)[0]
+	addrs := podAddresses(t, s, ifName)
+	for _, a := range addrs {
+		if netip.MustParseAddr(a).Is4() {
+			return a
 		}
 	}
-	t.Fatalf("no IPv4 address on %s in %s: %s", ifName, s.netns, out)
+	t.Fatalf("no IPv4 address on %s in %s: %v", ifName, s.netns, addrs)
 	return ""
+}
+
+// podAddresses lists the global addresses of an interface in the sandbox, both families.
+func podAddresses(t *testing.T, s *sandbox, ifName string) []string {
+	t.Helper()
+	out := mustRun(t, "ip", "-n", s.netns, "-o", "addr", "show", "dev", ifName, "scope", "global")
+	var addrs []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		for i, w := range f {
+			if (w == "inet" || w == "inet6") && i+1 < len(f) {
+				addrs = append(addrs, strings.SplitN(f[i+1], "/", 2)[0])
+			}
+		}
+	}
+	sort.Strings(addrs)
+	return addrs
 }
 
 // networkStatus returns the Pod's network-status once the agent has written it: the agent writes

@@ -356,9 +356,11 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 		return nil, cfgErr
 	}
 	a.MAC, a.OFPort = iface.ContainerMAC, port.OFPort
-	if rec, err := a.record(); err != nil {
+	rec, err := a.record()
+	if err != nil {
 		return nil, err
-	} else if len(rec.Addresses) > 0 || rec.NetworkStatus != "" {
+	}
+	if len(rec.Addresses) > 0 || rec.NetworkStatus != "" {
 		if err := e.ports.RecordAttachment(ctx, host, rec); err != nil {
 			return nil, err
 		}
