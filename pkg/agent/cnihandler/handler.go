@@ -65,6 +65,8 @@ type Handler struct {
 	lookup   plan.Lookup
 	reporter Reporter
 	ready    func() error
+	// configErr, when set, is why the agent runs degraded: every secondary network is refused with it.
+	configErr error
 }
 
 // Options are the Handler's collaborators.
@@ -79,12 +81,15 @@ type Options struct {
 	Reporter Reporter
 	// Ready returns nil when ADD can be served (OVSDB connected, caches synced).
 	Ready func() error
+	// ConfigError, when set, is why antrea-agent.conf could not be loaded: the agent runs degraded,
+	// serves Pods without secondary networks and refuses every network with this error.
+	ConfigError error
 }
 
 // New returns a Handler.
 func New(o Options) *Handler {
 	return &Handler{gates: o.Gates, noEngine: o.NoEngine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
-		reporter: o.Reporter, ready: o.Ready}
+		reporter: o.Reporter, ready: o.Ready, configErr: o.ConfigError}
 }
 
 // SetEngine makes secondary networks available; the agent calls it once OVSDB is connected.
@@ -136,6 +141,9 @@ func internal(err error) error {
 }
 
 func (h *Handler) gateError(gate featuregate.Feature) error {
+	if h.configErr != nil {
+		return invalidConfig(h.configErr)
+	}
 	if h.gates != nil && h.gates.Enabled(gate) {
 		return nil
 	}

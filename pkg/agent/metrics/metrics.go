@@ -19,6 +19,17 @@
 //	antrea_agent_cni_request_duration_seconds{command}
 //	                                              histogram time from receiving a CNI command to
 //	                                                         answering it, 1 ms to 10 s buckets
+//	antrea_agent_config_invalid                   gauge     1 while antrea-agent.conf is invalid and the
+//	                                                         agent runs degraded (no secondary network
+//	                                                         is attached), else 0
+//	antrea_agent_cni_chained                      gauge     1 while antrea is chained in the Node's
+//	                                                         primary CNI configuration, else 0
+//	antrea_agent_cni_chain_problem                gauge     1 while the chain cannot be kept as wanted
+//	                                                         (no primary configuration, one that does
+//	                                                         not load, a failed write), else 0
+//	antrea_agent_cni_chain_restored_total         counter   times antrea was chained again into a primary
+//	                                                         configuration that lost it (its plugin
+//	                                                         rewrote the file) or held it twice
 //
 // The uplink gauges exist for every configured uplink from the first time the bridge is ensured,
 // and go back to 0 rather than disappearing, so that alerts on them resolve. While the bridge
@@ -31,6 +42,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +58,13 @@ type Metrics struct {
 	uplinkRefused *prometheus.GaugeVec
 	cniRequests   *prometheus.CounterVec
 	cniDuration   *prometheus.HistogramVec
+	configInvalid prometheus.Gauge
+	chained       prometheus.Gauge
+	chainProblem  prometheus.Gauge
+	chainRestored prometheus.Counter
+
+	// ready answers /readyz; nil until SetReadiness.
+	ready atomic.Pointer[func() error]
 }
 
 // cniDurationBuckets span a STATUS answered from memory (about a millisecond) to an ADD that
@@ -77,7 +96,24 @@ func New() *Metrics {
 			Help:    "Time the agent took to answer a CNI command, by command.",
 			Buckets: cniDurationBuckets,
 		}, []string{"command"}),
+		configInvalid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "antrea_agent_config_invalid",
+			Help: "1 while antrea-agent.conf is invalid and the agent runs degraded (secondary networks are refused), else 0.",
+		}),
+		chained: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "antrea_agent_cni_chained",
+			Help: "1 while antrea is chained in the Node's primary CNI configuration, else 0.",
+		}),
+		chainProblem: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "antrea_agent_cni_chain_problem",
+			Help: "1 while the antrea entry of the Node's CNI configuration cannot be kept as wanted, else 0.",
+		}),
+		chainRestored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "antrea_agent_cni_chain_restored_total",
+			Help: "Times antrea was chained again into a primary CNI configuration that lost it or held it twice.",
+		}),
 	}
+	m.registry.MustRegister(m.configInvalid, m.chained, m.chainProblem, m.chainRestored)
 	m.registry.MustRegister(m.bridgeReady, m.uplinkMissing, m.uplinkRefused, m.cniRequests, m.cniDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -127,3 +163,16 @@ func flag(set bool) float64 {
 	}
 	return 0
 }
+
+// ConfigInvalid records whether antrea-agent.conf is invalid (the agent runs degraded).
+func (m *Metrics) ConfigInvalid(invalid bool) { m.configInvalid.Set(flag(invalid)) }
+
+// ChainState records the chain keeper's last look: whether antrea is chained, and whether there
+// is a problem keeping the wanted state.
+func (m *Metrics) ChainState(chained, problem bool) {
+	m.chained.Set(flag(chained))
+	m.chainProblem.Set(flag(problem))
+}
+
+// ChainRestored counts one re-chaining.
+func (m *Metrics) ChainRestored() { m.chainRestored.Inc() }
