@@ -91,7 +91,7 @@ func TestDeployChainKeeper(t *testing.T) {
 		}); err != nil {
 			t.Error(err)
 		}
-		if err := eventually(10*time.Second, func() error { return d.agentMetric(t, "antrea_agent_cni_chain_restored_total 1") }); err != nil {
+		if err := eventually(10*time.Second, func() error { return d.agentMetric(t, "podvlan_agent_cni_chain_restored_total 1") }); err != nil {
 			t.Error(err)
 		}
 	})
@@ -136,7 +136,7 @@ func TestDeployChainKeeper(t *testing.T) {
 		}); err != nil {
 			t.Errorf("%v; events: %v", err, events)
 		}
-		if err := d.agentMetric(t, "antrea_agent_config_invalid 1"); err != nil {
+		if err := d.agentMetric(t, "podvlan_agent_config_invalid 1"); err != nil {
 			t.Error(err)
 		}
 		p, err := c.client.CoreV1().Pods(systemNamespace).Get(context.Background(), agent.Name, metav1.GetOptions{})

@@ -24,13 +24,14 @@ const (
 	DefaultSettle = 100 * time.Millisecond
 )
 
-// Metrics is what the keeper reports to.
+// Metrics is what the keeper reports to after every look.
 type Metrics interface {
-	// ChainState is called after every look: whether antrea is chained, and whether there is a
-	// problem keeping the wanted state.
-	ChainState(chained, problem bool)
-	// ChainRestored is called each time the entry is put back into a primary that lost it.
-	ChainRestored()
+	// CNIChainMissing: antrea should be chained and is not.
+	CNIChainMissing(missing bool)
+	// CNIChainProblem: the wanted state cannot be had (see Status.Problem).
+	CNIChainProblem(problem bool)
+	// CNIChainRestored is called each time the entry is put back into a primary that lost it.
+	CNIChainRestored()
 }
 
 // Options configure a Keeper.
@@ -108,9 +109,11 @@ func (k *Keeper) Sync() (Decision, error) {
 func (k *Keeper) report(st Status, ev *Event, restored bool) {
 	k.last = st
 	if k.o.Metrics != nil {
-		k.o.Metrics.ChainState(st.Chained, st.Problem != "")
+		// Not chained by design (SecondaryNetwork off, a Multus primary) is not missing.
+		k.o.Metrics.CNIChainMissing(k.o.Want.Chained && !st.Chained && st.Note == "")
+		k.o.Metrics.CNIChainProblem(st.Problem != "")
 		if restored {
-			k.o.Metrics.ChainRestored()
+			k.o.Metrics.CNIChainRestored()
 		}
 	}
 	if ev == nil {

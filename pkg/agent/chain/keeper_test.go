@@ -38,28 +38,34 @@ const calicoList = `{
 `
 
 type fakeMetrics struct {
-	mu                sync.Mutex
-	chained, problem  bool
-	restored, changes int
+	mu               sync.Mutex
+	missing, problem bool
+	restored         int
 }
 
-func (m *fakeMetrics) ChainState(chained, problem bool) {
+func (m *fakeMetrics) CNIChainMissing(missing bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.chained, m.problem = chained, problem
-	m.changes++
+	m.missing = missing
 }
 
-func (m *fakeMetrics) ChainRestored() {
+func (m *fakeMetrics) CNIChainProblem(problem bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.problem = problem
+}
+
+func (m *fakeMetrics) CNIChainRestored() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.restored++
 }
 
+// get returns whether antrea is chained (not missing), whether there is a problem, and the restores.
 func (m *fakeMetrics) get() (chained, problem bool, restored int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.chained, m.problem, m.restored
+	return !m.missing, m.problem, m.restored
 }
 
 type keeperEnv struct {

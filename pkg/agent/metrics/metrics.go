@@ -19,15 +19,16 @@
 //	antrea_agent_cni_request_duration_seconds{command}
 //	                                              histogram time from receiving a CNI command to
 //	                                                         answering it, 1 ms to 10 s buckets
-//	antrea_agent_config_invalid                   gauge     1 while antrea-agent.conf is invalid and the
+//	podvlan_agent_config_invalid                  gauge     1 while antrea-agent.conf is invalid and the
 //	                                                         agent runs degraded (no secondary network
 //	                                                         is attached), else 0
-//	antrea_agent_cni_chained                      gauge     1 while antrea is chained in the Node's
-//	                                                         primary CNI configuration, else 0
-//	antrea_agent_cni_chain_problem                gauge     1 while the chain cannot be kept as wanted
-//	                                                         (no primary configuration, one that does
-//	                                                         not load, a failed write), else 0
-//	antrea_agent_cni_chain_restored_total         counter   times antrea was chained again into a primary
+//	podvlan_agent_cni_chain_missing               gauge     1 while the antrea plugin should be chained in
+//	                                                         the Node's primary CNI configuration and is
+//	                                                         not (Pods get no secondary networks), else 0
+//	podvlan_agent_cni_chain_problem               gauge     1 while the chain keeper cannot keep the chain
+//	                                                         as wanted (no primary configuration, one
+//	                                                         that does not load, a failed write), else 0
+//	podvlan_agent_cni_chain_restored_total        counter   times antrea was chained again into a primary
 //	                                                         configuration that lost it (its plugin
 //	                                                         rewrote the file) or held it twice
 //
@@ -59,7 +60,7 @@ type Metrics struct {
 	cniRequests   *prometheus.CounterVec
 	cniDuration   *prometheus.HistogramVec
 	configInvalid prometheus.Gauge
-	chained       prometheus.Gauge
+	chainMissing  prometheus.Gauge
 	chainProblem  prometheus.Gauge
 	chainRestored prometheus.Counter
 
@@ -97,23 +98,23 @@ func New() *Metrics {
 			Buckets: cniDurationBuckets,
 		}, []string{"command"}),
 		configInvalid: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "antrea_agent_config_invalid",
+			Name: "podvlan_agent_config_invalid",
 			Help: "1 while antrea-agent.conf is invalid and the agent runs degraded (secondary networks are refused), else 0.",
 		}),
-		chained: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "antrea_agent_cni_chained",
-			Help: "1 while antrea is chained in the Node's primary CNI configuration, else 0.",
+		chainMissing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podvlan_agent_cni_chain_missing",
+			Help: "1 while the antrea CNI plugin should be chained in the Node's primary CNI configuration and is not (Pods get no secondary networks), else 0.",
 		}),
 		chainProblem: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "antrea_agent_cni_chain_problem",
+			Name: "podvlan_agent_cni_chain_problem",
 			Help: "1 while the antrea entry of the Node's CNI configuration cannot be kept as wanted, else 0.",
 		}),
 		chainRestored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "antrea_agent_cni_chain_restored_total",
+			Name: "podvlan_agent_cni_chain_restored_total",
 			Help: "Times antrea was chained again into a primary CNI configuration that lost it or held it twice.",
 		}),
 	}
-	m.registry.MustRegister(m.configInvalid, m.chained, m.chainProblem, m.chainRestored)
+	m.registry.MustRegister(m.configInvalid, m.chainMissing, m.chainProblem, m.chainRestored)
 	m.registry.MustRegister(m.bridgeReady, m.uplinkMissing, m.uplinkRefused, m.cniRequests, m.cniDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -167,12 +168,12 @@ func flag(set bool) float64 {
 // ConfigInvalid records whether antrea-agent.conf is invalid (the agent runs degraded).
 func (m *Metrics) ConfigInvalid(invalid bool) { m.configInvalid.Set(flag(invalid)) }
 
-// ChainState records the chain keeper's last look: whether antrea is chained, and whether there
-// is a problem keeping the wanted state.
-func (m *Metrics) ChainState(chained, problem bool) {
-	m.chained.Set(flag(chained))
-	m.chainProblem.Set(flag(problem))
-}
+// CNIChainMissing records whether the antrea plugin should be chained in the Node's primary CNI
+// configuration and is not (the chain keeper checks it).
+func (m *Metrics) CNIChainMissing(missing bool) { m.chainMissing.Set(flag(missing)) }
 
-// ChainRestored counts one re-chaining.
-func (m *Metrics) ChainRestored() { m.chainRestored.Inc() }
+// CNIChainProblem records whether the chain keeper cannot keep the chain as wanted.
+func (m *Metrics) CNIChainProblem(problem bool) { m.chainProblem.Set(flag(problem)) }
+
+// CNIChainRestored counts one re-chaining.
+func (m *Metrics) CNIChainRestored() { m.chainRestored.Inc() }
