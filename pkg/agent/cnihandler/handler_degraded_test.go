@@ -44,9 +44,13 @@ func (degradedLookup) IPPool(context.Context, string) (*v1beta1.IPPool, error) {
 // degradedReporter keeps the errors reported on Pods.
 type degradedReporter struct{ failed []string }
 
-func (r *degradedReporter) AttachFailed(_ podstatus.PodRef, err error) { r.failed = append(r.failed, err.Error()) }
-func (r *degradedReporter) Attached(podstatus.PodRef, string)            {}
-func (r *degradedReporter) DetachFailed(_ podstatus.PodRef, err error) { r.failed = append(r.failed, err.Error()) }
+func (r *degradedReporter) AttachFailed(_ podstatus.PodRef, err error) {
+	r.failed = append(r.failed, err.Error())
+}
+func (r *degradedReporter) Attached(podstatus.PodRef, string) {}
+func (r *degradedReporter) DetachFailed(_ podstatus.PodRef, err error) {
+	r.failed = append(r.failed, err.Error())
+}
 func (r *degradedReporter) QueueNetworkStatus(podstatus.PodRef, []nadv1.NetworkStatus) {}
 
 // The agent runs degraded on an invalid antrea-agent.conf: Pods without networks pass, Pods with
