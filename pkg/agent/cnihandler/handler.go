@@ -138,7 +138,12 @@ func tryAgain(err error) error {
 	return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 }
 
+// internal is an error of the agent's own doing: code 999, except that a call cut short (the
+// runtime gave up, or the agent is stopping) is "try again later", which is what it is.
 func internal(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return tryAgain(err)
+	}
 	return types.NewError(types.ErrInternal, err.Error(), "")
 }
 
@@ -351,7 +356,11 @@ func (h *Handler) addIPAMOnly(ctx context.Context, req *server.Request, stdin *n
 	}
 	res, err := h.addrs.Allocate(ctx, r)
 	if err != nil {
-		return nil, internal(fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err))
+		err = internal(fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err))
+		if args.hasPod() {
+			h.reporter.AttachFailed(podstatus.PodRef{Namespace: args.Namespace, Name: args.Name, UID: k8stypes.UID(args.UID)}, err)
+		}
+		return nil, err
 	}
 	return plan.Address(stdin.IPAM.Routes, res.IPs).Result(nil, stdin.IPAM.DNS), nil
 }

@@ -68,6 +68,7 @@ type Kernel struct {
 	W            *World
 	PrepareErr   error
 	ConfigureErr error
+	DeleteErr    error
 	// Existing makes Prepare find an own pair of an earlier attempt.
 	Existing bool
 }
@@ -93,6 +94,9 @@ func (k *Kernel) Prepare(ctx context.Context, spec veth.Spec) (engine.Link, erro
 
 // Delete implements engine.Kernel.
 func (k *Kernel) Delete(_ context.Context, _, _, host string) error {
+	if k.DeleteErr != nil {
+		return k.DeleteErr
+	}
 	k.W.mu.Lock()
 	delete(k.W.Links, host)
 	k.W.mu.Unlock()
@@ -207,9 +211,11 @@ func (p *Ports) ListPodPorts(context.Context, string) ([]ovs.PodPort, error) {
 // Addresses hands out one address per pool: 10.<pool index>.0.5/24 via .1, or fd00::5/64 via
 // fd00::1 for a pool whose name ends in "v6".
 type Addresses struct {
-	W    *World
-	Err  error
-	VLAN int // the VLAN the pools report; -1: the requested one
+	W *World
+	// Err fails Allocate; ReleaseErr fails Release and ReleaseContainer.
+	Err        error
+	ReleaseErr error
+	VLAN       int // the VLAN the pools report; -1: the requested one
 }
 
 // Allocate implements engine.Addresses.
@@ -240,6 +246,9 @@ func (a *Addresses) Allocate(ctx context.Context, req ipam.Request) (*ipam.Resul
 
 // Release implements engine.Addresses.
 func (a *Addresses) Release(_ context.Context, owner ipam.Owner) error {
+	if a.ReleaseErr != nil {
+		return a.ReleaseErr
+	}
 	key := owner.ContainerID + "/" + owner.IFName
 	a.W.mu.Lock()
 	_, held := a.W.Allocs[key]
@@ -253,6 +262,9 @@ func (a *Addresses) Release(_ context.Context, owner ipam.Owner) error {
 
 // ReleaseContainer implements engine.Addresses.
 func (a *Addresses) ReleaseContainer(_ context.Context, containerID string) error {
+	if a.ReleaseErr != nil {
+		return a.ReleaseErr
+	}
 	a.W.mu.Lock()
 	var released []string
 	for key := range a.W.Allocs {
