@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/cni/netconf"
 )
 
 type fakeLookup struct {
@@ -132,5 +133,26 @@ func TestOursInNeedsNoPools(t *testing.T) {
 	}
 	if _, err := OursIn(context.Background(), "ns", `[{"name": x}]`, lookup); err == nil {
 		t.Error("malformed annotation accepted")
+	}
+}
+
+func TestTheWayInDecidesWhoWritesTheNetworkStatus(t *testing.T) {
+	p, err := ForPod(t.Context(), "ns", "vlan100", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Attachments[0].WritesStatus {
+		t.Error("chained: the agent must write the network-status")
+	}
+	network, _, err := netconf.ParseNAD("ns", "vlan100", lookup.nads["ns/vlan100"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ForDelegate(t.Context(), network, "net1", nil, nil, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.WritesStatus || a.IfName != "net1" || a.VLAN != 100 {
+		t.Errorf("delegate attachment %+v: Multus writes the network-status", a)
 	}
 }
