@@ -38,6 +38,8 @@ type Intent struct {
 	NetNS        string   `json:"netns,omitempty"`
 	Network      string   `json:"network,omitempty"`
 	Pools        []string `json:"pools,omitempty"`
+	// WantsAddresses says the attachment gets addresses (from Pools or static ones).
+	WantsAddresses bool `json:"wantsAddresses,omitempty"`
 	// Way is WayChained, WayDelegate or WayIPAMOnly.
 	Way string `json:"way"`
 	// Committed says the attachment was completed (IPAM-only intents only).
