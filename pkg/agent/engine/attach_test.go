@@ -173,3 +173,8 @@ func TestDetachRemovesPortsFirstThenVethsAndAddresses(t *testing.T) {
 		t.Errorf("second Detach() = %v", err)
 	}
 }
+
+// engineWith is the rig's engine with another allocator.
+func engineWith(r *enginetest.Rig, addrs engine.Addresses) *engine.Engine {
+	return engine.New(r.Ports, r.Intents, addrs, engine.Options{Bridge: "br-sec", Kernel: r.Kernel})
+}
