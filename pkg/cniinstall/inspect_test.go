@@ -48,8 +48,8 @@ func TestInspect(t *testing.T) {
 		{
 			name: "only the lexically first file is the primary; other lists holding antrea are listed",
 			files: map[string]string{
-				"05-cilium.conflist": `{"cniVersion":"1.0.0","name":"cilium","plugins":[{"type":"cilium-cni"}]}`,
-				"10-calico.conflist": chained(`{"type":"antrea"}`),
+				"05-cilium.conflist":           `{"cniVersion":"1.0.0","name":"cilium","plugins":[{"type":"cilium-cni"}]}`,
+				"10-calico.conflist":           chained(`{"type":"antrea"}`),
 				"10-calico.conf.antrea-backup": `{"type":"calico"}`,
 			},
 			want: State{Primary: "05-cilium.conflist", ChainedLists: []string{"10-calico.conflist"}},
