@@ -209,8 +209,8 @@ func TestSocketThatHangsUp(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing", stdout)
 			}
 			if tt.wantCode == 0 {
-				if err != nil || !strings.Contains(stderr, "antrea-agent is not available on this Node") {
-					t.Errorf("error = %v, stderr = %q; want success with a note", err, stderr)
+				if err != nil || !strings.Contains(stderr, "antrea-agent is not available on this Node") || !strings.Contains(stderr, "DEL spooled") {
+					t.Errorf("error = %v, stderr = %q; want success with a note that the DEL was spooled", err, stderr)
 				}
 				return
 			}

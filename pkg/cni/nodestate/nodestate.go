@@ -1,0 +1,125 @@
+// Package nodestate is the small root-only directory on the Node where the `antrea` CNI shim
+// records what it must not lose while antrea-agent is away, and where the agent reads it back:
+// the sandboxes seen at ADD (package sandbox) and the DELs the agent could not take (package
+// spool). This package names the directories and writes their files; each sub-package owns the
+// format of its entries.
+//
+// The directories sit next to the agent's CNI socket, so that the shim and the agent agree on
+// them from the one path they already share, and so that several agents on one machine (the
+// test stack's simulated Nodes) never read each other's entries. For the default socket
+// /var/run/antrea/cni.sock they are /var/run/antrea/sandboxes and /var/run/antrea/spool.
+//
+// /var/run is a tmpfs: both directories are emptied by a Node reboot, together with every network
+// namespace and sandbox their entries name. That is the right lifetime for sandbox records; for
+// spooled DELs it means a reboot drops them, and what they would have released is released by the
+// agent's reconciliation (ports whose Pod is gone) and the controller's IPPool garbage collection
+// (allocations whose Pod is gone).
+//
+// Every file is written by WriteAtomic: a temporary file in the same directory, synced, then
+// renamed over the final name, so a reader sees the whole entry or none of it; readers skip the
+// temporary files (names starting with ".").
+package nodestate
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Dirs are the state directories of one agent.
+type Dirs struct {
+	// Sandboxes holds one record per sandbox the shim saw ADDed and not yet DELeted.
+	Sandboxes string
+	// Spool holds the DELs the shim could not hand to the agent.
+	Spool string
+}
+
+// ForSocket returns the state directories that belong to the agent serving socket.
+func ForSocket(socket string) Dirs {
+	dir := filepath.Dir(socket)
+	return Dirs{Sandboxes: filepath.Join(dir, "sandboxes"), Spool: filepath.Join(dir, "spool")}
+}
+
+// dirMode and fileMode keep the entries root-only: they carry network configurations and Pod
+// identities.
+const (
+	dirMode  = 0o700
+	fileMode = 0o600
+)
+
+// IsTemporary reports whether name is a file WriteAtomic has not finished (or was interrupted in).
+func IsTemporary(name string) bool { return strings.HasPrefix(name, ".") }
+
+// WriteAtomic writes data as dir/name: complete or not at all, also across a crash. It creates
+// dir (mode 0700) when missing. name must be a plain file name not starting with ".".
+func WriteAtomic(dir, name string, data []byte) error {
+	if name == "" || IsTemporary(name) || strings.ContainsRune(name, filepath.Separator) {
+		return fmt.Errorf("invalid state file name %q", name)
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return fmt.Errorf("create state directory %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("create a temporary file in %s: %w", dir, err)
+	}
+	tmpName := tmp.Name()
+	done := false
+	defer func() {
+		if !done {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if err := tmp.Chmod(fileMode); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmpName, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmpName, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmpName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmpName, err)
+	}
+	final := filepath.Join(dir, name)
+	if err := os.Rename(tmpName, final); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmpName, final, err)
+	}
+	done = true
+	// The rename is durable once the directory is synced; a failure here leaves the entry in
+	// place, which is what the caller wanted, so it is not reported.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// Remove deletes dir/name; a file already gone is not an error.
+func Remove(dir, name string) error {
+	if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+// Entries returns the names of the complete entries in dir (none when dir does not exist).
+func Entries(dir string) ([]string, error) {
+	list, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state directory %s: %w", dir, err)
+	}
+	names := make([]string, 0, len(list))
+	for _, e := range list {
+		if e.Type().IsRegular() && !IsTemporary(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
