@@ -92,10 +92,3 @@ func podFromArgs(args string) podIdentity {
 	}
 	return pod
 }
-
-// spoolsDel reports whether a DEL whose answer did not arrive is spooled: always, whatever kept
-// the answer away (no agent, an agent too slow, a broken call), since the agent's DEL is
-// idempotent and reporting failure would block the Pod's deletion.
-func spoolsDel(command string, f *callFailure) bool {
-	return command == commandDel && f != nil
-}

@@ -87,12 +87,14 @@ type Plugin struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// delTimeout is DelTimeout; tests shorten it.
+	delTimeout time.Duration
 }
 
 // New returns a plugin that prints results to stdout, notes to stderr and reads the environment
 // through getenv (os.Getenv in the binary).
 func New(stdout, stderr io.Writer, getenv func(string) string) *Plugin {
-	return &Plugin{stdout: stdout, stderr: stderr, getenv: getenv}
+	return &Plugin{stdout: stdout, stderr: stderr, getenv: getenv, delTimeout: DelTimeout}
 }
 
 // Funcs returns the callbacks for skel.PluginMainFuncs; VERSION is answered by skel itself.
@@ -127,7 +129,7 @@ func (p *Plugin) run(command string, args *skel.CmdArgs) error {
 	case commandStatus:
 		timeout = StatusTimeout
 	case commandDel:
-		timeout = DelTimeout
+		timeout = p.delTimeout
 	}
 	req := &cnipb.CniCmdRequest{
 		Command:       command,

@@ -36,6 +36,9 @@ const (
 	suffix = ".json"
 )
 
+// limit is MaxEntries; tests lower it.
+var limit = MaxEntries
+
 // ErrFull is returned by Write when the spool holds MaxEntries entries.
 var ErrFull = errors.New("the DEL spool is full")
 
@@ -93,7 +96,7 @@ func Write(dir string, e Entry) error {
 	if err != nil {
 		return err
 	}
-	if len(names) >= MaxEntries {
+	if len(names) >= limit {
 		for _, n := range names {
 			if n == name {
 				return nodestate.WriteAtomic(dir, name, data) // replacing is not growing
