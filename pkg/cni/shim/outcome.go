@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // failureKind says why a call did not bring back the agent's answer.
@@ -33,18 +31,6 @@ type callFailure struct {
 func (f *callFailure) Error() string { return f.cause.Error() }
 
 func (f *callFailure) Unwrap() error { return f.cause }
-
-// classifyRPCError sorts the error of a gRPC call made on an established connection.
-func classifyRPCError(err error) *callFailure {
-	switch status.Code(err) {
-	case codes.Unavailable:
-		return &callFailure{kind: agentUnreachable, cause: fmt.Errorf("lost the connection to antrea-agent: %s", status.Convert(err).Message())}
-	case codes.DeadlineExceeded:
-		return &callFailure{kind: agentTimedOut, cause: err}
-	default:
-		return &callFailure{kind: callFailed, cause: err}
-	}
-}
 
 // describeFailure says, for the user, why the agent's answer did not arrive.
 func describeFailure(command string, f *callFailure, socket string, timeout time.Duration) string {

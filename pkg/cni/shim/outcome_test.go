@@ -21,7 +21,7 @@ func TestErrorForFailure(t *testing.T) {
 	unreachable := &callFailure{kind: agentUnreachable, cause: noSocket}
 	connectTimedOut := &callFailure{kind: agentUnreachable, cause: &net.OpError{Op: "dial", Net: "unix",
 		Addr: &net.UnixAddr{Name: socket, Net: "unix"}, Err: os.ErrDeadlineExceeded}}
-	connectionLost := classifyRPCError(status.Error(codes.Unavailable, "error reading from server: EOF"))
+	connectionLost := classifyStatus(grpcUnavailable, "error reading from server: EOF")
 	timedOut := &callFailure{kind: agentTimedOut, cause: status.Error(codes.DeadlineExceeded, "context deadline exceeded")}
 	failed := &callFailure{kind: callFailed, cause: status.Error(codes.Internal, "grpc: error while marshaling")}
 	notRunning := "antrea-agent is not running on this Node: dial unix /var/run/antrea/cni.sock: connect: no such file or directory"
@@ -58,21 +58,24 @@ func TestErrorForFailure(t *testing.T) {
 	}
 }
 
-func TestClassifyRPCError(t *testing.T) {
+func TestClassifyStatus(t *testing.T) {
 	tests := []struct {
 		name string
-		err  error
+		code int
 		want failureKind
+		ok   bool
 	}{
-		{name: "a broken connection means the agent is unreachable", err: status.Error(codes.Unavailable, "error reading from server: EOF"), want: agentUnreachable},
-		{name: "a deadline means the agent timed out", err: status.Error(codes.DeadlineExceeded, "context deadline exceeded"), want: agentTimedOut},
-		{name: "an unimplemented method is a failed call", err: status.Error(codes.Unimplemented, "unknown method CmdGC"), want: callFailed},
-		{name: "a plain error is a failed call", err: errors.New("boom"), want: callFailed},
+		{name: "OK is no failure", code: 0, ok: true},
+		{name: "a broken connection means the agent is unreachable", code: int(codes.Unavailable), want: agentUnreachable},
+		{name: "a deadline means the agent timed out", code: int(codes.DeadlineExceeded), want: agentTimedOut},
+		{name: "an unimplemented method is a failed call", code: int(codes.Unimplemented), want: callFailed},
+		{name: "an internal error is a failed call", code: int(codes.Internal), want: callFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := classifyRPCError(tt.err); got.kind != tt.want {
-				t.Errorf("classifyRPCError(%v) kind = %d, want %d", tt.err, got.kind, tt.want)
+			got := classifyStatus(tt.code, "boom")
+			if tt.ok != (got == nil) || (got != nil && got.kind != tt.want) {
+				t.Errorf("classifyStatus(%d) = %+v, want kind %d (ok %v)", tt.code, got, tt.want, tt.ok)
 			}
 		})
 	}

@@ -34,23 +34,16 @@
 package shim
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/cni/pkg/version"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/podvlan/podvlan/pkg/cni/cnipb"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate/sandbox"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate/spool"
@@ -131,14 +124,14 @@ func (p *Plugin) run(command string, args *skel.CmdArgs) error {
 	case commandDel:
 		timeout = p.delTimeout
 	}
-	req := &cnipb.CniCmdRequest{
+	req := &agentRequest{
 		Command:       command,
-		ContainerId:   args.ContainerID,
+		ContainerID:   args.ContainerID,
 		Netns:         args.Netns,
-		Ifname:        args.IfName,
+		IfName:        args.IfName,
 		Args:          args.Args,
 		Path:          args.Path,
-		CniVersion:    conf.CNIVersion,
+		CNIVersion:    conf.CNIVersion,
 		NetworkConfig: args.StdinData,
 	}
 
@@ -149,8 +142,8 @@ func (p *Plugin) run(command string, args *skel.CmdArgs) error {
 		}
 		return errorForFailure(command, failure, socket, timeout)
 	}
-	if cniErr := resp.GetError(); cniErr != nil {
-		return types.NewError(uint(cniErr.GetCode()), cniErr.GetMsg(), cniErr.GetDetails())
+	if cniErr := resp.Error; cniErr != nil {
+		return types.NewError(uint(cniErr.Code), cniErr.Msg, cniErr.Details)
 	}
 	switch command {
 	case commandDel:
@@ -160,10 +153,10 @@ func (p *Plugin) run(command string, args *skel.CmdArgs) error {
 	default:
 		return nil
 	}
-	if len(resp.GetResult()) == 0 {
+	if len(resp.Result) == 0 {
 		return types.NewError(types.ErrInternal, "antrea-agent answered ADD without a result", "")
 	}
-	if _, err := p.stdout.Write(resp.GetResult()); err != nil {
+	if _, err := p.stdout.Write(resp.Result); err != nil {
 		return types.NewError(types.ErrIOFailure, "write the result to stdout", err.Error())
 	}
 	return nil
@@ -237,57 +230,4 @@ func (p *Plugin) spoolDel(dirs nodestate.Dirs, args *skel.CmdArgs, conf *shimCon
 
 func (p *Plugin) note(args *skel.CmdArgs, msg string) {
 	_, _ = fmt.Fprintf(p.stderr, "antrea: container %s interface %s: %s\n", args.ContainerID, args.IfName, msg)
-}
-
-// call connects to the agent and makes one call, within timeout overall.
-func call(command, socket string, timeout time.Duration, req *cnipb.CniCmdRequest) (*cnipb.CniCmdResponse, *callFailure) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-
-	// Connecting first, by hand, tells "no agent" (nothing listens on the socket) apart from
-	// failures of an agent that is there.
-	dialer := &net.Dialer{Timeout: ConnectTimeout}
-	conn, err := dialer.DialContext(ctx, "unix", socket)
-	if err != nil {
-		return nil, &callFailure{kind: agentUnreachable, cause: err}
-	}
-	client, err := grpc.NewClient("passthrough:///antrea-agent",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(reuseFirst(conn, dialer, socket)),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: ConnectTimeout}),
-	)
-	if err != nil {
-		_ = conn.Close()
-		return nil, &callFailure{kind: callFailed, cause: fmt.Errorf("create gRPC client: %w", err)}
-	}
-	defer client.Close()
-
-	cni := cnipb.NewCniClient(client)
-	method := map[string]func(context.Context, *cnipb.CniCmdRequest, ...grpc.CallOption) (*cnipb.CniCmdResponse, error){
-		commandAdd:    cni.CmdAdd,
-		commandCheck:  cni.CmdCheck,
-		commandDel:    cni.CmdDel,
-		commandGC:     cni.CmdGC,
-		commandStatus: cni.CmdStatus,
-	}[command]
-	resp, err := method(ctx, req)
-	if err != nil {
-		return nil, classifyRPCError(err)
-	}
-	return resp, nil
-}
-
-// reuseFirst hands gRPC the connection already made, and dials again only if gRPC reconnects.
-func reuseFirst(first net.Conn, dialer *net.Dialer, socket string) func(context.Context, string) (net.Conn, error) {
-	var mu sync.Mutex
-	return func(ctx context.Context, _ string) (net.Conn, error) {
-		mu.Lock()
-		conn := first
-		first = nil
-		mu.Unlock()
-		if conn != nil {
-			return conn, nil
-		}
-		return dialer.DialContext(ctx, "unix", socket)
-	}
 }
