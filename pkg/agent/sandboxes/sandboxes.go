@@ -125,4 +125,3 @@ func fromRecord(r sandbox.Record) Sandbox {
 	return Sandbox{ContainerID: r.ContainerID, Netns: r.Netns, PodNamespace: r.PodNamespace, PodName: r.PodName,
 		PodUID: r.PodUID, IfName: r.IfName, Added: r.Added}
 }
-
