@@ -221,3 +221,21 @@ func TestSocketThatHangsUp(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeConfigAndResult crosses HTTP/2 flow-control windows and frame sizes both ways.
+func TestLargeConfigAndResult(t *testing.T) {
+	result := `{"cniVersion":"0.4.0","dns":{"search":["` + strings.Repeat("s", 300<<10) + `"]}}`
+	agent, socket := startRawAgent(t, &cnipb.CniCmdResponse{Result: []byte(result)})
+	args := podArgs()
+	args.StdinData = []byte(`{"cniVersion":"0.4.0","name":"big","type":"antrea","x":"` + strings.Repeat("c", 500<<10) + `"}`)
+	err, stdout, _ := runCommand(t, commandAdd, socket, args)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if stdout != result {
+		t.Errorf("stdout is %d bytes, want the agent's %d-byte result", len(stdout), len(result))
+	}
+	if seen := agent.seen(); len(seen) != 1 || !bytes.Equal(seen[0].NetworkConfig, args.StdinData) {
+		t.Errorf("agent did not get the %d-byte configuration unchanged", len(args.StdinData))
+	}
+}

@@ -7,10 +7,12 @@ import (
 )
 
 // The shim encodes the two messages of the CNI protocol (pkg/cni/cnipb/cni.proto) itself, with
-// the few lines of the protobuf wire format they need, instead of linking the protobuf runtime and
-// grpc-go: those cost the shim about 10 ms of start-up on every CNI call of every Pod (package
-// initialisation and a binary four times as large), which the Pods that ask for no secondary
-// network must not pay. The tests check the encoding against the generated code both ways.
+// the few lines of the protobuf wire format they need, and speaks the HTTP/2 of one unary gRPC
+// call itself (agentcall.go, h2.go), instead of linking grpc-go, the protobuf runtime or net/http:
+// those made the binary 15.5 MB instead of 5 MB and added about 1.5 ms (a 60% longer exec, package
+// initialisation and page faults) to every CNI call of every Pod, including the Pods that ask for
+// no secondary network and whose ADD the shim answers alone. The tests check the encoding against
+// the generated code both ways, and every call against the agent's real gRPC server.
 
 // agentRequest is cnipb.CniCmdRequest.
 type agentRequest struct {
