@@ -15,9 +15,11 @@
 // agent's reconciliation (ports whose Pod is gone) and the controller's IPPool garbage collection
 // (allocations whose Pod is gone).
 //
-// Every file is written by WriteAtomic: a temporary file in the same directory, synced, then
-// renamed over the final name, so a reader sees the whole entry or none of it; readers skip the
-// temporary files (names starting with ".").
+// Every file is written to a temporary file in the same directory, then renamed over the final
+// name, so a reader sees the whole entry or none of it; readers skip the temporary files (names
+// starting with "."). Spooled DELs are also synced to disk (WriteDurable); sandbox records, which
+// are re-checked against the Node before use and die with the sandbox anyway, are not
+// (WriteAtomic), which keeps the ADD of Pods without networks cheap where /var/run is on disk.
 package nodestate
 
 import (
@@ -41,25 +43,31 @@ func ForSocket(socket string) Dirs {
 	return Dirs{Sandboxes: filepath.Join(dir, "sandboxes"), Spool: filepath.Join(dir, "spool")}
 }
 
-// dirMode and fileMode keep the entries root-only: they carry network configurations and Pod
-// identities.
-const (
-	dirMode  = 0o700
-	fileMode = 0o600
-)
+// dirMode keeps the entries root-only (os.CreateTemp makes the files 0600): they carry network
+// configurations and Pod identities.
+const dirMode = 0o700
 
 // IsTemporary reports whether name is a file WriteAtomic has not finished (or was interrupted in).
 func IsTemporary(name string) bool { return strings.HasPrefix(name, ".") }
 
-// WriteAtomic writes data as dir/name: complete or not at all, also across a crash. It creates
-// dir (mode 0700) when missing. name must be a plain file name not starting with ".".
-func WriteAtomic(dir, name string, data []byte) error {
+// WriteAtomic writes data as dir/name: readers see the old content or the new, never a part. It
+// creates dir (mode 0700) when missing; the file gets mode 0600. name must be a plain file name
+// not starting with ".". The write is not synced to disk: use WriteDurable for what must survive a
+// crash of the Node.
+func WriteAtomic(dir, name string, data []byte) error { return write(dir, name, data, false) }
+
+// WriteDurable is WriteAtomic, and the file and its directory entry are synced to disk before it
+// returns.
+func WriteDurable(dir, name string, data []byte) error { return write(dir, name, data, true) }
+
+func write(dir, name string, data []byte, durable bool) error {
 	if name == "" || IsTemporary(name) || strings.ContainsRune(name, filepath.Separator) {
 		return fmt.Errorf("invalid state file name %q", name)
 	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("create state directory %s: %w", dir, err)
 	}
+	// CreateTemp makes the file with mode 0600 (fileMode).
 	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
 		return fmt.Errorf("create a temporary file in %s: %w", dir, err)
@@ -72,14 +80,13 @@ func WriteAtomic(dir, name string, data []byte) error {
 			_ = os.Remove(tmpName)
 		}
 	}()
-	if err := tmp.Chmod(fileMode); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmpName, err)
-	}
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", tmpName, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmpName, err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", tmpName, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmpName, err)
@@ -89,11 +96,13 @@ func WriteAtomic(dir, name string, data []byte) error {
 		return fmt.Errorf("rename %s to %s: %w", tmpName, final, err)
 	}
 	done = true
-	// The rename is durable once the directory is synced; a failure here leaves the entry in
-	// place, which is what the caller wanted, so it is not reported.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if durable {
+		// The rename is durable once the directory is synced; a failure here leaves the entry
+		// in place, which is what the caller wanted, so it is not reported.
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			_ = d.Close()
+		}
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func TestWriteAtomic(t *testing.T) {
 	if err := WriteAtomic(dir, "a.json", []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteAtomic(dir, "a.json", []byte("two")); err != nil {
+	if err := WriteDurable(dir, "a.json", []byte("two")); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "a.json"))

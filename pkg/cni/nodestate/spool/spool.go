@@ -99,12 +99,12 @@ func Write(dir string, e Entry) error {
 	if len(names) >= limit {
 		for _, n := range names {
 			if n == name {
-				return nodestate.WriteAtomic(dir, name, data) // replacing is not growing
+				return nodestate.WriteDurable(dir, name, data) // replacing is not growing
 			}
 		}
 		return fmt.Errorf("%w (%d entries in %s)", ErrFull, len(names), dir)
 	}
-	return nodestate.WriteAtomic(dir, name, data)
+	return nodestate.WriteDurable(dir, name, data)
 }
 
 // Pending is one entry read back from the spool.
