@@ -239,3 +239,21 @@ func TestLargeConfigAndResult(t *testing.T) {
 		t.Errorf("agent did not get the %d-byte configuration unchanged", len(args.StdinData))
 	}
 }
+
+// TestAnAgentWithoutTheService covers a gRPC status without an answer (a trailers-only response).
+func TestAnAgentWithoutTheService(t *testing.T) {
+	socket := socketInTempDir(t)
+	listener, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	go func() { _ = srv.Serve(listener) }()
+	t.Cleanup(srv.Stop)
+	err, stdout, _ := runCommand(t, commandAdd, socket, podArgs())
+	var cniErr *types.Error
+	if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInternal || !strings.Contains(cniErr.Msg, "code = 12") ||
+		!strings.Contains(cniErr.Msg, "unknown service podvlan.cni.v1.Cni") || stdout != "" {
+		t.Errorf("ADD = %v, stdout %q; want an internal error carrying the gRPC status", err, stdout)
+	}
+}
