@@ -1,0 +1,58 @@
+package podnetworks
+
+import (
+	"context"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+
+	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/podstatus"
+	"github.com/podvlan/podvlan/pkg/cni/selection"
+)
+
+// Sandbox is a Pod's current sandbox as the CNI shim recorded it.
+type Sandbox struct {
+	ContainerID string
+	// NetNS is the path of the sandbox's network namespace.
+	NetNS string
+}
+
+// Sandboxes finds the sandbox of a running Pod on this Node. Lookup must return a sandbox only
+// once its CNI ADD has completed (the whole chain answered success): before that, the ADD owns
+// the sandbox's networks, and this controller must not race it.
+type Sandboxes interface {
+	Lookup(podUID k8stypes.UID) (Sandbox, bool)
+}
+
+// Attachments reads what a sandbox has now.
+type Attachments interface {
+	// Of returns the attachments of the sandbox with that container ID.
+	Of(ctx context.Context, containerID string) ([]Current, error)
+}
+
+// Attacher attaches networks to a sandbox and detaches single interfaces from it. Attach is all
+// or nothing; both are idempotent and serialized per container ID with the CNI verbs.
+type Attacher interface {
+	Attach(ctx context.Context, sb engine.Sandbox, networks []engine.Network) ([]engine.Attachment, error)
+	DetachInterfaces(ctx context.Context, sb engine.Sandbox, ifNames ...string) error
+}
+
+// Resolver plans one annotation element: its NetworkAttachmentDefinition, IPPools and the
+// contract's rules. It returns Foreign for another plugin's network, and an error with a
+// condition reason (see WithReason) when the element cannot be attached now.
+type Resolver interface {
+	Resolve(ctx context.Context, element selection.Attachment) (network *engine.Network, foreign bool, err error)
+}
+
+// Status writes what users see on the Pod.
+type Status interface {
+	// SetCondition sets the Pod's condition of c.Type (the transition time is the writer's).
+	SetCondition(ctx context.Context, pod *corev1.Pod, c corev1.PodCondition) error
+	// SetNetworkStatus replaces this agent's network-status entries: those of managed interfaces
+	// and of ours.
+	SetNetworkStatus(ctx context.Context, pod podstatus.PodRef, managed []string, ours []nadv1.NetworkStatus) error
+	// Event records an Event on the Pod.
+	Event(pod *corev1.Pod, eventType, reason, message string)
+}
