@@ -36,8 +36,10 @@ import (
 
 // Options are the controller's collaborators and settings.
 type Options struct {
-	Pods        corelisters.PodLister
-	Sandboxes   Sandboxes
+	Pods      corelisters.PodLister
+	Sandboxes Sandboxes
+	// ADDs are the CNI ADDs the agent is serving; nil when none can be (tests).
+	ADDs        InFlight
 	Attachments Attachments
 	Attacher    Attacher
 	Resolver    Resolver
@@ -50,6 +52,8 @@ type Options struct {
 	BaseDelay, MaxDelay time.Duration
 	// Workers sync different Pods at the same time (default 2).
 	Workers int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Controller keeps running Pods' secondary networks. Create it with New.
@@ -76,6 +80,9 @@ func New(o Options) *Controller {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return &Controller{
 		o: o,
@@ -169,13 +176,16 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	retry, err := c.Sync(ctx, key)
+	res, err := c.Sync(ctx, key)
 	switch {
 	case err != nil:
 		klog.ErrorS(err, "Sync of a Pod's secondary networks failed; will retry", "pod", key)
 		c.queue.AddRateLimited(key)
-	case retry:
+	case res.Retry:
 		c.queue.AddRateLimited(key)
+	case res.After > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, res.After)
 	default:
 		c.queue.Forget(key)
 	}
@@ -194,55 +204,68 @@ func relevant(pod *corev1.Pod) bool {
 		FindCondition(pod, ConditionType) != nil || hasReadinessGate(pod)
 }
 
-// Sync brings one Pod ("namespace/name") in line with its annotation. retry asks for the Pod to
-// be synced again after a backoff (something could not be done yet); err is for failures of the
-// sync itself (writing the condition), also retried.
-func (c *Controller) Sync(ctx context.Context, key string) (retry bool, err error) {
+// Result says when a Pod is to be synced again.
+type Result struct {
+	// Retry asks for another sync after the Pod's backoff: something could not be done yet.
+	Retry bool
+	// After asks for another sync after this long, without backoff.
+	After time.Duration
+}
+
+var retry = Result{Retry: true}
+
+// Sync brings one Pod ("namespace/name") in line with its annotation. An error is a failure of
+// the sync itself (writing the condition or network-status), retried like Result.Retry.
+func (c *Controller) Sync(ctx context.Context, key string) (Result, error) {
 	namespace, name, _ := strings.Cut(key, "/")
 	pod, err := c.o.Pods.Pods(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return Result{}, nil
 	}
 	if err != nil {
-		return false, err
+		return Result{}, err
 	}
 	if !relevant(pod) {
-		return false, nil
+		return Result{}, nil
 	}
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
 	ctx = klog.NewContext(ctx, logger)
 
-	sb, ok := c.o.Sandboxes.Lookup(pod.UID)
-	if !ok {
-		// The sandbox is being created (its ADD attaches the networks) or was never recorded.
-		// Look again later; a Pod status update after the sandbox starts also brings it back.
-		logger.V(3).Info("No completed sandbox recorded for the Pod yet")
-		return true, nil
+	sb, wait := c.sandbox(pod)
+	if sb == nil {
+		return wait, nil
 	}
 	if err := c.ready(); err != nil {
-		return true, c.unavailable(ctx, pod, err)
+		return retry, c.unavailable(ctx, pod, err)
 	}
-	current, err := c.o.Attachments.Of(ctx, sb.ContainerID)
+	all, err := c.o.Attachments.Of(ctx, sb.ContainerID)
 	if err != nil {
-		return true, c.unavailable(ctx, pod, err)
-	}
-	for _, cur := range current {
-		if cur.Status == "" {
-			// A Multus delegate's port: Multus owns this Pod's networks, and applies the
-			// annotation only when the sandbox is created.
-			logger.V(2).Info("The Pod's networks were attached by Multus; leaving them to it", "interface", cur.IfName)
-			return false, nil
-		}
+		return retry, c.unavailable(ctx, pod, err)
 	}
 	esb := engine.Sandbox{PodNamespace: pod.Namespace, PodName: pod.Name, PodUID: string(pod.UID),
 		ContainerID: sb.ContainerID, NetNS: sb.NetNS}
+	// A port without its network-status record is an attachment that never finished (the agent
+	// stopped in the middle of it): take it away; if the annotation still asks for it, it is
+	// attached again below.
+	var current []Current
+	for _, cur := range all {
+		if cur.Status != "" {
+			current = append(current, cur)
+			continue
+		}
+		if err := c.o.Attacher.DetachInterfaces(ctx, esb, cur.IfName); err != nil {
+			logger.Error(err, "Could not remove an unfinished attachment", "interface", cur.IfName, "port", cur.Port)
+			return retry, nil
+		}
+		logger.Info("Removed an unfinished attachment", "interface", cur.IfName, "port", cur.Port)
+	}
 
 	annotation := strings.TrimSpace(pod.Annotations[selection.AnnotationKey])
 	elements, err := selection.Parse(pod.Namespace, annotation)
 	if err != nil {
 		// Nothing changes on a malformed annotation: a typo must not cut the Pod's interfaces.
 		o := Outcome{Attached: identities(current), Failed: err, FailedReason: ReasonInvalidAnnotation}
-		return false, c.report(ctx, pod, o, current, nil)
+		return Result{}, c.report(ctx, pod, o, current, nil)
 	}
 	wanted := make([]Wanted, 0, len(elements))
 	for _, el := range elements {
@@ -252,7 +275,7 @@ func (c *Controller) Sync(ctx context.Context, key string) (retry bool, err erro
 	}
 	d := Decide(wanted, current, c.o.Hotplug)
 	if d.Refused != nil {
-		return false, c.report(ctx, pod, Outcome{Attached: identities(current), Refused: d.Refused}, current, nil)
+		return Result{}, c.report(ctx, pod, Outcome{Attached: identities(current), Refused: d.Refused}, current, nil)
 	}
 
 	var o Outcome
@@ -287,7 +310,7 @@ func (c *Controller) Sync(ctx context.Context, key string) (retry bool, err erro
 					logger.Error(err, "Could not detach from a sandbox that went away", "interface", a.Network.IfName)
 				}
 			}
-			return true, nil
+			return retry, nil
 		}
 	}
 	for _, a := range attached {
@@ -296,7 +319,7 @@ func (c *Controller) Sync(ctx context.Context, key string) (retry bool, err erro
 	}
 	o.Attached = identities(orderLike(after, wanted))
 	if err := c.report(ctx, pod, o, orderLike(after, wanted), detached); err != nil {
-		return true, err
+		return retry, err
 	}
 	if len(attached) > 0 {
 		c.o.Status.Event(pod, corev1.EventTypeNormal, podstatus.ReasonAttached, engine.Describe(attached))
@@ -305,7 +328,32 @@ func (c *Controller) Sync(ctx context.Context, key string) (retry bool, err erro
 		c.o.Status.Event(pod, corev1.EventTypeNormal, EventDetached, "detached "+strings.Join(detached, ", ")+
 			"; their addresses are released")
 	}
-	return o.Failed != nil, nil
+	return Result{Retry: o.Failed != nil}, nil
+}
+
+// sandbox returns the Pod's sandbox once this controller may act on it, else when to look again.
+// It may act when the shim recorded the sandbox from the chained call and that sandbox's ADD is
+// over: none is being served by the agent, and the record is older than SettleTime (an ADD the
+// agent never sees, answered by the shim alone, is over a moment after the record is written).
+func (c *Controller) sandbox(pod *corev1.Pod) (*Sandbox, Result) {
+	logger := klog.LoggerWithValues(klog.Background(), "pod", klog.KObj(pod))
+	sb, ok := c.o.Sandboxes.Lookup(pod.UID)
+	switch {
+	case !ok:
+		// Being created (its ADD attaches the networks), or never recorded. A Pod update after
+		// the sandbox starts brings the Pod back, and so does the backoff.
+		logger.V(3).Info("No sandbox recorded for the Pod yet")
+		return nil, retry
+	case !sb.Chained:
+		logger.V(2).Info("The Pod's sandbox was reached by Multus delegates only; its networks are Multus's", "container", sb.ContainerID)
+		return nil, Result{}
+	case c.o.ADDs != nil && c.o.ADDs.Busy(sb.ContainerID):
+		return nil, retry
+	}
+	if age := c.o.Now().Sub(sb.Added); age < SettleTime {
+		return nil, Result{After: SettleTime - age}
+	}
+	return &sb, Result{}
 }
 
 // attach attaches what the decision says: all at once for a first attachment with hot-plug off,

@@ -29,8 +29,9 @@ type Current struct {
 	Port string
 	// Addresses are the Pod end's addresses the port records (CIDR notation).
 	Addresses []string
-	// Status is the network-status entry (JSON) the port records. Only the chained way in and
-	// this controller record one; a Multus delegate's port has none.
+	// Status is the network-status entry (JSON) the port records once the attachment is
+	// complete (the chained way in and this controller record one); empty on the port of an
+	// attachment that never finished.
 	Status string
 }
 

@@ -2,6 +2,7 @@ package podnetworks
 
 import (
 	"context"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,13 +18,23 @@ type Sandbox struct {
 	ContainerID string
 	// NetNS is the path of the sandbox's network namespace.
 	NetNS string
+	// Chained says the record was written by the chained call, after the Pod's primary network:
+	// this agent is in the Pod's CNI chain. A sandbox only Multus delegates reached has its
+	// networks from Multus, which applies the annotation only when the sandbox is created.
+	Chained bool
+	// Added is when the shim recorded the sandbox, which it does before forwarding the ADD.
+	Added time.Time
 }
 
-// Sandboxes finds the sandbox of a running Pod on this Node. Lookup must return a sandbox only
-// once its CNI ADD has completed (the whole chain answered success): before that, the ADD owns
-// the sandbox's networks, and this controller must not race it.
+// Sandboxes finds the newest live sandbox of a Pod on this Node. Its ADD may still be running:
+// the controller checks that with ADDs and SettleTime before it acts.
 type Sandboxes interface {
 	Lookup(podUID k8stypes.UID) (Sandbox, bool)
+}
+
+// InFlight says whether a CNI ADD of the container is being served (ADDs implements it).
+type InFlight interface {
+	Busy(containerID string) bool
 }
 
 // Attachments reads what a sandbox has now.
