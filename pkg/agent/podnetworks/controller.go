@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,8 @@ type Controller struct {
 	// unlisted are interfaces detached from a Pod whose network-status entries are still to be
 	// removed (the write failed): the ports that named them are gone.
 	unlisted map[k8stypes.UID][]string
+
+	networksChanged chan struct{}
 }
 
 // New returns a Controller.
@@ -89,8 +92,9 @@ func New(o Options) *Controller {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.BaseDelay, o.MaxDelay),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "pod-networks"}),
-		written:  map[k8stypes.UID]corev1.PodCondition{},
-		unlisted: map[k8stypes.UID][]string{},
+		written:         map[k8stypes.UID]corev1.PodCondition{},
+		unlisted:        map[k8stypes.UID][]string{},
+		networksChanged: make(chan struct{}, 1),
 	}
 }
 
@@ -118,12 +122,40 @@ func (c *Controller) enqueue(obj any) {
 	}
 }
 
-// Enqueue queues one Pod, for tests and for other triggers (a sandbox recorded).
-func (c *Controller) Enqueue(namespace, name string) { c.queue.Add(namespace + "/" + name) }
+// NetworksChanged says that a NetworkAttachmentDefinition or an IPPool appeared or changed its
+// spec: the Pods waiting for one are synced again (coalesced: a burst of changes is one pass).
+func (c *Controller) NetworksChanged() {
+	select {
+	case c.networksChanged <- struct{}{}:
+	default:
+	}
+}
 
-// ResyncAll queues every Pod of the Node that asks for networks or carries the condition: a
-// NetworkAttachmentDefinition or IPPool appeared or changed, and a Pod waiting for it can go on.
-func (c *Controller) ResyncAll() {
+// resyncWaiting queues the Pods of the Node whose networks are not (known to be) ready. A Pod
+// whose networks are ready does not care: its attachments are never touched for a change of
+// their NetworkAttachmentDefinition.
+func (c *Controller) resyncWaiting() {
+	pods, err := c.o.Pods.List(labels.Everything())
+	if err != nil {
+		klog.ErrorS(err, "List Pods to resync secondary networks")
+		return
+	}
+	for _, pod := range pods {
+		if !relevant(pod) {
+			continue
+		}
+		cond := c.lastWritten(pod.UID)
+		if cond == nil {
+			cond = FindCondition(pod, ConditionType)
+		}
+		if cond == nil || cond.Status != corev1.ConditionTrue {
+			c.queue.Add(pod.Namespace + "/" + pod.Name)
+		}
+	}
+}
+
+// resyncAll queues every relevant Pod of the Node.
+func (c *Controller) resyncAll() {
 	pods, err := c.o.Pods.List(labels.Everything())
 	if err != nil {
 		klog.ErrorS(err, "List Pods to resync secondary networks")
@@ -151,20 +183,24 @@ func (c *Controller) Run(ctx context.Context, resync time.Duration) {
 			}
 		})
 	}
-	if resync > 0 {
-		wg.Go(func() {
+	wg.Go(func() {
+		var tick <-chan time.Time
+		if resync > 0 {
 			t := time.NewTicker(resync)
 			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					c.ResyncAll()
-				}
+			tick = t.C
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+				c.resyncAll()
+			case <-c.networksChanged:
+				c.resyncWaiting()
 			}
-		})
-	}
+		}
+	})
 	<-ctx.Done()
 	c.queue.ShutDown()
 	wg.Wait()
@@ -405,7 +441,7 @@ func (c *Controller) unavailable(ctx context.Context, pod *corev1.Pod, err error
 func (c *Controller) report(ctx context.Context, pod *corev1.Pod, o Outcome, after []Current, detached []string) error {
 	ref := podstatus.PodRef{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
 	c.mu.Lock()
-	managed := append(c.unlisted[pod.UID], detached...)
+	managed := append(slices.Clone(c.unlisted[pod.UID]), detached...)
 	c.unlisted[pod.UID] = managed
 	c.mu.Unlock()
 	ours := make([]nadv1.NetworkStatus, 0, len(after))
@@ -447,6 +483,8 @@ func (c *Controller) writeCondition(ctx context.Context, pod *corev1.Pod, o Outc
 	c.remember(pod.UID, want)
 	klog.FromContext(ctx).V(2).Info("Set the Pod condition", "condition", ConditionType, "status", want.Status, "reason", want.Reason)
 	switch {
+	case o.Failed != nil && o.FailedReason == ReasonDetachFailed:
+		c.o.Status.Event(pod, corev1.EventTypeWarning, podstatus.ReasonDetachFailed, want.Message)
 	case o.Failed != nil:
 		c.o.Status.Event(pod, corev1.EventTypeWarning, podstatus.ReasonAttachFailed, want.Message)
 	case o.Refused != nil:

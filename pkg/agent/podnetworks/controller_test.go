@@ -552,3 +552,25 @@ func TestForeignNetworksAreLeftToTheirPlugin(t *testing.T) {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func TestANewNetworkRequeuesOnlyWaitingPods(t *testing.T) {
+	f := newFixture(t, false)
+	f.runningPod("vlan100")
+	f.sync()
+	waiting := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "waiting", UID: "uid-2",
+		Annotations: map[string]string{selection.AnnotationKey: "vlan300"}},
+		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: ConditionType, Status: corev1.ConditionFalse}}}}
+	plain := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "plain", UID: "uid-3"}}
+	for _, p := range []*corev1.Pod{waiting, plain} {
+		if err := f.indexer.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.c.resyncWaiting()
+	if n := f.c.queue.Len(); n != 1 {
+		t.Fatalf("queue holds %d Pods, want only the waiting one", n)
+	}
+	if key, _ := f.c.queue.Get(); key != "ns/waiting" {
+		t.Errorf("queued %q, want ns/waiting", key)
+	}
+}
