@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 	poolInformer := crdFactory.Crd().V1beta1().IPPools()
 
 	a.pods = &objects.Pods{Client: a.kube, Lister: podInformer.Lister()}
-	lookup := &objects.Networks{NADClient: nads, NADLister: nadInformer.Lister(), CRDClient: crds, PoolLister: poolInformer.Lister()}
+	lookup := &objects.Lookup{NADClient: nads, NADLister: nadInformer.Lister(), CRDClient: crds, PoolLister: poolInformer.Lister()}
 	if ipamOn {
 		if a.allocator, err = ipam.NewAllocator(crds, poolInformer, ipam.Options{}); err != nil {
 			return err

@@ -21,7 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
@@ -33,7 +33,7 @@ type Ports interface {
 
 // Detacher removes a sandbox's attachments.
 type Detacher interface {
-	Detach(ctx context.Context, sb engine.Sandbox) error
+	Detach(ctx context.Context, sb plan.Sandbox) error
 }
 
 // Pods answers whether a Pod exists (asking the API server, the authority for removals).
@@ -90,7 +90,7 @@ func (r *Reconciler) RestoreStatuses(statuses Statuses, pods PodCache) {
 
 // Stale is a sandbox whose attachments are to be removed, and why.
 type Stale struct {
-	Sandbox engine.Sandbox
+	Sandbox plan.Sandbox
 	Reason  string
 }
 
@@ -201,7 +201,7 @@ func (r *Reconciler) findStale(ctx context.Context, ports []ovs.PodPort) ([]Stal
 	var stale []Stale
 	for _, id := range ids {
 		c := byID[id]
-		sb := engine.Sandbox{PodNamespace: c.owner.PodNamespace, PodName: c.owner.PodName, PodUID: c.owner.PodUID, ContainerID: id}
+		sb := plan.Sandbox{PodNamespace: c.owner.PodNamespace, PodName: c.owner.PodName, PodUID: c.owner.PodUID, ContainerID: id}
 		if !c.anyLink {
 			stale = append(stale, Stale{Sandbox: sb, Reason: "the sandbox's network namespace is gone"})
 			continue

@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
@@ -23,7 +23,7 @@ func (f fakePorts) ListPodPorts(context.Context, string) ([]ovs.PodPort, error) 
 
 type fakeDetacher struct{ detached []string }
 
-func (f *fakeDetacher) Detach(_ context.Context, sb engine.Sandbox) error {
+func (f *fakeDetacher) Detach(_ context.Context, sb plan.Sandbox) error {
 	f.detached = append(f.detached, sb.ContainerID)
 	return nil
 }
