@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
 	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/cni/netconf"
@@ -32,7 +31,7 @@ type PlanResolver struct {
 }
 
 // Resolve implements Resolver.
-func (r *PlanResolver) Resolve(ctx context.Context, el selection.Attachment) (*engine.Network, bool, error) {
+func (r *PlanResolver) Resolve(ctx context.Context, el selection.Element) (*plan.Attachment, bool, error) {
 	key := el.NetworkKey()
 	nad, err := r.Lookup.NAD(ctx, el.Namespace, el.Name)
 	if apierrors.IsNotFound(err) {
@@ -56,7 +55,7 @@ func (r *PlanResolver) Resolve(ctx context.Context, el selection.Attachment) (*e
 			}
 		}
 	}
-	n, err := plan.Network(ctx, network, r.Lookup)
+	n, err := plan.FromNetwork(ctx, network, r.Lookup)
 	if err != nil {
 		return nil, false, WithReason(ReasonInvalidNetwork, err)
 	}

@@ -94,7 +94,7 @@ func TestPlanResolver(t *testing.T) {
 				}
 				return
 			}
-			if n.VLAN != tt.wantVLAN || n.IfName != els[0].Interface || n.Key != els[0].NetworkKey() {
+			if n.VLAN != tt.wantVLAN || n.IfName != els[0].Interface || n.Network != els[0].NetworkKey() {
 				t.Errorf("network = %+v", n)
 			}
 		})

@@ -31,6 +31,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/cni/selection"
 )
@@ -278,7 +279,7 @@ func (c *Controller) Sync(ctx context.Context, key string) (Result, error) {
 	if err != nil {
 		return retry, c.unavailable(ctx, pod, err)
 	}
-	esb := engine.Sandbox{PodNamespace: pod.Namespace, PodName: pod.Name, PodUID: string(pod.UID),
+	esb := plan.Sandbox{PodNamespace: pod.Namespace, PodName: pod.Name, PodUID: string(pod.UID),
 		ContainerID: sb.ContainerID, NetNS: sb.NetNS}
 	// A port without its network-status record is an attachment that never finished (the agent
 	// stopped in the middle of it): take it away; if the annotation still asks for it, it is
@@ -342,15 +343,15 @@ func (c *Controller) Sync(ctx context.Context, key string) (Result, error) {
 			// The sandbox went away while attaching: take back what was made for it, so that no
 			// port or address outlives it. The next sync works on the new sandbox, if any.
 			for _, a := range attached {
-				if err := c.o.Attacher.DetachInterfaces(ctx, esb, a.Network.IfName); err != nil {
-					logger.Error(err, "Could not detach from a sandbox that went away", "interface", a.Network.IfName)
+				if err := c.o.Attacher.DetachInterfaces(ctx, esb, a.IfName); err != nil {
+					logger.Error(err, "Could not detach from a sandbox that went away", "interface", a.IfName)
 				}
 			}
 			return retry, nil
 		}
 	}
 	for _, a := range attached {
-		after = append(after, Current{Identity: Identity{Network: a.Network.Key, IfName: a.Network.IfName},
+		after = append(after, Current{Identity: Identity{Network: a.Network, IfName: a.IfName},
 			Port: a.HostIfName, Status: statusJSON(a)})
 	}
 	o.Attached = identities(orderLike(after, wanted))
@@ -394,11 +395,11 @@ func (c *Controller) sandbox(pod *corev1.Pod) (*Sandbox, Result) {
 
 // attach attaches what the decision says: all at once for a first attachment with hot-plug off,
 // else one network at a time, so that one that fails does not hold up the others.
-func (c *Controller) attach(ctx context.Context, sb engine.Sandbox, d Decision, fail func(error, string)) []engine.Attachment {
+func (c *Controller) attach(ctx context.Context, sb plan.Sandbox, d Decision, fail func(error, string)) []engine.Attached {
 	if len(d.Attach) == 0 {
 		return nil
 	}
-	networks := make([]engine.Network, 0, len(d.Attach))
+	networks := make([]plan.Attachment, 0, len(d.Attach))
 	for _, w := range d.Attach {
 		n := *w.Network
 		n.WritesStatus = true
@@ -412,9 +413,9 @@ func (c *Controller) attach(ctx context.Context, sb engine.Sandbox, d Decision, 
 		}
 		return attached
 	}
-	var attached []engine.Attachment
+	var attached []engine.Attached
 	for _, n := range networks {
-		a, err := c.o.Attacher.Attach(ctx, sb, []engine.Network{n})
+		a, err := c.o.Attacher.Attach(ctx, sb, []plan.Attachment{n})
 		if err != nil {
 			fail(err, ReasonAttachFailed)
 			continue
@@ -518,7 +519,7 @@ func (c *Controller) ready() error {
 }
 
 // statusJSON is the network-status entry of a new attachment, as its port records it.
-func statusJSON(a engine.Attachment) string {
+func statusJSON(a engine.Attached) string {
 	data, err := json.Marshal(a.NetworkStatus())
 	if err != nil {
 		return ""

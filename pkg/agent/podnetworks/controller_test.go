@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/cni/selection"
 	"github.com/podvlan/podvlan/pkg/ipam"
@@ -44,22 +45,22 @@ func (f *fakeEngine) Of(_ context.Context, containerID string) ([]Current, error
 	return slices.Clone(f.ports[containerID]), nil
 }
 
-func (f *fakeEngine) Attach(_ context.Context, sb engine.Sandbox, networks []engine.Network) ([]engine.Attachment, error) {
-	var out []engine.Attachment
+func (f *fakeEngine) Attach(_ context.Context, sb plan.Sandbox, networks []plan.Attachment) ([]engine.Attached, error) {
+	var out []engine.Attached
 	for _, n := range networks {
 		f.calls = append(f.calls, "attach "+n.IfName)
-		if err := f.fail[n.Key]; err != nil {
-			return nil, &engine.AttachError{Network: n.Key, IfName: n.IfName, Err: err}
+		if err := f.fail[n.Network]; err != nil {
+			return nil, &engine.AttachError{Network: n.Network, IfName: n.IfName, Err: err}
 		}
 		if !n.WritesStatus {
-			return nil, fmt.Errorf("network %s attached without recording its network-status", n.Key)
+			return nil, fmt.Errorf("network %s attached without recording its network-status", n.Network)
 		}
 	}
 	for _, n := range networks {
-		a := engine.Attachment{Network: n, HostIfName: "pvl-" + n.IfName, VLAN: n.VLAN,
-			IPs: []ipam.IPConfig{{Address: mustPrefix("198.18.100.2/24")}}}
+		a := engine.Attached{Attachment: n, HostIfName: "pvl-" + n.IfName,
+			Addressing: plan.Addressing{IPs: []ipam.IPConfig{{Address: mustPrefix("198.18.100.2/24")}}}}
 		out = append(out, a)
-		f.ports[sb.ContainerID] = append(f.ports[sb.ContainerID], Current{Identity: Identity{n.Key, n.IfName},
+		f.ports[sb.ContainerID] = append(f.ports[sb.ContainerID], Current{Identity: Identity{n.Network, n.IfName},
 			Port: a.HostIfName, Status: statusJSON(a)})
 	}
 	if f.onAttach != nil {
@@ -68,7 +69,7 @@ func (f *fakeEngine) Attach(_ context.Context, sb engine.Sandbox, networks []eng
 	return out, nil
 }
 
-func (f *fakeEngine) DetachInterfaces(_ context.Context, sb engine.Sandbox, ifNames ...string) error {
+func (f *fakeEngine) DetachInterfaces(_ context.Context, sb plan.Sandbox, ifNames ...string) error {
 	for _, name := range ifNames {
 		f.calls = append(f.calls, "detach "+name)
 		f.ports[sb.ContainerID] = slices.DeleteFunc(f.ports[sb.ContainerID], func(c Current) bool { return c.IfName == name })
@@ -89,11 +90,11 @@ func (f fakeBusy) Busy(id string) bool { return f[id] }
 
 // fakeResolver knows networks by key; a key it does not know has no NetworkAttachmentDefinition.
 type fakeResolver struct {
-	networks map[string]engine.Network
+	networks map[string]plan.Attachment
 	foreign  map[string]bool
 }
 
-func (f *fakeResolver) Resolve(_ context.Context, el selection.Attachment) (*engine.Network, bool, error) {
+func (f *fakeResolver) Resolve(_ context.Context, el selection.Element) (*plan.Attachment, bool, error) {
 	key := el.NetworkKey()
 	if f.foreign[key] {
 		return nil, true, nil
@@ -170,9 +171,9 @@ type fixture struct {
 func newFixture(t *testing.T, hotplug bool) *fixture {
 	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	f := &fixture{t: t, indexer: indexer, engine: newFakeEngine(), sandboxes: fakeSandboxes{}, busy: fakeBusy{},
-		resolver: &fakeResolver{networks: map[string]engine.Network{
-			"ns/vlan100":       {Key: "ns/vlan100", VLAN: 100, Pools: []string{"vlan100-ipv4"}},
-			"networks/vlan200": {Key: "networks/vlan200", VLAN: 200},
+		resolver: &fakeResolver{networks: map[string]plan.Attachment{
+			"ns/vlan100":       {Network: "ns/vlan100", VLAN: 100, Pools: []string{"vlan100-ipv4"}},
+			"networks/vlan200": {Network: "networks/vlan200", VLAN: 200},
 		}, foreign: map[string]bool{"ns/macvlan": true}},
 		status: &fakeStatus{indexer: indexer}}
 	f.c = New(Options{Pods: corelisters.NewPodLister(indexer), Sandboxes: f.sandboxes, ADDs: f.busy,
@@ -327,7 +328,7 @@ func TestAMissingNetworkIsAttachedOnceItExists(t *testing.T) {
 		t.Errorf("a repeated failure recorded another Event: %v", f.status.events)
 	}
 
-	f.resolver.networks["networks/vlan300"] = engine.Network{Key: "networks/vlan300", VLAN: 300}
+	f.resolver.networks["networks/vlan300"] = plan.Attachment{Network: "networks/vlan300", VLAN: 300}
 	if res := f.sync(); res != (Result{}) {
 		t.Fatalf("Sync() = %+v, want done", res)
 	}

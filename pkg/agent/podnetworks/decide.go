@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/cni/selection"
 )
 
@@ -38,12 +38,12 @@ type Current struct {
 // Wanted is one element of the Pod's annotation, with what resolving it gave.
 type Wanted struct {
 	Identity
-	Element selection.Attachment
+	Element selection.Element
 	// Foreign is true when the NetworkAttachmentDefinition exists and belongs to another CNI
 	// plugin: Multus attaches it, never this agent.
 	Foreign bool
 	// Network is the planned attachment when Err is nil and the network is ours.
-	Network *engine.Network
+	Network *plan.Attachment
 	// Err says why the element cannot be attached now (its NetworkAttachmentDefinition or IPPool
 	// is missing, its configuration is invalid, ...); it carries a condition reason.
 	Err error

@@ -5,11 +5,11 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 )
 
 func want(network, ifName string) Wanted {
-	return Wanted{Identity: Identity{network, ifName}, Network: &engine.Network{Key: network, IfName: ifName}}
+	return Wanted{Identity: Identity{network, ifName}, Network: &plan.Attachment{Network: network, IfName: ifName}}
 }
 
 func wantMissing(network, ifName string) Wanted {

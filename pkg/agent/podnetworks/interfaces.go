@@ -9,6 +9,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/cni/selection"
 )
@@ -46,15 +47,15 @@ type Attachments interface {
 // Attacher attaches networks to a sandbox and detaches single interfaces from it. Attach is all
 // or nothing; both are idempotent and serialized per container ID with the CNI verbs.
 type Attacher interface {
-	Attach(ctx context.Context, sb engine.Sandbox, networks []engine.Network) ([]engine.Attachment, error)
-	DetachInterfaces(ctx context.Context, sb engine.Sandbox, ifNames ...string) error
+	Attach(ctx context.Context, sb plan.Sandbox, networks []plan.Attachment) ([]engine.Attached, error)
+	DetachInterfaces(ctx context.Context, sb plan.Sandbox, ifNames ...string) error
 }
 
 // Resolver plans one annotation element: its NetworkAttachmentDefinition, IPPools and the
 // contract's rules. It returns Foreign for another plugin's network, and an error with a
 // condition reason (see WithReason) when the element cannot be attached now.
 type Resolver interface {
-	Resolve(ctx context.Context, element selection.Attachment) (network *engine.Network, foreign bool, err error)
+	Resolve(ctx context.Context, element selection.Element) (network *plan.Attachment, foreign bool, err error)
 }
 
 // Status writes what users see on the Pod.
