@@ -25,13 +25,16 @@ import (
 
 	"github.com/podvlan/podvlan/pkg/agent/bridge"
 	"github.com/podvlan/podvlan/pkg/agent/cnihandler"
+	"github.com/podvlan/podvlan/pkg/agent/delspool"
 	"github.com/podvlan/podvlan/pkg/agent/engine"
 	"github.com/podvlan/podvlan/pkg/agent/metrics"
 	"github.com/podvlan/podvlan/pkg/agent/objects"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/agent/reconcile"
+	"github.com/podvlan/podvlan/pkg/agent/sandboxes"
 	"github.com/podvlan/podvlan/pkg/client/clientset/versioned"
 	crdinformers "github.com/podvlan/podvlan/pkg/client/informers/externalversions"
+	"github.com/podvlan/podvlan/pkg/cni/nodestate"
 	"github.com/podvlan/podvlan/pkg/cni/server"
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
@@ -61,6 +64,8 @@ type agent struct {
 	allocator *ipam.Allocator
 	handler   *cnihandler.Handler
 	metrics   *metrics.Metrics
+	// sandboxes are the Pod sandboxes the CNI shim recorded on this Node.
+	sandboxes *sandboxes.Store
 
 	synced atomic.Bool
 	// secondary is set once OVSDB is connected (nil while it is not, or with the gate off).
@@ -164,6 +169,11 @@ func Run(ctx context.Context, o Options) error {
 	crdFactory.Start(ctx.Done())
 	defer podFactory.Shutdown()
 	defer crdFactory.Shutdown()
+
+	// What the shim recorded while the agent was away: sandboxes, and DELs to run.
+	stateDirs := nodestate.ForSocket(cfg.CNISocket)
+	a.sandboxes = sandboxes.New(stateDirs.Sandboxes)
+	go delspool.New(stateDirs.Spool, a.handler, a.canRunDel).Run(ctx)
 
 	srv := server.New(cfg.CNISocket, a.handler)
 	srv.OnOutcome(a.metrics.CNIRequest)
@@ -276,6 +286,22 @@ func (a *agent) ready() error {
 	}
 	if !sn.reconciled.Load() {
 		return errors.New("antrea-agent is starting: reconciliation not done yet")
+	}
+	return nil
+}
+
+// canRunDel is nil once a DEL run now really releases what it names: caches synced and, with
+// secondary networks on, OVSDB connected. The spooled DELs wait for it.
+func (a *agent) canRunDel() error {
+	if !a.synced.Load() {
+		return errors.New("antrea-agent is starting: caches not synced yet")
+	}
+	cfg := a.o.Config
+	if _, ok := cfg.Bridge(); !cfg.Gates.Enabled(config.SecondaryNetwork) || !ok {
+		return nil
+	}
+	if sn := a.secondary.Load(); sn == nil || !sn.ovs.Connected() {
+		return errors.New("antrea-agent is not connected to OVSDB")
 	}
 	return nil
 }
