@@ -27,6 +27,9 @@ const (
 	ContainerIDKey  = "podvlan-container-id"
 	IfNameKey       = "podvlan-ifname"
 	NetworkKey      = "podvlan-network"
+	// WayKey records how the CNI call that made the port came in (chained or delegate), so that
+	// CNI GC of one way in never touches another's ports.
+	WayKey = "podvlan-way"
 	AddressesKey    = "podvlan-addresses"
 	// GatewaysKey holds the gateways of the interface's addresses (at most one per family), which
 	// routes without a next hop go through.
@@ -43,6 +46,7 @@ type PortOwner struct {
 	ContainerID  string // the sandbox's container ID from the CNI call
 	IfName       string // the interface name inside the Pod, e.g. eth1
 	Network      string // the NetworkAttachmentDefinition as "namespace/name"
+	Way          string // WayChained or WayDelegate; empty on ports made before it was recorded
 	Addresses    []string
 	// Gateways are the gateways of the addresses, at most one per family.
 	Gateways []string
@@ -98,7 +102,7 @@ func validateGateways(gateways []string) error {
 func (o PortOwner) Equal(other PortOwner) bool {
 	return o.PodNamespace == other.PodNamespace && o.PodName == other.PodName &&
 		o.PodUID == other.PodUID && o.ContainerID == other.ContainerID && o.IfName == other.IfName &&
-		o.Network == other.Network && slices.Equal(o.Addresses, other.Addresses) && slices.Equal(o.Gateways, other.Gateways)
+		o.Network == other.Network && o.Way == other.Way && slices.Equal(o.Addresses, other.Addresses) && slices.Equal(o.Gateways, other.Gateways)
 }
 
 // String names the owner for logs and errors.
@@ -120,6 +124,7 @@ func (o PortOwner) externalIDs() map[string]string {
 	set(ContainerIDKey, o.ContainerID)
 	set(IfNameKey, o.IfName)
 	set(NetworkKey, o.Network)
+	set(WayKey, o.Way)
 	set(AddressesKey, strings.Join(o.Addresses, ","))
 	set(GatewaysKey, strings.Join(o.Gateways, ","))
 	return ids
@@ -138,6 +143,7 @@ func ownerFromExternalIDs(ids map[string]string) (owner PortOwner, ok bool) {
 		ContainerID:  ids[ContainerIDKey],
 		IfName:       ids[IfNameKey],
 		Network:      ids[NetworkKey],
+		Way:          ids[WayKey],
 	}
 	if a := ids[AddressesKey]; a != "" {
 		owner.Addresses = strings.Split(a, ",")

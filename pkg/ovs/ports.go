@@ -203,6 +203,9 @@ func sameAccessPort(spec PortSpec, existing *PodPort) error {
 	if len(owner.Addresses) == 0 {
 		owner.Addresses, owner.Gateways = spec.Owner.Addresses, spec.Owner.Gateways
 	}
+	if owner.Way == "" {
+		owner.Way = spec.Owner.Way // a port made before ports recorded their way in
+	}
 	switch {
 	case !owner.Equal(spec.Owner):
 		return &PortConflictError{Name: spec.Name, Reason: "it belongs to " + existing.Owner.String()}

@@ -48,8 +48,11 @@ type Attacher interface {
 	Attach(ctx context.Context, sb plan.Sandbox, attachments []plan.Attachment) ([]engine.Attached, error)
 	Detach(ctx context.Context, sb plan.Sandbox) error
 	DetachInterfaces(ctx context.Context, sb plan.Sandbox, ifNames ...string) error
-	DetachAllExcept(ctx context.Context, keep map[string]bool) ([]string, error)
 	Check(ctx context.Context, sb plan.Sandbox, attachments []plan.Attachment) error
+	// Allocate and Release serve the IPAM-only way in, with intents (crash safety).
+	Allocate(ctx context.Context, sb plan.Sandbox, a plan.Attachment) (plan.Addressing, error)
+	Release(ctx context.Context, sb plan.Sandbox, ifName string) error
+	GC(ctx context.Context, way plan.Way, network string, keep engine.Keep) ([]string, error)
 }
 
 // Reporter surfaces outcomes on the Pod.
@@ -72,6 +75,7 @@ type Handler struct {
 	lookup   plan.Lookup
 	reporter Reporter
 	ready    func() error
+	synced   func() bool
 }
 
 // Options are the Handler's collaborators.
@@ -86,12 +90,15 @@ type Options struct {
 	Reporter Reporter
 	// Ready returns nil when ADD can be served (OVSDB connected, caches synced).
 	Ready func() error
+	// PoolsSynced reports whether the IPPool cache has synced; until then the IPAM-only way in
+	// answers "try again" rather than from an incomplete cache. Nil means synced.
+	PoolsSynced func() bool
 }
 
 // New returns a Handler.
 func New(o Options) *Handler {
 	return &Handler{gates: o.Gates, noEngine: o.NoEngine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
-		reporter: o.Reporter, ready: o.Ready}
+		reporter: o.Reporter, ready: o.Ready, synced: o.PoolsSynced}
 }
 
 // SetEngine makes secondary networks available; the agent calls it once OVSDB is connected.
@@ -115,6 +122,25 @@ func (h *Handler) attachEngine() (Attacher, error) {
 // detachEngine returns the engine for DEL and GC; nil with no error when this agent cannot
 // have attached anything.
 func (h *Handler) detachEngine() (Attacher, error) {
+	if h.gateError(config.SecondaryNetwork) != nil || h.noEngine != nil {
+		return nil, nil
+	}
+	if e := h.engine.Load(); e != nil {
+		return *e, nil
+	}
+	return nil, tryAgain(errors.New("antrea-agent is not connected to OVSDB yet"))
+}
+
+// ipamEngine returns the engine for the IPAM-only way in: nil with no error when no engine is
+// ever expected (SecondaryNetwork off or no bridge: addresses are then served without intents,
+// since intents live in OVSDB), "try again" while the IPPool cache or the engine is not ready.
+func (h *Handler) ipamEngine() (Attacher, error) {
+	if err := h.gateError(config.AntreaIPAM); err != nil {
+		return nil, err
+	}
+	if h.synced != nil && !h.synced() {
+		return nil, tryAgain(errors.New("antrea-agent is starting: the IPPool cache has not synced yet"))
+	}
 	if h.gateError(config.SecondaryNetwork) != nil || h.noEngine != nil {
 		return nil, nil
 	}
@@ -328,41 +354,35 @@ func (h *Handler) addDelegate(ctx context.Context, req *server.Request, stdin *n
 	return attached[0].Result(req.Netns), nil
 }
 
-func (h *Handler) ipamRequest(req *server.Request, stdin *netconf.Stdin, args parsedArgs) (ipam.Request, error) {
-	r := ipam.Request{Owner: plan.OwnerOf(sandboxOf(req, args), req.IfName)}
-	if stdin.IPAM == nil {
-		return r, invalidConfig(errors.New("ipam: Required value"))
-	}
-	r.Pools = stdin.IPAM.IPPools
-	for _, a := range stdin.IPAM.Addresses {
-		r.Static = append(r.Static, ipam.StaticAddress{Address: a.Address, Gateway: a.Gateway})
-	}
-	for _, ip := range args.IPs {
-		if !ip.HasPrefix() {
-			return r, invalidConfig(fmt.Errorf("CNI_ARGS IP=%s: write the address with its prefix length", ip.Addr))
-		}
-		r.Static = append(r.Static, ipam.StaticAddress{Address: ip.Prefix()})
-	}
-	return r, nil
-}
-
 func (h *Handler) addIPAMOnly(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (types.Result, error) {
-	if err := h.gateError(config.AntreaIPAM); err != nil {
-		return nil, err
-	}
-	r, err := h.ipamRequest(req, stdin, args)
+	eng, err := h.ipamEngine()
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.addrs.Allocate(ctx, r)
+	a, err := plan.ForIPAMOnly(stdin.Name, stdin.IPAM, req.IfName, args.IPs)
 	if err != nil {
-		err = internal(fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err))
+		return nil, invalidConfig(err)
+	}
+	sb := sandboxOf(req, args)
+	var x plan.Addressing
+	if eng != nil {
+		x, err = eng.Allocate(ctx, sb, *a)
+	} else {
+		var res *ipam.Result
+		if res, err = h.addrs.Allocate(ctx, a.Request(sb)); err == nil {
+			x = a.Addressing(res.IPs)
+		} else {
+			err = fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err)
+		}
+	}
+	if err != nil {
+		err = internal(err)
 		if args.hasPod() {
 			h.reporter.AttachFailed(podstatus.PodRef{Namespace: args.Namespace, Name: args.Name, UID: k8stypes.UID(args.UID)}, err)
 		}
 		return nil, err
 	}
-	return plan.Address(stdin.IPAM.Routes, res.IPs).Result(nil, stdin.IPAM.DNS), nil
+	return x.Result(nil, a.DNS), nil
 }
 
 // Del implements CNI DEL: it succeeds when there is nothing (left) to remove.
@@ -395,8 +415,21 @@ func (h *Handler) Del(ctx context.Context, req *server.Request) error {
 		if h.addrs == nil {
 			return nil
 		}
-		if err := h.addrs.Release(ctx, plan.OwnerOf(sandboxOf(req, args), req.IfName)); err != nil {
-			return internal(fmt.Errorf("release addresses of %s of container %s: %w", req.IfName, req.ContainerID, err))
+		eng, err := h.ipamEngine()
+		if err != nil {
+			if h.gateError(config.AntreaIPAM) != nil {
+				return nil // nothing can have been allocated
+			}
+			return err
+		}
+		if eng != nil {
+			err = eng.Release(ctx, sandboxOf(req, args), req.IfName)
+		} else if err = h.addrs.Release(ctx, plan.OwnerOf(sandboxOf(req, args), req.IfName)); err != nil {
+			err = fmt.Errorf("release addresses of %s of container %s: %w", req.IfName, req.ContainerID, err)
+		}
+		if err != nil {
+			h.detachFailed(args, err)
+			return internal(err)
 		}
 		return nil
 	}
@@ -459,7 +492,7 @@ func (h *Handler) Check(ctx context.Context, req *server.Request) error {
 		}
 		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), []plan.Attachment{*a}))
 	default:
-		if err := h.gateError(config.AntreaIPAM); err != nil {
+		if _, err := h.ipamEngine(); err != nil {
 			return err
 		}
 		return h.checkIPAMOnly(req, stdin)
@@ -492,36 +525,87 @@ func (h *Handler) checkIPAMOnly(req *server.Request, stdin *netconf.Stdin) error
 	return nil
 }
 
-// validAttachments is the part of a GC configuration that lists what must be kept.
-type validAttachments struct {
-	Attachments []struct {
-		ContainerID string `json:"containerID"`
-		IfName      string `json:"ifname"`
-	} `json:"cni.dev/valid-attachments"`
+// gcKeys are the keys a runtime adds to the network configuration of a GC call: the attachments
+// to keep, under the name of CNI 1.1 and under the older draft's name.
+var gcKeys = []string{"cni.dev/valid-attachments", "cni.dev/attachments"}
+
+type validAttachment struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
 }
 
-// GC implements CNI GC: attachments of sandboxes missing from the valid list are removed. A
-// sandbox counts as valid when any of its interfaces is listed, because in chained mode the
-// runtime lists the primary interface only.
-func (h *Handler) GC(ctx context.Context, req *server.Request) error {
-	var valid validAttachments
-	if err := json.Unmarshal(req.Config, &valid); err != nil {
-		return invalidConfig(fmt.Errorf("cni.dev/valid-attachments: %w", err))
+// parseGC splits a GC configuration into the network configuration and the attachments to keep.
+func parseGC(config []byte) (*netconf.Stdin, []validAttachment, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(config, &raw); err != nil {
+		return nil, nil, invalidConfig(fmt.Errorf("GC configuration: %w", err))
 	}
-	eng, err := h.detachEngine()
-	if eng == nil {
+	var valid []validAttachment
+	for _, key := range gcKeys {
+		if v, ok := raw[key]; ok {
+			var list []validAttachment
+			if err := json.Unmarshal(v, &list); err != nil {
+				return nil, nil, invalidConfig(fmt.Errorf("%s: %w", key, err))
+			}
+			valid = append(valid, list...)
+			delete(raw, key)
+		}
+	}
+	rest, err := json.Marshal(raw)
+	if err != nil {
+		return nil, nil, internal(err)
+	}
+	stdin, err := netconf.ParseStdin(rest)
+	if err != nil {
+		return nil, nil, invalidConfig(err)
+	}
+	return stdin, valid, nil
+}
+
+// GC implements CNI GC: the attachments of the network in the call that are missing from its
+// valid list are removed; another way in's or another network's are never touched (see
+// engine.GC). A chained sandbox counts as valid when any of its interfaces is listed, because
+// the runtime lists the primary interface only.
+func (h *Handler) GC(ctx context.Context, req *server.Request) error {
+	stdin, valid, err := parseGC(req.Config)
+	if err != nil {
 		return err
 	}
-	keep := make(map[string]bool, len(valid.Attachments))
-	for _, a := range valid.Attachments {
-		keep[a.ContainerID] = true
+	keepContainer := make(map[string]bool, len(valid))
+	keepAttachment := make(map[validAttachment]bool, len(valid))
+	for _, a := range valid {
+		keepContainer[a.ContainerID] = true
+		keepAttachment[a] = true
 	}
-	removed, err := eng.DetachAllExcept(ctx, keep)
+	var way plan.Way
+	var network string
+	var eng Attacher
+	keep := func(containerID, ifName string) bool {
+		return keepAttachment[validAttachment{ContainerID: containerID, IfName: ifName}]
+	}
+	switch stdin.Mode {
+	case netconf.ModeChained:
+		way, network = plan.Chained, stdin.Name
+		keep = func(containerID, _ string) bool { return keepContainer[containerID] }
+		eng, err = h.detachEngine()
+	case netconf.ModeDelegate:
+		way, network = plan.Delegate, stdin.Network.Key()
+		eng, err = h.detachEngine()
+	default:
+		way, network = plan.IPAMOnly, stdin.Name
+		if eng, err = h.ipamEngine(); err != nil && h.gateError(config.AntreaIPAM) != nil {
+			return nil // nothing can have been allocated
+		}
+	}
+	if eng == nil {
+		return err // nil: nothing of this way in can exist without the engine
+	}
+	removed, err := eng.GC(ctx, way, network, keep)
 	if err != nil {
-		return internal(fmt.Errorf("garbage-collect attachments: %w", err))
+		return internal(fmt.Errorf("garbage-collect attachments of network %s (%s): %w", network, way, err))
 	}
 	if len(removed) > 0 {
-		klog.FromContext(ctx).Info("Garbage-collected attachments of vanished sandboxes", "containers", removed)
+		klog.FromContext(ctx).Info("Garbage-collected attachments missing from the valid list", "network", network, "way", way, "removed", removed)
 	}
 	return nil
 }

@@ -309,3 +309,68 @@ func TestStatus(t *testing.T) {
 		t.Errorf("STATUS = %v, want code 50", err)
 	}
 }
+
+func TestGCWithAnIPAMOnlyConfigLeavesChainedAttachmentsIntact(t *testing.T) {
+	s := newStage(t)
+	for _, w := range ways {
+		if _, err := s.handler.Add(t.Context(), cniRequest(server.CommandAdd, w)); err != nil {
+			t.Fatalf("%s ADD: %v", w.name, err)
+		}
+	}
+	before := s.rig.World.Leftovers()
+	gc := func(config string) error {
+		return s.handler.GC(t.Context(), &server.Request{Command: server.CommandGC, Config: []byte(config)})
+	}
+	// The IPAM-only network's GC with an empty valid list: only its own allocation goes.
+	if err := gc(strings.Replace(ipamOnlyConfig, `{"cniVersion"`, `{"cni.dev/valid-attachments":[],"cniVersion"`, 1)); err != nil {
+		t.Fatalf("GC = %v", err)
+	}
+	after := s.rig.World.Leftovers()
+	want := strings.Replace(strings.Replace(before, "allocation c1/eth0, ", "", 1), "intent c1/eth0, ", "", 1)
+	if !strings.Contains(before, "intent c1/eth0") || after != want {
+		t.Errorf("IPAM-only GC: before %q, after %q; want only the allocation and intent of c1/eth0 gone", before, after)
+	}
+	// Another delegate network's GC (older key) touches nothing of vlan100.
+	other := strings.Replace(delegateConfig, `"name":"vlan100"`, `"name":"vlan200"`, 1)
+	if err := gc(strings.Replace(other, `{"cniVersion"`, `{"cni.dev/attachments":[],"cniVersion"`, 1)); err != nil {
+		t.Fatalf("GC = %v", err)
+	}
+	if got := s.rig.World.Leftovers(); got != after {
+		t.Errorf("GC of network vlan200 changed %q to %q", after, got)
+	}
+	// The chained GC that lists the sandbox keeps it.
+	if err := gc(strings.Replace(chainedConfig, `{"cniVersion"`, `{"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}],"cniVersion"`, 1)); err != nil {
+		t.Fatalf("GC = %v", err)
+	}
+	if got := s.rig.World.Leftovers(); got != after {
+		t.Errorf("chained GC listing c1 changed %q to %q", after, got)
+	}
+}
+
+func TestIPAMCommandsWaitForTheIPPoolCache(t *testing.T) {
+	s := newStage(t)
+	synced := false
+	s.handler.synced = func() bool { return synced }
+	w := ways[2]
+	for _, command := range []string{server.CommandAdd, server.CommandDel, server.CommandCheck} {
+		var err error
+		switch command {
+		case server.CommandAdd:
+			_, err = s.handler.Add(t.Context(), cniRequest(command, w))
+		case server.CommandDel:
+			err = s.handler.Del(t.Context(), cniRequest(command, w))
+		default:
+			err = s.handler.Check(t.Context(), cniRequest(command, w))
+		}
+		if codeOf(command, err) != types.ErrTryAgainLater {
+			t.Errorf("IPAM-only %s before the IPPool cache synced = %v, want code 11", command, err)
+		}
+	}
+	if left := s.rig.World.Leftovers(); left != "" {
+		t.Errorf("left %s", left)
+	}
+	synced = true
+	if _, err := s.handler.Add(t.Context(), cniRequest(server.CommandAdd, w)); err != nil {
+		t.Errorf("ADD once synced = %v", err)
+	}
+}

@@ -82,7 +82,7 @@ func TestAttachOneFailureRollsBackTheOthers(t *testing.T) {
 	// eth3's veth fails; eth1 and eth2 succeed and must go again.
 	bad := vlan100("eth3")
 	failing := &failingPrepare{Kernel: r.Kernel, ifName: "eth3"}
-	r.Engine = engine.New(r.Ports, r.Addresses, engine.Options{Bridge: "br-sec", Kernel: failing})
+	r.Engine = engine.New(r.Ports, r.Intents, r.Addresses, engine.Options{Bridge: "br-sec", Kernel: failing})
 	_, err := r.Engine.Attach(t.Context(), sandbox, []plan.Attachment{vlan100("eth1"), raw, bad})
 	var attachErr *engine.AttachError
 	if !errors.As(err, &attachErr) || attachErr.IfName != "eth3" {
@@ -172,4 +172,9 @@ func TestDetachRemovesPortsFirstThenVethsAndAddresses(t *testing.T) {
 	if err := r.Engine.Detach(t.Context(), sandbox); err != nil {
 		t.Errorf("second Detach() = %v", err)
 	}
+}
+
+// engineWith is the rig's engine with another allocator.
+func engineWith(r *enginetest.Rig, addrs engine.Addresses) *engine.Engine {
+	return engine.New(r.Ports, r.Intents, addrs, engine.Options{Bridge: "br-sec", Kernel: r.Kernel})
 }

@@ -131,7 +131,7 @@ func (t *attempt) allocate(ctx context.Context) error {
 	if !t.a.WantsAddresses() {
 		return nil
 	}
-	res, err := t.e.addrs.Allocate(ctx, ipam.Request{Owner: t.a.Owner(t.sb), Pools: t.a.Pools, Static: t.a.Static, VLAN: t.a.VLAN})
+	res, err := t.e.addrs.Allocate(ctx, t.a.Request(t.sb))
 	t.took.allocate = time.Since(t.start)
 	if err != nil {
 		return fmt.Errorf("allocate addresses: %w", err)

@@ -37,6 +37,14 @@ type Ports interface {
 	ListPodPorts(ctx context.Context, bridge string) ([]ovs.PodPort, error)
 }
 
+// Intents is what the engine needs of OVSDB to record attachments before anything is allocated
+// (an *ovs.Client).
+type Intents interface {
+	RecordIntents(ctx context.Context, intents ...ovs.Intent) error
+	DeleteIntents(ctx context.Context, keys ...string) error
+	ListIntents(ctx context.Context) ([]ovs.Intent, error)
+}
+
 // Addresses is what the engine needs of the IPPool allocator (an *ipam.Allocator).
 type Addresses interface {
 	Allocate(ctx context.Context, req ipam.Request) (*ipam.Result, error)
@@ -87,8 +95,9 @@ type Options struct {
 // Engine attaches and detaches networks. It is safe for concurrent use; calls for one container
 // ID are serialized so that a DEL never runs in the middle of an ADD of the same sandbox.
 type Engine struct {
-	ports  Ports
-	addrs  Addresses
+	ports   Ports
+	intents Intents
+	addrs   Addresses
 	kernel Kernel
 	opts   Options
 	locks  keyedMutex
@@ -99,12 +108,13 @@ type Engine struct {
 }
 
 // New returns an Engine.
-func New(ports Ports, addrs Addresses, opts Options) *Engine {
+func New(ports Ports, intents Intents, addrs Addresses, opts Options) *Engine {
 	kernel := opts.Kernel
 	if kernel == nil {
 		kernel = Veth{}
 	}
-	return &Engine{ports: ports, addrs: addrs, kernel: kernel, opts: opts, kernelSlots: make(chan struct{}, kernelSlotCount())}
+	return &Engine{ports: ports, intents: intents, addrs: addrs, kernel: kernel, opts: opts,
+		kernelSlots: make(chan struct{}, kernelSlotCount())}
 }
 
 // kernelSlotCount is how many kernel steps may run at once: enough to keep every CPU busy while
@@ -140,9 +150,24 @@ func (e *AttachError) Unwrap() error { return e.Err }
 // of each other, so they are made at the same time. Attachments the sandbox already has (a
 // repeated ADD) are returned as they are. On error nothing made by this call stays, and the error
 // names the first attachment, in order, that failed.
+//
+// Before anything is allocated, the attachments' intents are recorded in OVSDB; they are deleted
+// last, once the ports record the attachments or everything was rolled back. An agent killed in
+// between leaves the intents, from which reconciliation (Abandon) removes what was made.
 func (e *Engine) Attach(ctx context.Context, sb plan.Sandbox, attachments []plan.Attachment) ([]Attached, error) {
 	unlock := e.locks.lock(sb.ContainerID)
 	defer unlock()
+	if len(attachments) == 0 {
+		return nil, nil
+	}
+	intents := make([]ovs.Intent, 0, len(attachments))
+	for _, a := range attachments {
+		intents = append(intents, intentOf(sb, a))
+	}
+	if err := e.intents.RecordIntents(ctx, intents...); err != nil {
+		return nil, &AttachError{Network: attachments[0].Network, IfName: attachments[0].IfName, Err: err}
+	}
+	defer e.forgetIntents(ctx, intents)
 	results := make([]*Attached, len(attachments))
 	errs := make([]error, len(attachments))
 	var g errgroup.Group
@@ -168,6 +193,27 @@ func (e *Engine) Attach(ctx context.Context, sb plan.Sandbox, attachments []plan
 		return nil, failed
 	}
 	return attached, nil
+}
+
+// intentOf is the intent recorded before the attachment is made.
+func intentOf(sb plan.Sandbox, a plan.Attachment) ovs.Intent {
+	return ovs.Intent{ContainerID: sb.ContainerID, IfName: a.IfName, PodNamespace: sb.PodNamespace, PodName: sb.PodName,
+		PodUID: sb.PodUID, NetNS: sb.NetNS, Network: a.Network, Pools: a.Pools, WantsAddresses: a.WantsAddresses(), Way: string(a.Way)}
+}
+
+// forgetIntents deletes intents once their attachments are committed or rolled back, also when
+// the call's context ended. One left behind (OVSDB away) is harmless: reconciliation finds the
+// attachment committed and deletes the intent only.
+func (e *Engine) forgetIntents(ctx context.Context, intents []ovs.Intent) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	keys := make([]string, 0, len(intents))
+	for _, in := range intents {
+		keys = append(keys, in.Key())
+	}
+	if err := e.intents.DeleteIntents(ctx, keys...); err != nil {
+		klog.FromContext(ctx).Error(err, "Could not delete attachment intents; reconciliation will", "intents", keys)
+	}
 }
 
 // rollback removes attachments this call made when another one failed, last first.
@@ -224,32 +270,6 @@ func (e *Engine) Detach(ctx context.Context, sb plan.Sandbox) error {
 	})
 	_ = g.Wait()
 	return errors.Join(errs...)
-}
-
-// DetachAllExcept detaches every sandbox that has a port on the bridge and is not in keep, and
-// returns their container IDs. It serves CNI GC and reconciliation.
-func (e *Engine) DetachAllExcept(ctx context.Context, keep map[string]bool) ([]string, error) {
-	ports, err := e.ports.ListPodPorts(ctx, e.opts.Bridge)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var removed []string
-	var errs []error
-	for _, p := range ports {
-		id := p.Owner.ContainerID
-		if keep[id] || seen[id] {
-			continue
-		}
-		seen[id] = true
-		sb := plan.Sandbox{PodNamespace: p.Owner.PodNamespace, PodName: p.Owner.PodName, PodUID: p.Owner.PodUID, ContainerID: id}
-		if err := e.Detach(ctx, sb); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, id)
-	}
-	return removed, errors.Join(errs...)
 }
 
 // DetachInterfaces removes the named interfaces of the sandbox (whether or not an OVS port
@@ -341,7 +361,7 @@ func (e *Engine) vethSpec(sb plan.Sandbox, a plan.Attachment, host string) veth.
 // portOwner is what the attachment's port records of its owner.
 func (e *Engine) portOwner(sb plan.Sandbox, a plan.Attachment) ovs.PortOwner {
 	return ovs.PortOwner{PodNamespace: sb.PodNamespace, PodName: sb.PodName, PodUID: sb.PodUID,
-		ContainerID: sb.ContainerID, IfName: a.IfName, Network: a.Network}
+		ContainerID: sb.ContainerID, IfName: a.IfName, Network: a.Network, Way: string(a.Way)}
 }
 
 func addrStrings(addrs []netip.Addr) []string {

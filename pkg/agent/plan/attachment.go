@@ -21,6 +21,19 @@ type Sandbox struct {
 	NetNS string
 }
 
+// Way is how the CNI call that asked for an attachment came in (DESIGN.md "Three ways in").
+type Way string
+
+// The ways in; the values are what ports and intents record.
+const (
+	// Chained: the antrea entry chained after the primary plugin; networks from the annotation.
+	Chained Way = "chained"
+	// Delegate: Multus runs antrea with one network's configuration.
+	Delegate Way = "delegate"
+	// IPAMOnly: another plugin's configuration with ipam.type antrea; addresses only.
+	IPAMOnly Way = "ipam"
+)
+
 // Attachment is one planned attachment: a network under one interface name of a Pod sandbox.
 // Everything the engine does, the CNI result and CHECK derive from it (with Addressing once the
 // addresses are known).
@@ -44,6 +57,8 @@ type Attachment struct {
 	// DefaultRoute are gateways (at most one per family) through which the Pod's default route
 	// goes instead of through its primary interface: the annotation's default-route.
 	DefaultRoute []netip.Addr
+	// Way is how the call that asked for it came in; CNI GC of one way never touches another's.
+	Way Way
 	// WritesStatus says the agent writes the network-status entry of this attachment: on the
 	// chained way in; under Multus, Multus does. The port then records the entry, so that
 	// reconciliation can write it again if the agent died before it was written.
@@ -56,6 +71,11 @@ func (a *Attachment) WantsAddresses() bool { return len(a.Pools) > 0 || len(a.St
 // Owner is the allocator's key of the attachment's addresses in sb.
 func (a *Attachment) Owner(sb Sandbox) ipam.Owner {
 	return OwnerOf(sb, a.IfName)
+}
+
+// Request is what the allocator is asked for the attachment in sb.
+func (a *Attachment) Request(sb Sandbox) ipam.Request {
+	return ipam.Request{Owner: a.Owner(sb), Pools: a.Pools, Static: a.Static, VLAN: a.VLAN}
 }
 
 // OwnerOf is the allocator's key of the addresses of interface ifName of sb.

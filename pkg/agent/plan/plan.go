@@ -9,6 +9,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -57,7 +58,7 @@ func ForPod(ctx context.Context, podNamespace, annotation string, lookup Lookup)
 			p.Foreign = append(p.Foreign, e.NetworkKey())
 			continue
 		}
-		a.WritesStatus = true
+		a.Way, a.WritesStatus = Chained, true
 		p.Attachments = append(p.Attachments, *a)
 	}
 	return p, nil
@@ -157,12 +158,32 @@ func ForDelegate(ctx context.Context, network *netconf.Network, ifName string, m
 	if err != nil {
 		return nil, err
 	}
-	a.IfName, a.MAC = ifName, mac
+	a.IfName, a.MAC, a.Way = ifName, mac, Delegate
 	statics, err := StaticAddresses(ctx, a.Network, ips, a.Pools, lookup)
 	if err != nil {
 		return nil, err
 	}
 	a.Static = append(a.Static, statics...)
+	return a, nil
+}
+
+// ForIPAMOnly plans the addresses of interface ifName for another plugin whose configuration
+// (named network) has ipam.type antrea: the pools and static addresses of its ipam section and the
+// addresses CNI_ARGS asks for, which must carry their prefix length.
+func ForIPAMOnly(network string, conf *netconf.IPAM, ifName string, argIPs []request.IP) (*Attachment, error) {
+	if conf == nil {
+		return nil, errors.New("ipam: Required value")
+	}
+	a := &Attachment{Network: network, IfName: ifName, Pools: conf.IPPools, Routes: conf.Routes, DNS: conf.DNS, Way: IPAMOnly}
+	for _, s := range conf.Addresses {
+		a.Static = append(a.Static, ipam.StaticAddress{Address: s.Address, Gateway: s.Gateway})
+	}
+	for _, ip := range argIPs {
+		if !ip.HasPrefix() {
+			return nil, fmt.Errorf("CNI_ARGS IP=%s: write the address with its prefix length", ip.Addr)
+		}
+		a.Static = append(a.Static, ipam.StaticAddress{Address: ip.Prefix()})
+	}
 	return a, nil
 }
 

@@ -31,12 +31,14 @@ type World struct {
 	Log    []string                   // deletions and releases, in order
 	// Configured records the addresses and routes each link was configured with.
 	Configured map[string]string
+	// Intents are the recorded intents by key.
+	Intents map[string]ovs.Intent
 }
 
 // NewWorld returns an empty World.
 func NewWorld() *World {
 	return &World{Links: map[string]bool{}, Ports: map[string]ovs.PodPort{}, Allocs: map[string][]ipam.IPConfig{},
-		Configured: map[string]string{}}
+		Configured: map[string]string{}, Intents: map[string]ovs.Intent{}}
 }
 
 func (w *World) record(format string, args ...any) {
@@ -58,6 +60,9 @@ func (w *World) Leftovers() string {
 	}
 	for a := range w.Allocs {
 		out = append(out, "allocation "+a)
+	}
+	for k := range w.Intents {
+		out = append(out, "intent "+strings.TrimPrefix(k, ovs.IntentKeyPrefix))
 	}
 	slices.Sort(out)
 	return strings.Join(out, ", ")
@@ -304,11 +309,54 @@ func (a *Addresses) Allocations(filter ipam.Filter) ([]ipam.Allocation, error) {
 	return out, nil
 }
 
+// Intents keeps intents in the World.
+type Intents struct {
+	W *World
+	// RecordErr fails RecordIntents.
+	RecordErr error
+}
+
+// RecordIntents implements engine.Intents.
+func (f *Intents) RecordIntents(_ context.Context, intents ...ovs.Intent) error {
+	if f.RecordErr != nil {
+		return f.RecordErr
+	}
+	f.W.mu.Lock()
+	defer f.W.mu.Unlock()
+	for _, in := range intents {
+		f.W.Intents[in.Key()] = in
+	}
+	return nil
+}
+
+// DeleteIntents implements engine.Intents.
+func (f *Intents) DeleteIntents(_ context.Context, keys ...string) error {
+	f.W.mu.Lock()
+	defer f.W.mu.Unlock()
+	for _, k := range keys {
+		delete(f.W.Intents, k)
+	}
+	return nil
+}
+
+// ListIntents implements engine.Intents.
+func (f *Intents) ListIntents(context.Context) ([]ovs.Intent, error) {
+	f.W.mu.Lock()
+	defer f.W.mu.Unlock()
+	var out []ovs.Intent
+	for _, in := range f.W.Intents {
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b ovs.Intent) int { return strings.Compare(a.Key(), b.Key()) })
+	return out, nil
+}
+
 // Rig is an engine over fakes that share one World.
 type Rig struct {
 	World     *World
 	Kernel    *Kernel
 	Ports     *Ports
+	Intents   *Intents
 	Addresses *Addresses
 	Engine    *engine.Engine
 }
@@ -317,7 +365,7 @@ type Rig struct {
 // calling the engine.
 func NewRig() *Rig {
 	w := NewWorld()
-	r := &Rig{World: w, Kernel: &Kernel{W: w}, Ports: &Ports{W: w}, Addresses: &Addresses{W: w, VLAN: -1}}
-	r.Engine = engine.New(r.Ports, r.Addresses, engine.Options{Bridge: "br-sec", Kernel: r.Kernel})
+	r := &Rig{World: w, Kernel: &Kernel{W: w}, Ports: &Ports{W: w}, Intents: &Intents{W: w}, Addresses: &Addresses{W: w, VLAN: -1}}
+	r.Engine = engine.New(r.Ports, r.Intents, r.Addresses, engine.Options{Bridge: "br-sec", Kernel: r.Kernel})
 	return r
 }
