@@ -382,3 +382,49 @@ func TestAgentRunningPodGateOff(t *testing.T) {
 		t.Errorf("a refused change allocated from %s: %+v", p200, left)
 	}
 }
+
+// TestAgentRunningPodRestartMidHotplug: the agent killed while it attaches a network to a running
+// Pod leaves no port, veth or address behind once it is back, and the Pod converges to its
+// annotation.
+func TestAgentRunningPodRestartMidHotplug(t *testing.T) {
+	c := newTestCluster(t)
+	c.InstallCRDs(t)
+	nodes := c.nodes(t)
+	node := nodes[len(nodes)-1]
+	ns := c.createNamespace(t, "e2e-hotplugkill-")
+	p100, p200 := vlanPools(t, c, 90, 94)
+	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
+	c.createNAD(t, ns, "vlan200", nadConfig(0, p200))
+	cfg := defaultAgentConfig(node)
+	cfg.FeatureGates["SecondaryNetworkHotplug"] = true
+	a := c.startAgent(t, node, cfg)
+	s := c.runningSandbox(t, a, ns, "killed")
+	c.setNetworks(t, s, "vlan100")
+	c.waitNetworks(t, s, firstAttachDeadline, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1")
+
+	// Kill the agent at a few points of adding net2 (the informer's delivery and the attach take
+	// tens of milliseconds here): every round must converge.
+	for round, delay := range []time.Duration{0, 20 * time.Millisecond, 60 * time.Millisecond} {
+		c.setNetworks(t, s, "vlan100,vlan200@net2")
+		time.Sleep(delay)
+		a.kill()
+		a.start(t)
+		c.waitNetworks(t, s, 15*time.Second, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1", "net2")
+		if err := eventually(10*time.Second, func() error {
+			if ports := nodePodPorts(t, node); len(ports) != 2 {
+				return fmt.Errorf("round %d: ports %v, want two", round, ports)
+			}
+			if veths := hostVeths(t, node); len(veths) != 2 {
+				return fmt.Errorf("round %d: veths %v, want two", round, veths)
+			}
+			if n := len(c.poolAllocations(t, p200)); n != 1 {
+				return fmt.Errorf("round %d: IPPool %s holds %d addresses, want one", round, p200, n)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.setNetworks(t, s, "vlan100")
+		c.waitNetworks(t, s, 10*time.Second, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1")
+	}
+}
