@@ -1,6 +1,7 @@
 // Package agent wires the antrea-agent together: the OVSDB client and secondary bridge, informers
 // on this Node's Pods and on the NetworkAttachmentDefinitions and IPPools, the IPPool allocator,
-// the attach engine, the CNI server for the shim, reconciliation, and the metrics endpoint.
+// the attach engine, the CNI server for the shim, reconciliation, the controller of running Pods'
+// networks, and the metrics endpoint.
 package agent
 
 import (
@@ -29,6 +30,7 @@ import (
 	"github.com/podvlan/podvlan/pkg/agent/engine"
 	"github.com/podvlan/podvlan/pkg/agent/metrics"
 	"github.com/podvlan/podvlan/pkg/agent/objects"
+	"github.com/podvlan/podvlan/pkg/agent/podnetworks"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/agent/reconcile"
 	"github.com/podvlan/podvlan/pkg/agent/sandboxes"
@@ -66,6 +68,10 @@ type agent struct {
 	metrics   *metrics.Metrics
 	// sandboxes are the Pod sandboxes the CNI shim recorded on this Node.
 	sandboxes *sandboxes.Store
+	// adds are the CNI ADDs being served, and podNetworks what the running-Pods controller
+	// needs once the engine exists.
+	adds        *podnetworks.ADDs
+	podNetworks podNetworksInputs
 
 	synced atomic.Bool
 	// secondary is set once OVSDB is connected (nil while it is not, or with the gate off).
@@ -175,7 +181,10 @@ func Run(ctx context.Context, o Options) error {
 	a.sandboxes = sandboxes.New(stateDirs.Sandboxes)
 	go delspool.New(stateDirs.Spool, a.handler, a.canRunDel).Run(ctx)
 
-	srv := server.New(cfg.CNISocket, a.handler)
+	a.adds = podnetworks.NewADDs()
+	a.podNetworks = podNetworksInputs{lookup: lookup, client: reportClient, pods: podInformer.Informer(),
+		networks: []cache.SharedIndexInformer{nadInformer.Informer(), poolInformer.Informer()}}
+	srv := server.New(cfg.CNISocket, a.adds.Wrap(a.handler))
 	srv.OnOutcome(a.metrics.CNIRequest)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("serve CNI on %s: %w", cfg.CNISocket, err)
@@ -253,6 +262,9 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	})
 	a.secondary.Store(sn)
 	a.handler.SetEngine(eng)
+	if err := a.startPodNetworks(ctx, eng, ovsClient, br.BridgeName); err != nil {
+		return err
+	}
 
 	go sn.bridge.Run(ctx)
 	first := make(chan struct{})
