@@ -227,7 +227,7 @@ func TestDeployManifests(t *testing.T) {
 		// l2-only is started again once the new agent runs: its ADD is served only after the
 		// agent's start-up reconciliation, the moment a wrong sweep would have struck.
 		c.deleteAndWait(t, "demo", "l2-only")
-		// The old agent's preStop hook must see the DaemonSet and keep antrea chained: Pods created
+		// The old agent must see its DaemonSet as it stops and keep antrea chained: Pods created
 		// while the agent restarts would otherwise start without their secondary networks.
 		stopWatch := d.watchChain(t)
 		d.restart(t, "daemonset/"+agentDaemonSet)
