@@ -91,9 +91,9 @@ func TestChain(t *testing.T) {
 		},
 		{
 			name:        "a second equal entry is removed, the first kept where it is",
-			in:          `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, {"type":"antrea"}, {"type":"portmap"}, {"type":"antrea"}]}`,
+			in:          `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, ` + string(entry) + `, {"type":"portmap"}, ` + string(entry) + `]}`,
 			entry:       entry,
-			want:        `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, {"type":"antrea"}, {"type":"portmap"}]}`,
+			want:        `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, ` + string(entry) + `, {"type":"portmap"}]}`,
 			wantChanged: true,
 		},
 		{
@@ -106,7 +106,7 @@ func TestChain(t *testing.T) {
 			entry: entry,
 			want: `{"name":"n","cniVersion":"1.0.0","plugins":[
   {"type":"ptp"},
-  {"type":"antrea"}
+  ` + string(entry) + `
 ]}`,
 			wantChanged: true,
 		},

@@ -15,6 +15,7 @@ func TestInspect(t *testing.T) {
 		}
 		return s + "]}"
 	}
+	current := string(Entry(""))
 	cases := []struct {
 		name   string
 		files  map[string]string
@@ -25,23 +26,28 @@ func TestInspect(t *testing.T) {
 	}{
 		{name: "an empty directory has no primary", files: map[string]string{}, want: State{}},
 		{
+			name:  "an entry of an older version (without the capability) is not current",
+			files: map[string]string{"10-calico.conflist": chained(`{"type":"antrea"}`)},
+			want:  State{Primary: "10-calico.conflist", Entries: 1, ChainedLists: []string{"10-calico.conflist"}},
+		},
+		{
 			name:  "a list without antrea",
 			files: map[string]string{"10-calico.conflist": chained()},
 			want:  State{Primary: "10-calico.conflist"},
 		},
 		{
 			name:  "a list with the current entry once",
-			files: map[string]string{"10-calico.conflist": chained(`{"type":"antrea"}`)},
+			files: map[string]string{"10-calico.conflist": chained(current)},
 			want:  State{Primary: "10-calico.conflist", Entries: 1, Current: true, ChainedLists: []string{"10-calico.conflist"}},
 		},
 		{
 			name:  "a list with antrea twice is not current",
-			files: map[string]string{"10-calico.conflist": chained(`{"type":"antrea"}`, `{"type":"antrea"}`)},
+			files: map[string]string{"10-calico.conflist": chained(current, current)},
 			want:  State{Primary: "10-calico.conflist", Entries: 2, ChainedLists: []string{"10-calico.conflist"}},
 		},
 		{
 			name:   "an entry for another socket is not current",
-			files:  map[string]string{"10-calico.conflist": chained(`{"type":"antrea"}`)},
+			files:  map[string]string{"10-calico.conflist": chained(current)},
 			socket: "/run/x/cni.sock",
 			want:   State{Primary: "10-calico.conflist", Entries: 1, ChainedLists: []string{"10-calico.conflist"}},
 		},

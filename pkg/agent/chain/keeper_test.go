@@ -102,7 +102,7 @@ func (e *keeperEnv) entries(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(data), `"type":"antrea"`)
+	return strings.Count(string(data), string(cniinstall.Entry("")))
 }
 
 // waitEvent waits for an Event whose text has want.
@@ -199,7 +199,11 @@ func TestKeeperChainsOnceAndRechainsWithinTwoSecondsOfARewrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		doubled := strings.Replace(string(twice), `{"type":"antrea"}`, `{"type":"antrea"}, {"type":"antrea"}`, 1)
+		entry := string(cniinstall.Entry(""))
+		doubled := strings.Replace(string(twice), entry, entry+", "+entry, 1)
+		if doubled == string(twice) {
+			t.Fatalf("the entry %s is not in the chained list:\n%s", entry, twice)
+		}
 		writeAsCalico(t, e.file, doubled)
 		poll(t, 2*time.Second, func() error {
 			if n := e.entries(t); n != 1 {
