@@ -1,9 +1,10 @@
 package teststack_test
 
 import (
-	"github.com/podvlan/podvlan/internal/teststack"
 	"strings"
 	"testing"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 func TestStartOVS(t *testing.T) {

@@ -29,8 +29,8 @@ const (
 	NetworkKey      = "podvlan-network"
 	// WayKey records how the CNI call that made the port came in (chained or delegate), so that
 	// CNI GC of one way in never touches another's ports.
-	WayKey = "podvlan-way"
-	AddressesKey    = "podvlan-addresses"
+	WayKey       = "podvlan-way"
+	AddressesKey = "podvlan-addresses"
 	// GatewaysKey holds the gateways of the interface's addresses (at most one per family), which
 	// routes without a next hop go through.
 	GatewaysKey = "podvlan-gateways"

@@ -98,9 +98,9 @@ type Engine struct {
 	ports   Ports
 	intents Intents
 	addrs   Addresses
-	kernel Kernel
-	opts   Options
-	locks  keyedMutex
+	kernel  Kernel
+	opts    Options
+	locks   keyedMutex
 	// kernelSlots bounds the kernel work (veth pairs, addresses) running at once. The kernel
 	// serializes link changes on one lock anyway; more at once only adds OS threads (each step
 	// holds one inside the Pod's namespace) and contention, and a burst of ADDs finishes later.
