@@ -16,6 +16,7 @@ build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea ./cmd/antrea-cni
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-controller ./cmd/antrea-controller
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-install-cni ./cmd/antrea-install-cni
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/kubectl-podvlan ./cmd/kubectl-podvlan
 
 # The antrea-agent and antrea-controller images (build/images/) as archives under _output/images,
 # built without a Docker engine and imported into the local cluster's containerd when it is up.
