@@ -84,7 +84,7 @@ type DoctorInput struct {
 	PoolsProblem       error
 	// Holders are each pool's holders, by pool name.
 	Holders map[string][]Holder
-	Now                time.Time
+	Now     time.Time
 }
 
 // RunChecks checks the installation; every check appears once, in a fixed order.

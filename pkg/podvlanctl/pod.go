@@ -41,9 +41,9 @@ type PodReport struct {
 	// Annotation is k8s.v1.cni.cncf.io/networks as written; empty when the Pod asks for none.
 	Annotation string `json:"annotation,omitempty"`
 	// Problem says why the annotation could not be read, if so.
-	Problem    string              `json:"problem,omitempty"`
+	Problem    string               `json:"problem,omitempty"`
 	Condition  *corev1.PodCondition `json:"condition,omitempty"`
-	Interfaces []InterfaceReport   `json:"interfaces"`
+	Interfaces []InterfaceReport    `json:"interfaces"`
 	// LastEvent is the agent's newest Event about the Pod.
 	LastEvent *EventSummary `json:"lastEvent,omitempty"`
 }

@@ -25,12 +25,12 @@ type PoolInput struct {
 
 // PoolReport is the view of one IPPool.
 type PoolReport struct {
-	Name    string   `json:"name"`
-	VLAN    int32    `json:"vlan"`
-	Subnet  string   `json:"subnet"`
-	Ranges  []string `json:"ranges"`
-	Total   int      `json:"total"`
-	Used    int      `json:"used"`
+	Name   string   `json:"name"`
+	VLAN   int32    `json:"vlan"`
+	Subnet string   `json:"subnet"`
+	Ranges []string `json:"ranges"`
+	Total  int      `json:"total"`
+	Used   int      `json:"used"`
 	// UsedFraction is Used/Total, 0 for an empty pool.
 	UsedFraction float64        `json:"usedFraction"`
 	Holders      []HolderReport `json:"holders"`
