@@ -6,7 +6,7 @@ GOFLAGS_BUILD := -trimpath
 CGO_ENABLED ?= 0
 export CGO_ENABLED
 
-.PHONY: all build images manifests test test-unit test-e2e fuzz generate verify-generate bench demo clean cluster-up cluster-down
+.PHONY: all build images images-ovs manifests test test-unit test-e2e fuzz generate verify-generate bench demo clean cluster-up cluster-down
 
 all: build
 
@@ -22,6 +22,11 @@ build:
 # built without a Docker engine and imported into the local cluster's containerd when it is up.
 images:
 	hack/images.sh
+
+# The antrea-ovs image of build/yamls/antrea-with-ovs.yml (Open vSwitch from Debian's packages, for
+# Nodes without it) as _output/images/antrea-ovs.tar, imported like the others; then its check.
+images-ovs:
+	hack/ovs-image.sh
 
 # build/yamls/antrea.yml from its pieces; IMAGE_REGISTRY, IMAGE_TAG and IMAGE_PULL_POLICY choose the
 # images (default: the local ones `make images` imports).

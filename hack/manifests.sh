@@ -12,6 +12,11 @@
 #   hack/manifests.sh [OUT]   OUT defaults to build/yamls/antrea.yml (committed; `make
 #                             verify-generate` checks it is current); "-" writes to stdout
 #
+# Without OUT it also writes build/yamls/antrea-with-ovs.yml, the variant for Nodes without Open
+# vSwitch: the agent Pod gets the openvswitch container of build/yamls/ovs/ and the OVS sockets a
+# directory of their own on the Node. MANIFEST_VARIANT=with-ovs hack/manifests.sh OUT writes it
+# to OUT.
+#
 # IMAGE_REGISTRY (podvlan.local), IMAGE_TAG (dev) and IMAGE_PULL_POLICY (IfNotPresent) choose the
 # images; the defaults are those hack/images.sh imports into the local cluster.
 set -euo pipefail
@@ -30,6 +35,25 @@ pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yam
 for f in "$yamls"/webhook/*.yaml; do [ -e "$f" ] && pieces+=("$f"); done
 for f in "${pieces[@]}"; do [ -f "$f" ] || die "missing piece $f"; done
 
+tmp=$(mktemp)
+ovs_ds=$(mktemp)
+trap 'rm -f "$tmp" "$ovs_ds"' EXIT
+case "${MANIFEST_VARIANT:-host-ovs}" in
+host-ovs) ;;
+with-ovs)
+	# The agent DaemonSet with the openvswitch container and its database volume; each edit must
+	# apply, so that a change of agent-daemonset.yaml cannot silently drop one.
+	sed -e "/^      containers:\$/r $yamls/ovs/ovs-container.yaml" -e "/^      volumes:\$/r $yamls/ovs/ovs-volumes.yaml" \
+		-e 's|hostPath: {path: /var/run/openvswitch, type: DirectoryOrCreate}|hostPath: {path: /var/run/podvlan/openvswitch, type: DirectoryOrCreate}|' \
+		"$yamls/base/agent-daemonset.yaml" >"$ovs_ds"
+	for want in '- name: openvswitch' 'name: host-var-lib-openvswitch$' 'path: /var/run/podvlan/openvswitch'; do
+		grep -q -- "$want" "$ovs_ds" || die "with-ovs: base/agent-daemonset.yaml no longer has the lines the variant edits ($want)"
+	done
+	pieces=("${pieces[@]/#$yamls\/base\/agent-daemonset.yaml/$ovs_ds}")
+	;;
+*) die "MANIFEST_VARIANT must be host-ovs or with-ovs" ;;
+esac
+
 assemble() {
 	cat <<H
 # podvlan: native VLAN secondary networks for Kubernetes Pods (the user contract of Antrea's
@@ -43,16 +67,26 @@ assemble() {
 #   kubectl delete -f antrea.yml                 the CRDs too, and with them all those objects
 # Deleting the agent's DaemonSet takes the antrea CNI plugin off every Node's CNI configuration.
 H
+	if [ "${MANIFEST_VARIANT:-}" = with-ovs ]; then
+		cat <<H
+# This variant brings Open vSwitch: the agent Pod runs ovsdb-server and ovs-vswitchd (container
+# openvswitch) for Nodes that have none; their database stays in /var/lib/podvlan/openvswitch on
+# the Node. On Nodes that run Open vSwitch already, install antrea.yml instead.
+H
+	fi
 	for f in "${pieces[@]}"; do
-		printf -- '---\n# Source: build/yamls/%s\n' "${f#"$yamls"/}"
+		if [ "$f" = "$ovs_ds" ]; then
+			printf -- '---\n# Source: build/yamls/base/agent-daemonset.yaml with build/yamls/ovs/\n'
+		else
+			printf -- '---\n# Source: build/yamls/%s\n' "${f#"$yamls"/}"
+		fi
 		# A piece's own leading document separator would make an empty document.
 		sed -e '1{/^---$/d}' "$f"
 	done
 }
 
-tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
 assemble | sed -e "s|@AGENT_IMAGE@|$(image_ref antrea-agent)|g" -e "s|@CONTROLLER_IMAGE@|$(image_ref antrea-controller)|g" \
+	-e "s|@OVS_IMAGE@|$(image_ref antrea-ovs)|g" \
 	-e "s|@IMAGE_PULL_POLICY@|$pull_policy|g" >"$tmp"
 if grep -q '@[A-Z_]*@' "$tmp"; then die "unfilled placeholder: $(grep -o '@[A-Z_]*@' "$tmp" | head -1)"; fi
 if [ "$out" = - ]; then
@@ -61,4 +95,7 @@ else
 	mv "$tmp" "$out"
 	chmod 644 "$out"
 	log "wrote ${out#"$REPO_ROOT"/}"
+fi
+if [ -z "${1-}" ] && [ "${MANIFEST_VARIANT:-host-ovs}" = host-ovs ]; then
+	MANIFEST_VARIANT=with-ovs "$0" "$yamls/antrea-with-ovs.yml"
 fi

@@ -26,11 +26,14 @@ import (
 // manifest is antrea.yml split into documents, by "Kind/namespace/name".
 type manifest map[string][]byte
 
-func loadManifest(t *testing.T) manifest {
+func loadManifest(t *testing.T) manifest { return loadManifestFile(t, "antrea.yml") }
+
+// loadManifestFile is loadManifest for another assembled file (antrea-with-ovs.yml).
+func loadManifestFile(t *testing.T, name string) manifest {
 	t.Helper()
-	data, err := os.ReadFile("antrea.yml")
+	data, err := os.ReadFile(name)
 	if err != nil {
-		t.Fatalf("read antrea.yml (hack/manifests.sh writes it): %v", err)
+		t.Fatalf("read %s (hack/manifests.sh writes it): %v", name, err)
 	}
 	m := manifest{}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
