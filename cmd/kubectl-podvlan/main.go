@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		namespace  = fs.StringP("namespace", "n", "", "namespace of the Pod (default: the context's)")
 		output     = fs.StringP("output", "o", podvlanctl.OutputTable, "output format: table or json")
 		timeout    = fs.Duration("request-timeout", 30*time.Second, "bound on the whole command")
+		as         = fs.String("as", "", "user to impersonate, as kubectl --as")
+		asGroups   = fs.StringArray("as-group", nil, "group to impersonate, as kubectl --as-group (repeatable)")
 	)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage+fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
@@ -70,7 +72,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = *kubeconfig
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kubeCtx})
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: *kubeCtx}
+	overrides.AuthInfo.Impersonate, overrides.AuthInfo.ImpersonateGroups = *as, *asGroups
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	cfg, err := loader.ClientConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)

@@ -192,28 +192,34 @@ func checkAgents(in DoctorInput) Check {
 			notReady[p.Spec.NodeName] = h.Problem
 		}
 	}
-	var problems []string
+	// A Node whose taint the agent does not tolerate only runs Pods that tolerate it too: worth a
+	// warning (such Pods get no secondary network), not a failure of the installation.
+	var failures, warnings []string
 	for _, n := range in.Nodes {
 		if ready[n.Name] {
 			continue
 		}
 		if why, ok := notReady[n.Name]; ok {
-			problems = append(problems, fmt.Sprintf("%s: agent not ready (%s)", n.Name, why))
+			failures = append(failures, fmt.Sprintf("%s: agent not ready (%s)", n.Name, why))
 			continue
 		}
 		if untolerated := untoleratedTaints(n.Spec.Taints, ds.Spec.Template.Spec.Tolerations); len(untolerated) > 0 {
-			problems = append(problems, fmt.Sprintf("%s: no agent, taints %s not tolerated (its Pods get no secondary networks)", n.Name, strings.Join(untolerated, ", ")))
+			warnings = append(warnings, fmt.Sprintf("%s: no agent, taints %s not tolerated (Pods tolerating them get no secondary networks there)", n.Name, strings.Join(untolerated, ", ")))
 			continue
 		}
 		if !matchesSelector(n.Labels, ds.Spec.Template.Spec.NodeSelector) {
-			problems = append(problems, fmt.Sprintf("%s: no agent, the DaemonSet's nodeSelector excludes it", n.Name))
+			warnings = append(warnings, fmt.Sprintf("%s: no agent, the DaemonSet's nodeSelector excludes it", n.Name))
 			continue
 		}
-		problems = append(problems, fmt.Sprintf("%s: no agent Pod", n.Name))
+		failures = append(failures, fmt.Sprintf("%s: no agent Pod", n.Name))
 	}
-	if len(problems) > 0 {
-		return Check{name, CheckFail, strings.Join(problems, "; "),
-			"kubectl -n kube-system describe daemonset antrea-agent; kubectl -n kube-system logs -l " + AgentSelector + " --tail=50; add tolerations for Nodes that must run secondary networks"}
+	const fix = "kubectl -n kube-system describe daemonset antrea-agent; kubectl -n kube-system logs -l " + AgentSelector +
+		" --tail=50; add tolerations for tainted Nodes that must run Pods with secondary networks"
+	switch {
+	case len(failures) > 0:
+		return Check{name, CheckFail, strings.Join(append(failures, warnings...), "; "), fix}
+	case len(warnings) > 0:
+		return Check{name, CheckWarn, fmt.Sprintf("%d agents ready; ", len(ready)) + strings.Join(warnings, "; "), fix}
 	}
 	return Check{Name: name, Status: CheckOK, Detail: fmt.Sprintf("an agent is ready on each of the %d Nodes", len(in.Nodes))}
 }

@@ -104,10 +104,11 @@ func TestRunChecks(t *testing.T) {
 		{"bad agent configuration: the field path", func(in *DoctorInput) {
 			in.ConfigMap.Object = configMap("ovsBridges: []\n", controllerConfOn)
 		}, "ConfigMap kube-system/antrea-config antrea-agent.conf", CheckFail, "ovsBridges"},
-		{"a Node with an untolerated taint has no agent", func(in *DoctorInput) {
+		{"a Node with an untolerated taint has no agent: a warning", func(in *DoctorInput) {
 			in.Nodes[1].Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}
 			in.AgentPods = in.AgentPods[:1]
-		}, "antrea-agent DaemonSet", CheckFail, "node-2: no agent, taints dedicated=db:NoSchedule not tolerated"},
+		}, "antrea-agent DaemonSet", CheckWarn, "node-2: no agent, taints dedicated=db:NoSchedule not tolerated"},
+		{"a schedulable Node without an agent Pod", func(in *DoctorInput) { in.AgentPods = in.AgentPods[:1] }, "antrea-agent DaemonSet", CheckFail, "node-2: no agent Pod"},
 		{"an agent not ready", func(in *DoctorInput) { in.AgentPods[0] = agentPod("node-1", false, 3) }, "antrea-agent DaemonSet", CheckFail, "node-1: agent not ready (container antrea-agent waiting: CrashLoopBackOff"},
 		{"controller not ready", func(in *DoctorInput) { in.Deployment.Object = deployment(0) }, "antrea-controller Deployment", CheckFail, "0 of 1"},
 		{"webhook configured while the controller's gate is off rejects every IPPool write", func(in *DoctorInput) {
