@@ -25,7 +25,7 @@ images:
 
 # The antrea-ovs image of build/yamls/antrea-with-ovs.yml (Open vSwitch from Debian's packages, for
 # Nodes without it) as _output/images/antrea-ovs.tar, imported like the others. Check it with
-# `flock /work/wt/e2e.lock hack/ovs-image-check.sh` (root; a network namespace, no cluster).
+# hack/ovs-image-check.sh (root; a network namespace, no cluster).
 images-ovs:
 	hack/ovs-image.sh
 

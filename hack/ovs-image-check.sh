@@ -7,7 +7,7 @@
 #   2. SIGTERM stops both daemons and the container's entry point exits 0,
 #   3. a restart finds the bridge and the port in the kept database and ovs-vswitchd runs them again,
 #   4. the userspace TSO switch is set before ovs-vswitchd starts.
-# Needs root; run it under the shared lock:  flock /work/wt/e2e.lock hack/ovs-image-check.sh
+# Needs root; it uses OVS and a network namespace, so do not run it while other real-stack tests run.
 # It prints "N passed, M failed" and exits non-zero on any failure. Everything it makes is removed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
