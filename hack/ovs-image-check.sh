@@ -6,7 +6,10 @@
 #   1. ovsdb-server and ovs-vswitchd start, and a netdev bridge with a VLAN access port works,
 #   2. SIGTERM stops both daemons and the container's entry point exits 0,
 #   3. a restart finds the bridge and the port in the kept database and ovs-vswitchd runs them again,
-#   4. the userspace TSO switch is set before ovs-vswitchd starts.
+#   4. the userspace TSO switch is set before ovs-vswitchd starts,
+#   5. with CONTAINERD_SOCK set (the local cluster's node-1: hack/ovs-image.sh imported the image),
+#      the image as containerd and runc run it, in the same namespace and on the same database
+#      directory, finds the bridge again and stops cleanly.
 # Needs root; it uses OVS and a network namespace, so do not run it while other real-stack tests run.
 # It prints "N passed, M failed" and exits non-zero on any failure. Everything it makes is removed.
 set -euo pipefail
@@ -26,8 +29,14 @@ passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "PASS: $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
+ctr_id=pvovscheck$$
+ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace "${CONTAINERD_NAMESPACE:-k8s.io}" "$@"; }
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	if [ -n "${CONTAINERD_SOCK-}" ]; then
+		ctr_ tasks kill -s KILL "$ctr_id" >/dev/null 2>&1 || true
+		ctr_ containers delete "$ctr_id" >/dev/null 2>&1 || true
+	fi
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -94,6 +103,31 @@ else
 	bad "ovs-vswitchd does not show pvcheck0: $(in_image ovs-appctl -t ovs-vswitchd dpif/show 2>&1)"
 fi
 stop || true
+
+if [ -n "${CONTAINERD_SOCK-}" ]; then
+	image=$(tar -xOf "$tarball" manifest.json | sed -n 's/.*"RepoTags":\["\([^"]*\)".*/\1/p')
+	ctr_ images ls -q | grep -qx "$image" || die "$image is not in containerd at $CONTAINERD_SOCK: run hack/ovs-image.sh"
+	ctr_ run -d --privileged --with-ns "network:/var/run/netns/$ns" \
+		--mount "type=bind,src=$hostdb,dst=/var/lib/openvswitch,options=rbind:rw" "$image" "$ctr_id" >/dev/null
+	ready=0
+	for _ in $(seq 100); do
+		if ctr_ tasks exec --exec-id probe$$ "$ctr_id" ovs-appctl -t ovs-vswitchd version >/dev/null 2>&1; then ready=1; break; fi
+		sleep 0.1
+	done
+	[ "$ready" = 1 ] && ok "containerd runs the image $image: ovs-vswitchd answers" || bad "the image did not start under containerd"
+	tag=$(ctr_ tasks exec --exec-id tag$$ "$ctr_id" ovs-vsctl --timeout=10 get port pvcheck0 tag 2>&1 || true)
+	[ "$tag" = 100 ] && ok "under containerd the kept database has br-check's port pvcheck0 (tag 100)" || bad "under containerd: port pvcheck0 tag $tag"
+	ctr_ tasks kill -s TERM "$ctr_id" >/dev/null
+	status=
+	for _ in $(seq 100); do
+		status=$(ctr_ tasks ls | awk -v id="$ctr_id" '$1 == id {print $3}')
+		[ "$status" = STOPPED ] && break
+		sleep 0.1
+	done
+	[ "$status" = STOPPED ] && ok "SIGTERM stops the container" || bad "the container is $status after SIGTERM"
+	ctr_ tasks delete "$ctr_id" >/dev/null 2>&1 || true
+	ctr_ containers delete "$ctr_id" >/dev/null 2>&1 || true
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
