@@ -216,14 +216,15 @@ func (c *Client) Node(ctx context.Context, name string) (NodeReport, error) {
 	}
 	in.AgentPods = slices.DeleteFunc(agents.Items, func(p corev1.Pod) bool { return p.Spec.NodeName != name })
 	in.AgentConfig, in.ConfigProblem = c.agentConfig(ctx)
+	// What cannot be read makes the report poorer, and says so, rather than failing it.
 	if in.Events, err = c.eventsAbout(ctx, metav1.NamespaceDefault, "Node", name, ""); err != nil {
-		return NodeReport{}, err
+		in.Problems = append(in.Problems, err.Error()+" (needs list on events in namespace default)")
 	}
-	pods, err := c.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: onNode})
-	if err != nil {
-		return NodeReport{}, fmt.Errorf("list Pods on %s: %w", name, err)
+	if pods, err := c.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: onNode}); err != nil {
+		in.Problems = append(in.Problems, fmt.Sprintf("list the Pods on %s (needs list on pods in every namespace): %v", name, err))
+	} else {
+		in.Pods = slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Spec.NodeName != name })
 	}
-	in.Pods = slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.Spec.NodeName != name })
 	if pools, err := c.Pools.CrdV1beta1().IPPools().List(ctx, metav1.ListOptions{}); err == nil {
 		for i := range pools.Items {
 			if hs, err := c.holders().Holders(ctx, &pools.Items[i]); err == nil {

@@ -176,3 +176,20 @@ func TestClientDoctorForbidden(t *testing.T) {
 	}
 	t.Error("no ConfigMap check")
 }
+
+func TestClientNodeWithoutPodAccess(t *testing.T) {
+	c, kube := fakeClient(t)
+	kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetNamespace() == SystemNamespace {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("RBAC"))
+	})
+	r, err := c.Node(context.Background(), "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Ports) != 0 || !strings.Contains(strings.Join(r.Limits, "\n"), "needs list on pods in every namespace") || !r.Agent.Ready {
+		t.Errorf("report %+v, want no ports, the missing permission named, the agent still seen", r)
+	}
+}

@@ -55,6 +55,8 @@ type NodeInput struct {
 	Pods []corev1.Pod
 	// Holders are every pool's holders, by pool name, for the OVS port names.
 	Holders map[string][]Holder
+	// Problems are other things the client could not read, shown as limits.
+	Problems []string
 }
 
 // NodeReport is the view of one Node's secondary bridge and agent.
@@ -116,6 +118,7 @@ func BuildNodeReport(in NodeInput) NodeReport {
 	} else if in.ConfigProblem != "" {
 		r.Limits = append(r.Limits, in.ConfigProblem)
 	}
+	r.Limits = append(r.Limits, in.Problems...)
 	if in.Metrics == nil && in.MetricsProblem != "" {
 		r.Limits = append(r.Limits, "agent metrics: "+in.MetricsProblem)
 	}

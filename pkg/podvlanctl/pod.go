@@ -155,9 +155,10 @@ func resolveNetwork(ifr *InterfaceReport, in PodInput, pod *corev1.Pod) []string
 			}
 		}
 	}
+	// The network's own VLAN wins; without one, every pool must be known to tell.
 	if vlan, err := netconf.ResolveVLAN(network.VLAN, pools); err != nil {
 		problems = append(problems, err.Error())
-	} else if len(pools) == len(ifr.Pools) {
+	} else if network.VLAN != 0 || len(pools) == len(ifr.Pools) {
 		ifr.VLAN = &vlan
 	}
 	return problems

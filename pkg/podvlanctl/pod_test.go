@@ -88,6 +88,14 @@ func TestBuildPodReport(t *testing.T) {
 			{ifName: "eth3", network: "demo/vlan100", problem: "IPPool vlan100-ipv4 not found"},
 		},
 	}, {
+		name: "a missing pool leaves the VLAN unknown unless the network sets its own",
+		in: func() PodInput {
+			in := podInput(pod("demo", "bad", "node-1", map[string]string{nadv1.NetworkAttachmentAnnot: "networks/vlan200"}))
+			delete(in.Pools, "vlan200-ipv4")
+			return in
+		}(),
+		want: []want{{ifName: "eth1", network: "networks/vlan200", vlan: ptr(200), problem: "IPPool vlan200-ipv4 not found"}},
+	}, {
 		name:       "malformed annotation: the parse error, no interfaces",
 		in:         podInput(pod("demo", "bad", "node-1", map[string]string{nadv1.NetworkAttachmentAnnot: `[{"name": vlan100}]`})),
 		podProblem: "malformed JSON",
