@@ -21,10 +21,7 @@ export PODVLAN_CLUSTER_ENV=$REPO_ROOT/_output/local-cluster/env
 "$here/images.sh"
 # The Open vSwitch image of antrea-with-ovs.yml, and its check outside the cluster.
 "$here/ovs-image.sh"
-CONTAINERD_SOCK=$(sed -n 's/^CONTAINERD_SOCK=//p' "$PODVLAN_CLUSTER_ENV") "$here/ovs-image-check.sh" >/dev/null || {
-	log "error: hack/ovs-image-check.sh failed: run it for details"
-	exit 1
-}
+CONTAINERD_SOCK=$(sed -n 's/^CONTAINERD_SOCK=//p' "$PODVLAN_CLUSTER_ENV") "$here/ovs-image-check.sh"
 
 rc=0
 case "$mode" in
