@@ -19,7 +19,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/podvlan/podvlan/pkg/agent/attach"
+	"github.com/podvlan/podvlan/pkg/agent/veth"
 	ippoolfake "github.com/podvlan/podvlan/pkg/client/clientset/versioned/fake"
 )
 
@@ -72,7 +72,7 @@ func TestClientPod(t *testing.T) {
 		t.Fatalf("interfaces %+v", r.Interfaces)
 	}
 	i := r.Interfaces[0]
-	if i.Network != "demo/vlan100" || i.VLAN == nil || *i.VLAN != 100 || i.OVSPort != attach.HostVethName(containerID1, "eth1") ||
+	if i.Network != "demo/vlan100" || i.VLAN == nil || *i.VLAN != 100 || i.OVSPort != veth.HostName(containerID1, "eth1") ||
 		!i.Attached || i.LastEvent == nil || i.LastEvent.Reason != "NetworkAttached" {
 		t.Errorf("interface %+v", i)
 	}

@@ -9,7 +9,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/podvlan/podvlan/pkg/agent/attach"
+	"github.com/podvlan/podvlan/pkg/agent/veth"
 	"github.com/podvlan/podvlan/pkg/cni/selection"
 	"github.com/podvlan/podvlan/pkg/config"
 )
@@ -291,7 +291,7 @@ func portName(pod *corev1.Pod, ifName string, holders map[string][]Holder) strin
 	for _, hs := range holders {
 		for _, h := range hs {
 			if holdsFor(h, pod, ifName) && h.ContainerID != "" {
-				return attach.HostVethName(h.ContainerID, h.IfName)
+				return veth.HostName(h.ContainerID, h.IfName)
 			}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podvlan/podvlan/pkg/agent/attach"
+	"github.com/podvlan/podvlan/pkg/agent/veth"
 	"github.com/podvlan/podvlan/pkg/config"
 )
 
@@ -130,7 +130,7 @@ func TestBuildNodeReport(t *testing.T) {
 			if len(r.Ports) != tc.ports {
 				t.Fatalf("ports %+v, want %d", r.Ports, tc.ports)
 			}
-			if tc.ports > 0 && (r.Ports[0].OVSPort != attach.HostVethName("c1", "eth1") || r.Ports[0].Pod != "demo/multi") {
+			if tc.ports > 0 && (r.Ports[0].OVSPort != veth.HostName("c1", "eth1") || r.Ports[0].Pod != "demo/multi") {
 				t.Errorf("port %+v, want demo/multi with its OVS port", r.Ports[0])
 			}
 		})

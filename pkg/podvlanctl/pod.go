@@ -8,7 +8,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/podvlan/podvlan/pkg/agent/attach"
+	"github.com/podvlan/podvlan/pkg/agent/veth"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	"github.com/podvlan/podvlan/pkg/cni/netconf"
 	"github.com/podvlan/podvlan/pkg/cni/selection"
@@ -148,7 +148,7 @@ func resolveNetwork(ifr *InterfaceReport, in PodInput, pod *corev1.Pod) []string
 				continue
 			}
 			if ifr.OVSPort == "" && h.ContainerID != "" {
-				ifr.OVSPort = attach.HostVethName(h.ContainerID, h.IfName)
+				ifr.OVSPort = veth.HostName(h.ContainerID, h.IfName)
 			}
 			if !ifr.Attached && !slices.Contains(ifr.Addresses, h.IP) {
 				ifr.Addresses = append(ifr.Addresses, h.IP)

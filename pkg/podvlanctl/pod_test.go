@@ -8,7 +8,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/podvlan/podvlan/pkg/agent/attach"
+	"github.com/podvlan/podvlan/pkg/agent/veth"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
@@ -57,8 +57,8 @@ func TestBuildPodReport(t *testing.T) {
 		in:        podInput(attached, event("demo", "Pod", "multi", AgentComponent, "Normal", "NetworkAttached", "attached eth1 198.18.100.2/24 (demo/vlan100, VLAN 100); eth200 198.18.200.2/24 (networks/vlan200, VLAN 200)", t0)),
 		condition: true,
 		want: []want{
-			{ifName: "eth1", network: "demo/vlan100", addrs: "198.18.100.2", vlan: ptr(100), attached: true, ovsPort: attach.HostVethName(containerID1, "eth1"), event: "NetworkAttached"},
-			{ifName: "eth200", network: "networks/vlan200", addrs: "198.18.200.2", vlan: ptr(200), attached: true, ovsPort: attach.HostVethName(containerID1, "eth200"), event: "NetworkAttached"},
+			{ifName: "eth1", network: "demo/vlan100", addrs: "198.18.100.2", vlan: ptr(100), attached: true, ovsPort: veth.HostName(containerID1, "eth1"), event: "NetworkAttached"},
+			{ifName: "eth200", network: "networks/vlan200", addrs: "198.18.200.2", vlan: ptr(200), attached: true, ovsPort: veth.HostName(containerID1, "eth200"), event: "NetworkAttached"},
 		},
 	}, {
 		name: "Pod not attached yet: the agent's newest Event naming the interface, not the kubelet's",
@@ -67,8 +67,8 @@ func TestBuildPodReport(t *testing.T) {
 			event("demo", "Pod", "multi", AgentComponent, "Warning", "NetworkAttachFailed", "eth1: bridge br-secondary is not ready", t0.Add(-1e9)),
 			event("demo", "Pod", "multi", "kubelet", "Warning", "FailedCreatePodSandBox", "eth1 eth200 failed", t0.Add(5e9))),
 		want: []want{
-			{ifName: "eth1", network: "demo/vlan100", addrs: "198.18.100.2", vlan: ptr(100), ovsPort: attach.HostVethName(containerID1, "eth1"), event: "NetworkAttachFailed"},
-			{ifName: "eth200", network: "networks/vlan200", addrs: "198.18.200.2", vlan: ptr(200), ovsPort: attach.HostVethName(containerID1, "eth200"), event: "NetworkAttachFailed"},
+			{ifName: "eth1", network: "demo/vlan100", addrs: "198.18.100.2", vlan: ptr(100), ovsPort: veth.HostName(containerID1, "eth1"), event: "NetworkAttachFailed"},
+			{ifName: "eth200", network: "networks/vlan200", addrs: "198.18.200.2", vlan: ptr(200), ovsPort: veth.HostName(containerID1, "eth200"), event: "NetworkAttachFailed"},
 		},
 	}, {
 		name: "network without IPAM: no addresses and no OVS port name from the API",
