@@ -286,6 +286,9 @@ func checkWebhook(in DoctorInput, controller *config.Controller) []Check {
 		if controller != nil && controller.Gates.Enabled(config.AntreaIPAM) {
 			return []Check{{name, CheckWarn, "validatingwebhookconfiguration antrea-controller-ippool not found: IPPools are not validated (overlaps, range removal)", "kubectl apply -f antrea.yml"}}
 		}
+		if controller == nil {
+			return []Check{{Name: name, Status: CheckOK, Detail: "not installed"}}
+		}
 		return []Check{{Name: name, Status: CheckOK, Detail: "not installed (AntreaIPAM off in the controller)"}}
 	case in.Webhook.Object == nil:
 		return []Check{{name, CheckSkip, fmt.Sprintf("cannot read it: %v", in.Webhook.Err), "grant get on validatingwebhookconfigurations/antrea-controller-ippool (docs/kubectl-plugin.md)"}}

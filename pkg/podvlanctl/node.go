@@ -124,7 +124,7 @@ func BuildNodeReport(in NodeInput) NodeReport {
 	}
 	r.Agent = agentHealth(in.AgentPods)
 	agentEvents := sortedEvents(in.Events, isAgentEvent)
-	r.Events = agentEvents[:min(len(agentEvents), maxNodeEvents)]
+	r.Events = latestDistinct(agentEvents, maxNodeEvents)
 
 	r.BridgeState = bridgeState(r.Bridge, in.Metrics, agentEvents)
 	for _, name := range uplinks {
@@ -136,6 +136,21 @@ func BuildNodeReport(in NodeInput) NodeReport {
 	}
 	r.Ports = nodePorts(in.Pods, in.Holders)
 	return r
+}
+
+// latestDistinct returns the first n events (newest first) that differ in reason or message: each
+// agent restart repeats the same Events.
+func latestDistinct(events []EventSummary, n int) []EventSummary {
+	var out []EventSummary
+	for _, e := range events {
+		if len(out) == n {
+			break
+		}
+		if !slices.ContainsFunc(out, func(o EventSummary) bool { return o.Reason == e.Reason && o.Message == e.Message }) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // agentHealth summarizes the agent Pods of a Node.

@@ -171,3 +171,12 @@ func TestMetricsAddress(t *testing.T) {
 		t.Errorf("MetricsAddress = %q, want the agent's default %s", got, defaultMetricsAddress)
 	}
 }
+
+func TestLatestDistinct(t *testing.T) {
+	e := func(reason, msg string) EventSummary { return EventSummary{Reason: reason, Message: msg} }
+	got := latestDistinct([]EventSummary{e("A", "x"), e("A", "x"), e("B", "x"), e("A", "y"), e("C", "z")}, 3)
+	want := []EventSummary{e("A", "x"), e("B", "x"), e("A", "y")}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("latestDistinct = %+v, want %+v", got, want)
+	}
+}
