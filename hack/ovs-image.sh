@@ -43,7 +43,7 @@ libdeps() {
 }
 # The libraries of the packages themselves, then everything those libraries need.
 mapfile -t libs < <(libdeps "${top[@]}")
-[ "${#libs[@]}" -gt 0 ] && mapfile -t libs < <(printf '%s\n' "${libs[@]}" $(libdeps --recurse "${libs[@]}") | sort -u)
+[ "${#libs[@]}" -gt 0 ] && mapfile -t libs < <({ printf '%s\n' "${libs[@]}"; libdeps --recurse "${libs[@]}"; } | sort -u)
 [ "${#libs[@]}" -gt 0 ] || die "apt-cache found no library dependencies of ${top[*]} (apt-get update first)"
 packages=("${top[@]}" "${libs[@]}")
 missing=()
