@@ -6,7 +6,7 @@ GOFLAGS_BUILD := -trimpath
 CGO_ENABLED ?= 0
 export CGO_ENABLED
 
-.PHONY: all build images manifests test test-unit test-e2e fuzz generate verify-generate lint verify bench demo clean cluster-up cluster-down
+.PHONY: all build images images-ovs manifests test test-unit test-e2e fuzz generate verify-generate lint verify bench demo clean cluster-up cluster-down
 
 all: build
 
@@ -16,13 +16,20 @@ build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea ./cmd/antrea-cni
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-controller ./cmd/antrea-controller
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/antrea-install-cni ./cmd/antrea-install-cni
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/kubectl-podvlan ./cmd/kubectl-podvlan
 
 # The antrea-agent and antrea-controller images (build/images/) as archives under _output/images,
 # built without a Docker engine and imported into the local cluster's containerd when it is up.
 images:
 	hack/images.sh
 
-# build/yamls/crds.yml and antrea.yml from their pieces; IMAGE_REGISTRY, IMAGE_TAG and IMAGE_PULL_POLICY choose the
+# The antrea-ovs image of build/yamls/antrea-with-ovs.yml (Open vSwitch from Debian's packages, for
+# Nodes without it) as _output/images/antrea-ovs.tar, imported like the others. Check it with
+# hack/ovs-image-check.sh (root; a network namespace, no cluster).
+images-ovs:
+	hack/ovs-image.sh
+
+# build/yamls/crds.yml, antrea.yml and antrea-with-ovs.yml from their pieces; IMAGE_REGISTRY, IMAGE_TAG and IMAGE_PULL_POLICY choose the
 # images (default: the local ones `make images` imports).
 manifests:
 	hack/manifests.sh

@@ -2,7 +2,8 @@
 # The main job on one machine, end to end: a local cluster, the images built and imported, the
 # manifests applied and the feature gates turned on the way a user does it, two VLAN networks with
 # IPPools, Pods on the real node (started by the kubelet) and on a simulated node (an agent process
-# and a sandbox made by hack/sandbox), then what they got, a ping matrix and tagged frames.
+# and a sandbox made by hack/sandbox), then what they got, a ping matrix, tagged frames and the
+# kubectl plugin's view of a Pod and of the pools.
 # KEEP=1 leaves everything running (remove it with `make cluster-down`).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -127,6 +128,14 @@ sleep 1.5
 run_in multi-vlan ping -c 2 -W 1 "$EXT100_IP" >/dev/null 2>&1 || true
 run_in shorthand ping -c 2 -W 1 "$EXT200_IP" >/dev/null 2>&1 || true
 wait $! 2>/dev/null || true
+
+say "kubectl podvlan (bin/kubectl-podvlan, found by kubectl on PATH): a Pod's interfaces and the pools"
+podvlan() { KUBECONFIG=$KUBECONFIG PATH="$REPO_ROOT/bin:$PATH" "$KUBECTL" podvlan "$@"; }
+podvlan -n demo pod multi-vlan
+echo
+podvlan pool
+echo
+podvlan pool vlan100-ipv4
 
 say "Cleaning up the node-2 sandboxes"
 for name in "${sandboxes[@]}"; do

@@ -12,9 +12,13 @@
 #     base/controller-deployment.yaml                 antrea-controller Deployment + Service
 #     webhook/*.yaml                                  IPPool admission webhook configuration
 #
-#   hack/manifests.sh [DIR]   writes DIR/crds.yml and DIR/antrea.yml; DIR defaults to build/yamls
-#                             (committed; `make verify-generate` checks they are current); "-"
-#                             writes both to stdout, the CRDs first
+#   antrea-with-ovs.yml   antrea.yml for Nodes without Open vSwitch: the agent Pod also runs the
+#                         openvswitch container of build/yamls/ovs/, and the OVS sockets get a
+#                         directory of their own on the Node (/var/run/podvlan/openvswitch)
+#
+#   hack/manifests.sh [DIR]   writes DIR/crds.yml, DIR/antrea.yml and DIR/antrea-with-ovs.yml; DIR
+#                             defaults to build/yamls (committed; `make verify-generate` checks
+#                             they are current); "-" writes crds.yml and antrea.yml to stdout
 #
 # IMAGE_REGISTRY (podvlan.local), IMAGE_TAG (dev) and IMAGE_PULL_POLICY (IfNotPresent) choose the
 # images; the defaults are those hack/images.sh imports into the local cluster.
@@ -60,12 +64,25 @@ antrea_header() {
 H
 }
 
+with_ovs_header() {
+	antrea_header
+	cat <<H
+# This variant brings Open vSwitch: the agent Pod runs ovsdb-server and ovs-vswitchd (container
+# openvswitch) for Nodes that have none; their database stays in /var/lib/podvlan/openvswitch on
+# the Node. On Nodes that run Open vSwitch already, install antrea.yml instead.
+H
+}
+
 # assemble HEADER PIECE...: the header, then each piece after a document separator.
 assemble() {
 	"$1"
 	shift
 	for f in "$@"; do
-		printf -- '---\n# Source: build/yamls/%s\n' "${f#"$yamls"/}"
+		if [ "$f" = "$ovs_ds" ]; then
+			printf -- '---\n# Source: build/yamls/base/agent-daemonset.yaml with build/yamls/ovs/\n'
+		else
+			printf -- '---\n# Source: build/yamls/%s\n' "${f#"$yamls"/}"
+		fi
 		# A piece's own leading document separator would make an empty document.
 		sed -e '1{/^---$/d}' "$f"
 	done
@@ -73,13 +90,25 @@ assemble() {
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The agent DaemonSet with the openvswitch container and its database volume; each edit must
+# apply, so that a change of agent-daemonset.yaml cannot silently drop one.
+ovs_ds=$tmp/agent-daemonset-with-ovs.yaml
+sed -e "/^      containers:\$/r $yamls/ovs/ovs-container.yaml" -e "/^      volumes:\$/r $yamls/ovs/ovs-volumes.yaml" \
+	-e 's|hostPath: {path: /var/run/openvswitch, type: DirectoryOrCreate}|hostPath: {path: /var/run/podvlan/openvswitch, type: DirectoryOrCreate}|' \
+	"$yamls/base/agent-daemonset.yaml" >"$ovs_ds"
+for want in '- name: openvswitch' 'name: host-var-lib-openvswitch$' 'path: /var/run/podvlan/openvswitch'; do
+	grep -q -- "$want" "$ovs_ds" || die "with-ovs: base/agent-daemonset.yaml no longer has the lines the variant edits ($want)"
+done
+ovs_pieces=("${pieces[@]/#$yamls\/base\/agent-daemonset.yaml/$ovs_ds}")
+
 fill() {
 	sed -e "s|@AGENT_IMAGE@|$(image_ref antrea-agent)|g" -e "s|@CONTROLLER_IMAGE@|$(image_ref antrea-controller)|g" \
-		-e "s|@IMAGE_PULL_POLICY@|$pull_policy|g"
+		-e "s|@OVS_IMAGE@|$(image_ref antrea-ovs)|g" -e "s|@IMAGE_PULL_POLICY@|$pull_policy|g"
 }
 assemble crds_header "${crd_pieces[@]}" | fill >"$tmp/crds.yml"
 assemble antrea_header "${pieces[@]}" | fill >"$tmp/antrea.yml"
-for f in crds.yml antrea.yml; do
+assemble with_ovs_header "${ovs_pieces[@]}" | fill >"$tmp/antrea-with-ovs.yml"
+for f in crds.yml antrea.yml antrea-with-ovs.yml; do
 	if grep -q '@[A-Z_]*@' "$tmp/$f"; then die "unfilled placeholder in $f: $(grep -o '@[A-Z_]*@' "$tmp/$f" | head -1)"; fi
 done
 if [ "$out" = - ]; then
@@ -88,7 +117,7 @@ if [ "$out" = - ]; then
 	cat "$tmp/antrea.yml"
 else
 	[ -d "$out" ] || die "$out is not a directory"
-	for f in crds.yml antrea.yml; do
+	for f in crds.yml antrea.yml antrea-with-ovs.yml; do
 		mv "$tmp/$f" "$out/$f"
 		chmod 644 "$out/$f"
 		log "wrote ${out#"$REPO_ROOT"/}/$f"

@@ -19,6 +19,9 @@ trap cluster_down EXIT
 export PODVLAN_CLUSTER_ENV=$REPO_ROOT/_output/local-cluster/env
 # The agent and controller images, imported into the cluster's containerd for the manifests' e2e.
 "$here/images.sh"
+# The Open vSwitch image of antrea-with-ovs.yml, and its check outside the cluster.
+"$here/ovs-image.sh"
+CONTAINERD_SOCK=$(sed -n 's/^CONTAINERD_SOCK=//p' "$PODVLAN_CLUSTER_ENV") "$here/ovs-image-check.sh"
 
 rc=0
 case "$mode" in

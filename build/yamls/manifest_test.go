@@ -29,11 +29,12 @@ type manifest map[string][]byte
 
 func loadManifest(t *testing.T) manifest { return loadManifestFile(t, "antrea.yml") }
 
-func loadManifestFile(t *testing.T, file string) manifest {
+// loadManifestFile is loadManifest for another assembled file (antrea-with-ovs.yml).
+func loadManifestFile(t *testing.T, name string) manifest {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	data, err := os.ReadFile(name)
 	if err != nil {
-		t.Fatalf("read %s (hack/manifests.sh writes it): %v", file, err)
+		t.Fatalf("read %s (hack/manifests.sh writes it): %v", name, err)
 	}
 	m := manifest{}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
@@ -43,7 +44,7 @@ func loadManifestFile(t *testing.T, file string) manifest {
 			break
 		}
 		if err != nil {
-			t.Fatalf("split %s: %v", file, err)
+			t.Fatalf("split %s: %v", name, err)
 		}
 		var head struct {
 			Kind     string `json:"kind"`
@@ -53,7 +54,7 @@ func loadManifestFile(t *testing.T, file string) manifest {
 			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &head); err != nil {
-			t.Fatalf("document of %s: %v\n%s", file, err, doc)
+			t.Fatalf("document of %s: %v\n%s", name, err, doc)
 		}
 		if head.Kind == "" {
 			continue // comments only
