@@ -13,6 +13,10 @@ import (
 	"github.com/podvlan/podvlan/pkg/config"
 )
 
+// DefaultMetricsAddress serves the metrics on every address of the Node (the agent uses the
+// host network), so that Prometheus scrapes them at the Node's address without extra settings.
+const DefaultMetricsAddress = ":10351"
+
 type options struct {
 	configFile        string
 	nodeName          string
@@ -30,7 +34,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ovsdbEndpoint, "ovsdb", "", "OVSDB endpoint such as unix:/path/db.sock; default unix:<ovsRunDir>/db.sock")
 	fs.StringVar(&o.cniSocket, "cni-socket", "", "where to serve the CNI shim; overrides cniSocket")
 	fs.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "period of the sweep that removes attachments of vanished sandboxes")
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:10351", "host:port serving /metrics and /healthz over plain HTTP; empty disables")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", DefaultMetricsAddress, "host:port serving /metrics and /healthz over plain HTTP (default: every address of the Node, port 10351); empty disables")
 }
 
 // load reads and validates antrea-agent.conf and applies the flags that override it.

@@ -235,7 +235,7 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	if a.allocator != nil {
 		addrs = a.allocator
 	}
-	eng := engine.New(ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
+	eng := engine.New(ovsClient, addrs, engine.Options{Bridge: br.BridgeName, Observe: a.metrics.NetworkOperation,
 		DisableTXChecksum: cfg.OVSDatapathType == config.DatapathNetdev})
 	reconciler := reconcile.New(br.BridgeName, ovsClient, eng, a.pods, reconcile.KernelLinkExists)
 	reconciler.RestoreStatuses(a.reporter, func(namespace, name string) (*corev1.Pod, error) {

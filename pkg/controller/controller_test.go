@@ -147,9 +147,9 @@ ipPoolGC: {interval: 24h, gracePeriod: 1s}
 
 	_, metrics := r.get(t, "/metrics")
 	for _, want := range []string{
-		"antrea_ippool_gc_released_total 1",
-		`antrea_ippool_webhook_denials_total{operation="DELETE"} 1`,
-		`antrea_ippool_webhook_denials_total{operation="CREATE"}`,
+		"podvlan_ippool_gc_released_total 1",
+		`podvlan_ippool_webhook_denials_total{operation="DELETE"} 1`,
+		`podvlan_ippool_webhook_denials_total{operation="CREATE"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -180,8 +180,8 @@ ipPoolGC: {interval: 24h, gracePeriod: 24h}
 		controllertest.Entry(controllertest.Addr(subnet, 3), pod, "c1", "eth2"))
 	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, metrics := r.get(t, "/metrics")
-		total := fmt.Sprintf(`antrea_ippool_addresses_total{pool=%q} 62`, pool.Name)
-		used := fmt.Sprintf(`antrea_ippool_addresses_used{pool=%q} 2`, pool.Name)
+		total := fmt.Sprintf(`podvlan_ippool_capacity_addresses{pool=%q} 62`, pool.Name)
+		used := fmt.Sprintf(`podvlan_ippool_allocated_addresses{pool=%q} 2`, pool.Name)
 		return strings.Contains(metrics, total) && strings.Contains(metrics, used), "pool gauges not reported yet"
 	})
 }

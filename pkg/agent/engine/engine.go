@@ -112,6 +112,9 @@ type Options struct {
 	// DisableTXChecksum turns TX checksum offload off on Pod ends, as the OVS userspace datapath
 	// (datapath_type=netdev) needs.
 	DisableTXChecksum bool
+	// Observe, when set, is told how long each network of a sandbox took to attach (verb "ADD")
+	// or detach ("DEL"), by network key; the agent feeds its attach-duration histogram with it.
+	Observe func(network, verb string, took time.Duration, err error)
 }
 
 // Engine attaches and detaches networks. It is safe for concurrent use; calls for one container
@@ -219,6 +222,7 @@ func (e *Engine) attachOne(ctx context.Context, sb Sandbox, n Network) (_ *Attac
 	a := &Attachment{Network: n, HostIfName: host, VLAN: n.VLAN}
 	start := time.Now()
 	var took phaseTimes
+	defer func() { e.observe(n.Key, "ADD", start, err) }()
 
 	// Each step registers its undo; on failure they run in reverse order.
 	var undo []func(context.Context)
@@ -412,10 +416,18 @@ func (e *Engine) rollback(sb Sandbox, attached []Attachment) {
 	}
 }
 
+// observe reports one network's operation to Options.Observe, if set.
+func (e *Engine) observe(network, verb string, start time.Time, err error) {
+	if e.opts.Observe != nil && network != "" {
+		e.opts.Observe(network, verb, time.Since(start), err)
+	}
+}
+
 // Detach removes every network attached to the sandbox: OVS ports and veths found by container
 // ID, and every address the container holds. Things already gone are no error, and an empty
 // NetNS is fine (the kernel removed the Pod ends with the namespace).
-func (e *Engine) Detach(ctx context.Context, sb Sandbox) error {
+func (e *Engine) Detach(ctx context.Context, sb Sandbox) (err error) {
+	start := time.Now()
 	unlock := e.locks.lock(sb.ContainerID)
 	defer unlock()
 	ports, err := e.ports.ListPodPorts(ctx, e.opts.Bridge)
@@ -428,6 +440,12 @@ func (e *Engine) Detach(ctx context.Context, sb Sandbox) error {
 			mine = append(mine, p)
 		}
 	}
+	// The networks are detached together: each is reported with the time of the whole.
+	defer func() {
+		for _, p := range mine {
+			e.observe(p.Owner.Network, "DEL", start, err)
+		}
+	}()
 	// The ports go first, so that the bridge never forwards for an address that is free again;
 	// then the veths and the addresses, which do not depend on each other, at the same time.
 	errs := make([]error, 2*len(mine)+1)
