@@ -31,7 +31,7 @@ type running struct {
 
 // start runs a controller in-process on a free port of 127.0.0.1, registered by URL for this test's
 // pools only.
-func start(t *testing.T, env *controllertest.Env, confYAML string) *running {
+func start(t *testing.T, env *controllertest.Env, confYAML string, tune ...func(*Options)) *running {
 	t.Helper()
 	cfg, err := config.LoadController([]byte(confYAML))
 	if err != nil {
@@ -47,7 +47,11 @@ func start(t *testing.T, env *controllertest.Env, confYAML string) *running {
 		Service:           webhook.ServiceRef{Namespace: "kube-system", Name: "antrea-controller"},
 		ObjectSelector:    env.LabelSelector(),
 	}
-	c, err := New(Options{Config: cfg, RestConfig: env.Rest, Listener: ln, Webhook: reg, GCPoolSelector: env.Selector()})
+	opts := Options{Config: cfg, RestConfig: env.Rest, Listener: ln, Webhook: reg, GCPoolSelector: env.Selector()}
+	for _, f := range tune {
+		f(&opts)
+	}
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
