@@ -444,6 +444,8 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     $PROJECT.local/simulated-node: "true"
+    # The agent's DaemonSet tolerates every taint; this label keeps it off (no kubelet runs here).
+    $PROJECT.dev/agent: "false"
 spec:
   podCIDR: $(pod_cidr "$i")
   podCIDRs: [$(pod_cidr "$i")]

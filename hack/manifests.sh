@@ -13,7 +13,9 @@
 #                             verify-generate` checks it is current); "-" writes to stdout
 #
 # IMAGE_REGISTRY (podvlan.local), IMAGE_TAG (dev) and IMAGE_PULL_POLICY (IfNotPresent) choose the
-# images; the defaults are those hack/images.sh imports into the local cluster.
+# images; the defaults are those hack/images.sh imports into the local cluster. VERSION (dev) is
+# the app.kubernetes.io/version label. The Pod templates carry checksum/config, the sum of
+# base/config.yaml, so that re-applying a manifest with a changed ConfigMap rolls the Pods.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -22,6 +24,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 yamls=$REPO_ROOT/build/yamls
 out=${1:-$yamls/antrea.yml}
 pull_policy=${IMAGE_PULL_POLICY:-IfNotPresent}
+# The app.kubernetes.io/version label; hack/release.sh sets it to the release.
+version=${VERSION:-dev}
 case "$pull_policy" in Always | IfNotPresent | Never) ;; *) die "IMAGE_PULL_POLICY must be Always, IfNotPresent or Never" ;; esac
 
 pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yaml" "$yamls/base/config.yaml"
@@ -52,8 +56,10 @@ H
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
+# The Pods carry the sum of the ConfigMap they read, so that applying a changed one rolls them.
+config_sum=$(sha256sum "$yamls/base/config.yaml" | cut -c1-16)
 assemble | sed -e "s|@AGENT_IMAGE@|$(image_ref antrea-agent)|g" -e "s|@CONTROLLER_IMAGE@|$(image_ref antrea-controller)|g" \
-	-e "s|@IMAGE_PULL_POLICY@|$pull_policy|g" >"$tmp"
+	-e "s|@IMAGE_PULL_POLICY@|$pull_policy|g" -e "s|@VERSION@|$version|g" -e "s|@CONFIG_CHECKSUM@|$config_sum|g" >"$tmp"
 if grep -q '@[A-Z_]*@' "$tmp"; then die "unfilled placeholder: $(grep -o '@[A-Z_]*@' "$tmp" | head -1)"; fi
 if [ "$out" = - ]; then
 	cat "$tmp"
