@@ -29,3 +29,11 @@ stop_pidfile() {
 	fi
 	rm -f "$pidfile"
 }
+
+# version_ldflags: the -ldflags that stamp VERSION (default dev) and the source revision into
+# package version, which every binary reports (--version, its start log line, podvlan_build_info).
+version_ldflags() {
+	local pkg=github.com/podvlan/podvlan/pkg/version rev
+	rev=$(git -C "$REPO_ROOT" describe --always --dirty --abbrev=12 --exclude='*' 2>/dev/null || echo unknown)
+	echo "-X $pkg.Version=${VERSION:-dev} -X $pkg.Revision=$rev"
+}
