@@ -614,7 +614,7 @@ cmd_up() {
 	local t0=$SECONDS
 	mkdir -p "$DIR"
 	record_host_paths
-	trap 'rc=$?; [ "$rc" = 0 ] || log "up failed: logs are under $DIR; hack/local-cluster.sh down cleans up"' EXIT
+	trap 'rc=$?; [ "$rc" = 0 ] || log "up failed: logs are under $DIR; hack/local-cluster.sh down cleans up and keeps them in _output/logs/"' EXIT
 
 	"$here/build-tools.sh" >/dev/null
 	up_mgmt_network
@@ -859,6 +859,8 @@ cmd_down() {
 	phase "strays killed"
 	unmount_all
 	remove_host_files
+	# The logs survive the teardown (a failed run's evidence): _output/logs/local-cluster-<time>/.
+	keep_logs "$DIR"
 	rm -rf --one-file-system "$DIR"
 	phase "files removed"
 	log "down in $((SECONDS - t0))s"
