@@ -60,8 +60,8 @@ for arch in $arches; do
 done
 
 # oci_archive NAME REF: the docker-archives of NAME for every architecture as one OCI image layout
-# with an index of one manifest per platform. The layer, config and manifest are content-addressed
-# blobs; ref (registry/name:tag) is recorded as the index entries' ref.name annotation.
+# whose index.json names (by tag, ref.name) one image index with a manifest per platform. Layers,
+# configs, manifests and the image index are content-addressed blobs.
 oci_archive() {
 	local name=$1 ref=$2 lay tmp arch layer_digest layer_size config_digest config_size manifest manifest_digest entries=""
 	lay=$(mktemp -d "$out/images/.oci.XXXXXX")
@@ -80,11 +80,17 @@ oci_archive() {
 			"$config_digest" "$config_size" "$layer_digest" "$layer_size")
 		manifest_digest=$(printf '%s' "$manifest" | sha256sum | cut -d' ' -f1)
 		printf '%s' "$manifest" >"$lay/blobs/sha256/$manifest_digest"
-		entries+="${entries:+,}$(printf '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"%s","os":"linux"},"annotations":{"org.opencontainers.image.ref.name":"%s"}}' \
-			"$manifest_digest" "${#manifest}" "$arch" "$ref")"
+		entries+="${entries:+,}$(printf '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"%s","os":"linux"}}' \
+			"$manifest_digest" "${#manifest}" "$arch")"
 	done
+	# The image index of all platforms is a blob; the layout's index.json names it by its tag.
+	local index index_digest
+	index=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' "$entries")
+	index_digest=$(printf '%s' "$index" | sha256sum | cut -d' ' -f1)
+	printf '%s' "$index" >"$lay/blobs/sha256/$index_digest"
 	printf '{"imageLayoutVersion":"1.0.0"}' >"$lay/oci-layout"
-	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' "$entries" >"$lay/index.json"
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s","io.containerd.image.name":"%s"}}]}' \
+		"$index_digest" "${#index}" "${ref##*:}" "$ref" >"$lay/index.json"
 	tar -C "$lay" --owner=0 --group=0 --numeric-owner --sort=name -cf "$out/images/$name.oci.tar" oci-layout index.json blobs
 	rm -rf "$lay"
 }
@@ -93,8 +99,8 @@ for c in antrea-agent antrea-controller; do oci_archive "$c" "$IMAGE_REGISTRY/$c
 # The kustomize base holds this release's manifest; the overlay shows what an installation changes.
 mkdir -p "$out/kustomize"
 cp -r "$REPO_ROOT/build/kustomize/base" "$REPO_ROOT/build/kustomize/overlays" "$out/kustomize/"
-cp "$out/antrea.yml" "$out/kustomize/base/antrea.yml"
-rm -f "$out/kustomize/base/.gitignore"
+cp "$out/antrea.yml" "$out/kustomize/base/manifest/antrea.yml"
+rm -f "$out/kustomize/base/manifest/.gitignore"
 # The overlay renames the base's images, which carry this release's registry.
 sed -i -e "s|- name: $PROJECT.local/|- name: $IMAGE_REGISTRY/|" "$out/kustomize/overlays/example/kustomization.yaml"
 
