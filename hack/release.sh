@@ -8,7 +8,8 @@
 #   images/antrea-agent.oci.tar, images/antrea-controller.oci.tar
 #                                  both architectures in one OCI image layout with an index, to push
 #                                  as one multi-architecture image (`skopeo copy --all oci-archive:...`)
-#   kustomize/base/                kustomization.yaml + antrea.yml of this release
+#   kustomize/base/                manifest/antrea.yml of this release without its ConfigMap, which the base
+#                                  generates from antrea-agent.conf and antrea-controller.conf
 #   kustomize/overlays/example/    an overlay: private registry, feature gates on, a secondary bridge
 #   SHA256SUMS
 #
