@@ -25,7 +25,6 @@ func main() {
 		fmt.Println(version.Get().String("antrea-agent"))
 		return
 	}
-	klog.InfoS("Starting antrea-agent", version.Get().KeysAndValues()...)
 	if err := run(&o); err != nil {
 		fmt.Fprintln(os.Stderr, "antrea-agent:", err)
 		klog.Flush()

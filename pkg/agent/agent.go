@@ -36,6 +36,7 @@ import (
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
 	"github.com/podvlan/podvlan/pkg/ovs"
+	"github.com/podvlan/podvlan/pkg/version"
 )
 
 // Options are what the agent needs besides antrea-agent.conf.
@@ -83,7 +84,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	secondaryOn := cfg.Gates.Enabled(config.SecondaryNetwork)
 	ipamOn := cfg.Gates.Enabled(config.AntreaIPAM)
-	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn)
+	klog.InfoS("Starting antrea-agent", append(version.Get().KeysAndValues(),
+		"node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn)...)
 
 	a := &agent{o: o, metrics: metrics.New()}
 	if o.MetricsAddress != "" {
