@@ -198,9 +198,19 @@ func (c *Controller) Run(ctx context.Context) error {
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		// HTTP/1.1 only, as webhook servers commonly do since the HTTP/2 rapid-reset attacks;
+		// it also lets a certificate rotation close kept-alive connections (below), which HTTP/2
+		// connections would escape.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	// Each handshake takes the certificate in service then: rotations need no restart.
 	server.TLSConfig.GetCertificate = c.certs.GetCertificate
+	// Kept-alive connections would go on with the old certificate until it expires: closing the
+	// idle ones makes clients (the API server) check the new one at once.
+	c.certs.OnChange(func() {
+		server.SetKeepAlivesEnabled(false)
+		server.SetKeepAlivesEnabled(true)
+	})
 	c.kube = kube
 	serving := c.checks.AddFlag("https-serving")
 	serveErr := make(chan error, 1)

@@ -92,10 +92,16 @@ type served struct {
 // example) are read again when they change. Connections pick the current certificate at their
 // handshake (GetCertificate), so nothing restarts.
 type Provider struct {
-	opts    ProviderOptions
-	current atomic.Pointer[served]
-	mu      sync.Mutex // serializes rotations
+	opts     ProviderOptions
+	current  atomic.Pointer[served]
+	mu       sync.Mutex // serializes rotations
+	onChange atomic.Pointer[func()]
 }
+
+// OnChange registers f to be called after each certificate put into service once the first one
+// was: the controller closes idle connections then, so that clients meet the new certificate at
+// their next request, while the old one is still valid, rather than when it expires.
+func (p *Provider) OnChange(f func()) { p.onChange.Store(&f) }
 
 // NewProvider creates the first certificate (or reads it) and returns the Provider serving it.
 func NewProvider(opts ProviderOptions) (*Provider, error) {
@@ -139,9 +145,12 @@ func (p *Provider) CABundle() []byte { return p.current.Load().caPEM }
 func (p *Provider) NotAfter() time.Time { return p.current.Load().notAfter }
 
 func (p *Provider) put(s *served) {
-	p.current.Store(s)
+	first := p.current.Swap(s) == nil
 	if p.opts.Observer != nil {
 		p.opts.Observer.ServingCertificate(s.notAfter)
+	}
+	if f := p.onChange.Load(); f != nil && !first {
+		(*f)()
 	}
 }
 

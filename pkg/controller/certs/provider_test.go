@@ -277,3 +277,21 @@ func TestRunReloadsFilesWhenTheyChange(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestOnChangeIsCalledForEveryNewCertificateButTheFirst(t *testing.T) {
+	p, err := NewProvider(ProviderOptions{SelfSigned: true, Names: localNames(), CAPropagation: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	p.OnChange(func() { calls++ })
+	if err := p.RotateServing(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RotateCA(t.Context(), func(context.Context, []byte) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("OnChange called %d times for two rotations, want 2", calls)
+	}
+}
