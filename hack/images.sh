@@ -61,8 +61,8 @@ printf 'AGENT_IMAGE=%s\nCONTROLLER_IMAGE=%s\n' "$agent_image" "$controller_image
 log "images: $out/antrea-agent.tar ($agent_image), $out/antrea-controller.tar ($controller_image)"
 
 [ "$import" = 1 ] || exit 0
-if [ "$IMAGE_ARCH" != "$(GOARCH= go env GOARCH)" ]; then
-	log "$IMAGE_ARCH images are not imported into this $(GOARCH= go env GOARCH) machine's cluster"
+if [ "$IMAGE_ARCH" != "$(GOARCH='' go env GOARCH)" ]; then
+	log "$IMAGE_ARCH images are not imported into this $(GOARCH='' go env GOARCH) machine's cluster"
 	exit 0
 fi
 env_file=${PODVLAN_CLUSTER_ENV:-$REPO_ROOT/_output/local-cluster/env}

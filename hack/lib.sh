@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # Shared settings and helpers for the hack/ scripts; sourced, never run.
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.7.3}
 PROJECT=podvlan
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
@@ -117,7 +119,7 @@ missing_packages() {
 		[ovs-vswitchd]=openvswitch-switch [tcpdump]=tcpdump [ip]=iproute2 [ethtool]=ethtool
 		[ping]=iputils-ping [nc]=netcat-openbsd [containerd]=containerd [runc]=runc
 		[jq]=jq [nft]=nftables [openssl]=openssl [curl]=curl [bc]=bc [protoc]=protobuf-compiler [gcc]=gcc
-		[flock]=util-linux [git]=git
+		[flock]=util-linux [git]=git [shellcheck]=shellcheck
 	)
 	local cmd
 	for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null || echo "${need[$cmd]}"; done

@@ -19,7 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 problem=$(go_version_problem)
 [ -z "$problem" ] || die "$problem"
 
-missing=($(missing_packages))
+mapfile -t missing < <(missing_packages)
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
