@@ -3,6 +3,7 @@
 package hack
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +29,8 @@ func run(t *testing.T, env []string, name string, args ...string) (string, int) 
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		code = ee.ExitCode()
