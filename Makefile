@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-GOFLAGS_BUILD := -trimpath
+# VERSION (default dev) is what the binaries report: --version, their start log line, podvlan_build_info.
+VERSION ?= dev
+GOFLAGS_BUILD := -trimpath -ldflags "$(shell VERSION=$(VERSION) bash -c '. hack/lib.sh && version_ldflags')"
 CGO_ENABLED ?= 0
 export CGO_ENABLED
 
-.PHONY: all build images images-ovs manifests test test-unit test-e2e fuzz generate verify-generate lint verify bench demo clean cluster-up cluster-down
+.PHONY: all build images images-ovs manifests release doctor test test-unit test-e2e fuzz generate verify-generate lint verify bench demo clean cluster-up cluster-down
 
 all: build
 
@@ -33,6 +35,15 @@ images-ovs:
 # images (default: the local ones `make images` imports).
 manifests:
 	hack/manifests.sh
+
+# Release artifacts under _output/release/$(VERSION)/: antrea.yml, crds.yml, amd64 and arm64 image
+# archives named $(IMAGE_REGISTRY)/antrea-*:$(IMAGE_TAG), a kustomize base and overlay (docs/install.md).
+release:
+	VERSION=$(VERSION) hack/release.sh
+
+# Says what the machine lacks for `make demo` / `make test`, and how to get it; changes nothing.
+doctor:
+	hack/doctor.sh
 
 # Everything: set-up, unit tests, real-stack tests on a local cluster, fuzzing, smoke test, teardown.
 test:

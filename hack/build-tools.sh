@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned kube-apiserver, kubectl, kubelet, etcd and etcdctl, and the Multus thin plugin
 # for the e2e tests, from hack/tools/* into a cache outside the checkout, keyed by version, and
-# reuses it when every binary is already there. Prints the bin directory on stdout (build logs go
-# to stderr).
+# reuses it when every binary is already there. Prints the bin directory on stdout; progress goes to
+# stderr, one line every 30 seconds (HEARTBEAT), and the builds' own output (module downloads,
+# compiler messages) to _output/logs/build-tools-*.log, whose last lines are shown on failure.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -23,6 +24,7 @@ exec 9>"$bin/.lock"
 flock 9
 if all_there; then echo "$bin"; exit 0; fi
 tmp=$(mktemp -d "$bin/.build.XXXXXX")
+logs=$REPO_ROOT/_output/logs
 trap 'rm -rf "$tmp"' EXIT
 t0=$(date +%s)
 minor=$(echo "$K8S_VERSION" | cut -d. -f2)
@@ -33,19 +35,21 @@ ldf="$ldf -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
 # rebuild the others.
 if ! there kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; then
 	log "building Kubernetes $K8S_VERSION tools into $bin (about 8 minutes on a cold 2-core machine)"
-	(cd "$here/tools/k8s" && go build -trimpath -ldflags "$ldf" -o "$tmp/" \
+	run_logged "$logs/build-tools-k8s.log" "Kubernetes $K8S_VERSION tools" \
+		go -C "$here/tools/k8s" build -trimpath -ldflags "$ldf" -o "$tmp/" \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet) >&2
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet >&2
 fi
 if ! there etcd etcdctl; then
-	log "building etcd $ETCD_VERSION"
-	(cd "$here/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 &&
-		go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2
+	run_logged "$logs/build-tools-etcd.log" "etcd $ETCD_VERSION" \
+		bash -c 'cd "$1" && go build -trimpath -ldflags "-s -w" -o "$2/etcd" go.etcd.io/etcd/server/v3 &&
+			go build -trimpath -ldflags "-s -w" -o "$2/etcdctl" go.etcd.io/etcd/etcdctl/v3' _ "$here/tools/etcd" "$tmp" >&2
 fi
 if ! there multus; then
-	log "building the Multus thin plugin $(sed -n 's/^.*multus-cni.v4 \(v[^ ]*\).*$/\1/p' "$here/tools/multus/go.mod")"
-	(cd "$here/tools/multus" && go build -trimpath -ldflags "-s -w" -o "$tmp/multus" \
-		gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus) >&2
+	run_logged "$logs/build-tools-multus.log" \
+		"the Multus thin plugin $(sed -n 's/^.*multus-cni.v4 \(v[^ ]*\).*$/\1/p' "$here/tools/multus/go.mod")" \
+		go -C "$here/tools/multus" build -trimpath -ldflags "-s -w" -o "$tmp/multus" \
+		gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus >&2
 fi
 mv "$tmp"/* "$bin/"
 log "tools ready in $(( $(date +%s) - t0 ))s"

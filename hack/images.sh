@@ -13,6 +13,9 @@
 #
 # IMAGE_REGISTRY (default podvlan.local) and IMAGE_TAG (default dev) name the images, as for
 # hack/manifests.sh; the local cluster's Pods find them with imagePullPolicy: IfNotPresent.
+# GOARCH (default this machine's) is the images' architecture: images of another architecture
+# are never imported. VERSION (default dev) is what the binaries report (--version, their start
+# log line, podvlan_build_info). IMAGES_DIR (default _output/images) is where they are written.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -26,8 +29,9 @@ case "${1-}" in
 *) die "usage: images.sh [--no-import]" ;;
 esac
 
-out=$REPO_ROOT/_output/images
-IMAGE_ARCH=$(go env GOARCH)
+out=${IMAGES_DIR:-$REPO_ROOT/_output/images}
+IMAGE_ARCH=${GOARCH:-$(go env GOARCH)}
+export GOARCH=$IMAGE_ARCH
 agent_image=$(image_ref antrea-agent)
 controller_image=$(image_ref antrea-controller)
 t0=$SECONDS
@@ -42,13 +46,13 @@ gobuild() {
 	shift 2
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $*" -o "$dst" "$pkg"
 }
-version=$(git describe --always --dirty 2>/dev/null || echo unknown)
+stamp=$(version_ldflags)
 bin=$work/agent/usr/local/bin
 mkdir -p "$bin" "$work/controller/usr/local/bin"
-gobuild "$bin/antrea-agent" ./cmd/antrea-agent
-gobuild "$bin/antrea" ./cmd/antrea-cni "-X main.version=$version"
-gobuild "$bin/antrea-install-cni" ./cmd/antrea-install-cni
-gobuild "$work/controller/usr/local/bin/antrea-controller" ./cmd/antrea-controller
+gobuild "$bin/antrea-agent" ./cmd/antrea-agent "$stamp"
+gobuild "$bin/antrea" ./cmd/antrea-cni "$stamp"
+gobuild "$bin/antrea-install-cni" ./cmd/antrea-install-cni "$stamp"
+gobuild "$work/controller/usr/local/bin/antrea-controller" ./cmd/antrea-controller "$stamp"
 log "binaries built in $((SECONDS - t0))s"
 
 docker_archive "$out/antrea-agent.tar" "$agent_image" "$work/agent" '["/usr/local/bin/antrea-agent"]'
@@ -57,6 +61,10 @@ printf 'AGENT_IMAGE=%s\nCONTROLLER_IMAGE=%s\n' "$agent_image" "$controller_image
 log "images: $out/antrea-agent.tar ($agent_image), $out/antrea-controller.tar ($controller_image)"
 
 [ "$import" = 1 ] || exit 0
+if [ "$IMAGE_ARCH" != "$(GOARCH='' go env GOARCH)" ]; then
+	log "$IMAGE_ARCH images are not imported into this $(GOARCH='' go env GOARCH) machine's cluster"
+	exit 0
+fi
 env_file=${PODVLAN_CLUSTER_ENV:-$REPO_ROOT/_output/local-cluster/env}
 sock=$(sed -n 's/^CONTAINERD_SOCK=//p' "$env_file" 2>/dev/null || true)
 if [ -z "$sock" ] || [ ! -S "$sock" ]; then

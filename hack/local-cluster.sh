@@ -445,6 +445,8 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     $PROJECT.local/simulated-node: "true"
+    # The agent's DaemonSet tolerates every taint; this label keeps it off (no kubelet runs here).
+    $PROJECT.dev/agent: "false"
 spec:
   podCIDR: $(pod_cidr "$i")
   podCIDRs: [$(pod_cidr "$i")]
@@ -614,7 +616,7 @@ cmd_up() {
 	mkdir -p "$DIR"
 	record_host_paths
 	# shellcheck disable=SC2154 # rc is assigned inside the trap
-	trap 'rc=$?; [ "$rc" = 0 ] || log "up failed: logs are under $DIR; hack/local-cluster.sh down cleans up"' EXIT
+	trap 'rc=$?; [ "$rc" = 0 ] || log "up failed: logs are under $DIR; hack/local-cluster.sh down cleans up and keeps them in _output/logs/"' EXIT
 
 	"$here/build-tools.sh" >/dev/null
 	up_mgmt_network
@@ -861,6 +863,8 @@ cmd_down() {
 	phase "strays killed"
 	unmount_all
 	remove_host_files
+	# The logs survive the teardown (a failed run's evidence): _output/logs/local-cluster-<time>/.
+	keep_logs "$DIR"
 	rm -rf --one-file-system "$DIR"
 	phase "files removed"
 	log "down in $((SECONDS - t0))s"

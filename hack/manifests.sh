@@ -21,7 +21,9 @@
 #                             they are current); "-" writes crds.yml and antrea.yml to stdout
 #
 # IMAGE_REGISTRY (podvlan.local), IMAGE_TAG (dev) and IMAGE_PULL_POLICY (IfNotPresent) choose the
-# images; the defaults are those hack/images.sh imports into the local cluster.
+# images; the defaults are those hack/images.sh imports into the local cluster. VERSION (dev) is
+# the app.kubernetes.io/version label. The Pod templates carry checksum/config, the sum of
+# base/config.yaml, so that re-applying a manifest with a changed ConfigMap rolls the Pods.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -30,6 +32,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 yamls=$REPO_ROOT/build/yamls
 out=${1:-$yamls}
 pull_policy=${IMAGE_PULL_POLICY:-IfNotPresent}
+# The app.kubernetes.io/version label; hack/release.sh sets it to the release.
+version=${VERSION:-dev}
 case "$pull_policy" in Always | IfNotPresent | Never) ;; *) die "IMAGE_PULL_POLICY must be Always, IfNotPresent or Never" ;; esac
 
 crd_pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yaml")
@@ -101,8 +105,10 @@ for want in '- name: openvswitch' 'name: host-var-lib-openvswitch$' 'path: /var/
 done
 ovs_pieces=("${pieces[@]/#$yamls\/base\/agent-daemonset.yaml/$ovs_ds}")
 
+# The Pods carry the sum of the ConfigMap they read, so that applying a changed one rolls them.
+config_sum=$(sha256sum "$yamls/base/config.yaml" | cut -c1-16)
 fill() {
-	sed -e "s|@AGENT_IMAGE@|$(image_ref antrea-agent)|g" -e "s|@CONTROLLER_IMAGE@|$(image_ref antrea-controller)|g" \
+	sed -e "s|@VERSION@|$version|g" -e "s|@CONFIG_CHECKSUM@|$config_sum|g" -e "s|@AGENT_IMAGE@|$(image_ref antrea-agent)|g" -e "s|@CONTROLLER_IMAGE@|$(image_ref antrea-controller)|g" \
 		-e "s|@OVS_IMAGE@|$(image_ref antrea-ovs)|g" -e "s|@IMAGE_PULL_POLICY@|$pull_policy|g"
 }
 assemble crds_header "${crd_pieces[@]}" | fill >"$tmp/crds.yml"

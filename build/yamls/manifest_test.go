@@ -7,6 +7,8 @@ package yamls
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -18,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -236,10 +239,13 @@ func TestAgentDaemonSet(t *testing.T) {
 	if spec.ServiceAccountName != "antrea-agent" {
 		t.Errorf("serviceAccountName = %q", spec.ServiceAccountName)
 	}
-	for _, tol := range spec.Tolerations {
-		if tol.Key == "" && tol.Operator == corev1.TolerationOpExists {
-			t.Errorf("toleration %+v tolerates every taint: Nodes that must not run the agent (podvlan.dev/simulated) would", tol)
-		}
+	if !slices.ContainsFunc(spec.Tolerations, func(tol corev1.Toleration) bool {
+		return tol.Key == "" && tol.Operator == corev1.TolerationOpExists && tol.Effect == ""
+	}) {
+		t.Errorf("tolerations %+v: a tainted Node would get no agent and its Pods no secondary interfaces", spec.Tolerations)
+	}
+	if !keepsOffOptedOutNodes(spec.Affinity) {
+		t.Errorf("affinity %+v does not keep the agent off Nodes labelled %s=false", spec.Affinity, agentOptOutLabel)
 	}
 	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Command[0] != "/usr/local/bin/antrea-install-cni" {
 		t.Fatalf("init containers = %+v, want the install step", spec.InitContainers)
@@ -438,5 +444,146 @@ func TestCRDsAreInTheirOwnFile(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("crds.yml holds %v, want exactly %v", got, want)
+	}
+}
+
+// agentOptOutLabel=false on a Node keeps the agent off it (the local cluster's simulated Nodes).
+const agentOptOutLabel = "podvlan.dev/agent"
+
+func keepsOffOptedOutNodes(a *corev1.Affinity) bool {
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return false
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) == 0 {
+		return false
+	}
+	// Terms are ORed: every one must exclude the label.
+	for _, term := range terms {
+		if !slices.ContainsFunc(term.MatchExpressions, func(r corev1.NodeSelectorRequirement) bool {
+			return r.Key == agentOptOutLabel && r.Operator == corev1.NodeSelectorOpNotIn && slices.Equal(r.Values, []string{"false"})
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// workloads returns the agent DaemonSet's and the controller Deployment's metadata and Pod templates.
+func workloads(t *testing.T, m manifest) map[string]struct {
+	labels   map[string]string
+	template corev1.PodTemplateSpec
+} {
+	var ds appsv1.DaemonSet
+	m.decode(t, "DaemonSet/kube-system/antrea-agent", &ds)
+	var dep appsv1.Deployment
+	m.decode(t, "Deployment/kube-system/antrea-controller", &dep)
+	return map[string]struct {
+		labels   map[string]string
+		template corev1.PodTemplateSpec
+	}{
+		"antrea-agent":      {ds.Labels, ds.Spec.Template},
+		"antrea-controller": {dep.Labels, dep.Spec.Template},
+	}
+}
+
+func TestWorkloadsCarryTheRecommendedLabels(t *testing.T) {
+	m := loadManifest(t)
+	for name, w := range workloads(t, m) {
+		t.Run(name, func(t *testing.T) {
+			for where, labels := range map[string]map[string]string{"object": w.labels, "Pod template": w.template.Labels} {
+				want := map[string]string{
+					"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "podvlan", "app.kubernetes.io/version": "dev",
+				}
+				for k, v := range want {
+					if labels[k] != v {
+						t.Errorf("%s label %s = %q, want %q", where, k, labels[k], v)
+					}
+				}
+				if labels["app.kubernetes.io/component"] == "" {
+					t.Errorf("%s has no app.kubernetes.io/component", where)
+				}
+			}
+		})
+	}
+}
+
+func TestPodsRollWhenTheConfigMapChanges(t *testing.T) {
+	m := loadManifest(t)
+	piece, err := os.ReadFile("base/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(piece)
+	want := hex.EncodeToString(sum[:])[:16]
+	for name, w := range workloads(t, m) {
+		if got := w.template.Annotations["checksum/config"]; got != want {
+			t.Errorf("%s: checksum/config = %q, want the sum of base/config.yaml %q (make manifests)", name, got, want)
+		}
+	}
+}
+
+func TestControllerRunsWithTheRuntimeDefaultSeccompProfile(t *testing.T) {
+	m := loadManifest(t)
+	var dep appsv1.Deployment
+	m.decode(t, "Deployment/kube-system/antrea-controller", &dep)
+	sc := dep.Spec.Template.Spec.SecurityContext
+	if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("Pod securityContext %+v, want seccompProfile RuntimeDefault", sc)
+	}
+}
+
+func TestAgentRequestsWhatItWasMeasuredToUse(t *testing.T) {
+	m := loadManifest(t)
+	var ds appsv1.DaemonSet
+	m.decode(t, "DaemonSet/kube-system/antrea-agent", &ds)
+	agent := ds.Spec.Template.Spec.Containers[0]
+	// docs/performance.md: 55 MiB steady with 110 Pods, 70-100 MiB at a burst's peak.
+	if mem := agent.Resources.Requests.Memory(); mem.Cmp(resource.MustParse("96Mi")) < 0 {
+		t.Errorf("memory request %s is below the measured peak", mem)
+	}
+	if _, limited := agent.Resources.Limits[corev1.ResourceMemory]; limited {
+		t.Error("a memory limit would have the agent killed in a burst, leaving Pods without interfaces")
+	}
+}
+
+func TestAgentMetricsPortIsNamedForPodMonitors(t *testing.T) {
+	m := loadManifest(t)
+	var ds appsv1.DaemonSet
+	m.decode(t, "DaemonSet/kube-system/antrea-agent", &ds)
+	agent := ds.Spec.Template.Spec.Containers[0]
+	if !slices.ContainsFunc(agent.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == 10351 }) {
+		t.Errorf("ports %+v, want metrics 10351 (the agent's default --metrics-bind-address)", agent.Ports)
+	}
+	for _, a := range agent.Args {
+		if strings.HasPrefix(a, "--metrics-bind-address") {
+			t.Errorf("args override the metrics address: %s", a)
+		}
+	}
+}
+
+func TestIPPoolColumnsShowVLANAndSubnet(t *testing.T) {
+	m := loadManifestFile(t, "crds.yml")
+	var crd struct {
+		Spec struct {
+			Versions []struct {
+				AdditionalPrinterColumns []struct {
+					Name     string `json:"name"`
+					JSONPath string `json:"jsonPath"`
+				} `json:"additionalPrinterColumns"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(m["CustomResourceDefinition//ippools.crd.antrea.io"], &crd); err != nil || len(crd.Spec.Versions) == 0 {
+		t.Fatalf("IPPool CRD: %v", err)
+	}
+	var got []string
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		got = append(got, c.Name+"="+c.JSONPath)
+	}
+	want := []string{"VLAN=.spec.subnetInfo.vlan", "Gateway=.spec.subnetInfo.gateway", "Prefix=.spec.subnetInfo.prefixLength",
+		"Total=.status.usage.total", "Used=.status.usage.used", "Age=.metadata.creationTimestamp"}
+	if !slices.Equal(got, want) {
+		t.Errorf("printer columns %v, want %v", got, want)
 	}
 }

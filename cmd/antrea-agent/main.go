@@ -12,13 +12,19 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/agent"
+	"github.com/podvlan/podvlan/pkg/version"
 )
 
 func main() {
 	klog.InitFlags(nil)
 	var o options
 	o.addFlags(flag.CommandLine)
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.Get().String("antrea-agent"))
+		return
+	}
 	if err := run(&o); err != nil {
 		fmt.Fprintln(os.Stderr, "antrea-agent:", err)
 		klog.Flush()

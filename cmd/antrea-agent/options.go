@@ -14,6 +14,10 @@ import (
 	"github.com/podvlan/podvlan/pkg/config"
 )
 
+// DefaultMetricsAddress serves the metrics on every address of the Node (the agent uses the
+// host network), so that Prometheus scrapes them at the Node's address without extra settings.
+const DefaultMetricsAddress = ":10351"
+
 type options struct {
 	configFile        string
 	nodeName          string
@@ -34,8 +38,9 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ovsdbEndpoint, "ovsdb", "", "OVSDB endpoint such as unix:/path/db.sock; default unix:<ovsRunDir>/db.sock")
 	fs.StringVar(&o.cniSocket, "cni-socket", "", "where to serve the CNI shim; overrides cniSocket")
 	fs.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "period of the sweep that removes attachments of vanished sandboxes")
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:10351",
-		"host:port serving /metrics, /healthz and the probes' /livez and /readyz over plain HTTP; empty disables")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", DefaultMetricsAddress,
+		"host:port serving /metrics, /healthz and the probes' /livez and /readyz over plain HTTP "+
+			"(default: every address of the Node, port 10351); empty disables")
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "",
 		"the Node's CNI configuration directory, as mounted: the agent keeps antrea chained in its primary configuration "+
 			"while SecondaryNetwork is on (or the configuration is invalid) and out of it while it is off; empty leaves it alone")

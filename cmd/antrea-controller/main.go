@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/controller"
+	"github.com/podvlan/podvlan/pkg/version"
 )
 
 func main() {
@@ -23,11 +25,17 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("antrea-controller", flag.ContinueOnError)
 	o := newOptions()
 	o.addFlags(fs)
+	printVersion := fs.Bool("version", false, "print the version and exit")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *printVersion {
+		fmt.Println(version.Get().String("antrea-controller"))
+		return 0
+	}
 	defer klog.Flush()
+	klog.InfoS("Starting antrea-controller", version.Get().KeysAndValues()...)
 	opts, err := o.complete()
 	if err != nil {
 		klog.ErrorS(err, "Invalid configuration")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/podvlan/podvlan/pkg/cniinstall"
 	"github.com/podvlan/podvlan/pkg/config"
+	"github.com/podvlan/podvlan/pkg/version"
 )
 
 // apiTimeout bounds the DaemonSet lookup of a preStop hook, which runs within the Pod's grace period.
@@ -59,7 +60,12 @@ func main() {
 	klog.InitFlags(nil)
 	var o options
 	o.addFlags(flag.CommandLine)
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.Get().String("antrea-install-cni"))
+		return
+	}
 	if err := run(&o); err != nil {
 		klog.ErrorS(err, "antrea-install-cni failed")
 		klog.Flush()

@@ -144,7 +144,9 @@ func (n *Node) createObject(ctx context.Context) error {
 // directly.
 func BenchNodeObject(name string) *corev1.Node {
 	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"podvlan.io/bench": "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"podvlan.io/bench": "true",
+			// The agent's DaemonSet tolerates every taint; this label keeps it off.
+			"podvlan.dev/agent": "false"}},
 		Spec: corev1.NodeSpec{Unschedulable: true,
 			Taints: []corev1.Taint{{Key: "podvlan.io/bench", Value: "true", Effect: corev1.TaintEffectNoSchedule}}},
 	}

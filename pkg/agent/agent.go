@@ -41,6 +41,7 @@ import (
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
 	"github.com/podvlan/podvlan/pkg/ovs"
+	"github.com/podvlan/podvlan/pkg/version"
 )
 
 // Options are what the agent needs besides antrea-agent.conf.
@@ -107,8 +108,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	secondaryOn := o.ConfigError == nil && cfg.Gates.Enabled(config.SecondaryNetwork)
 	ipamOn := o.ConfigError == nil && cfg.Gates.Enabled(config.AntreaIPAM)
-	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn,
-		"degraded", o.ConfigError != nil)
+	klog.InfoS("Starting antrea-agent", append(version.Get().KeysAndValues(),
+		"node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn, "degraded", o.ConfigError != nil)...)
 
 	a := &agent{o: o, metrics: metrics.New()}
 	a.metrics.SetReadiness(a.readyz)
@@ -283,7 +284,7 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	if a.allocator != nil {
 		addrs = a.allocator
 	}
-	eng := engine.New(ovsClient, ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
+	eng := engine.New(ovsClient, ovsClient, addrs, engine.Options{Bridge: br.BridgeName, Observe: a.metrics.NetworkOperation,
 		DisableTXChecksum: cfg.OVSDatapathType == config.DatapathNetdev})
 	reconciler := reconcile.New(br.BridgeName, ovsClient, ovsClient, eng, a.pods, reconcile.KernelLinkExists, reconcile.KernelNetNSExists)
 	reconciler.RestoreStatuses(a.reporter, func(namespace, name string) (*corev1.Pod, error) {

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,15 +64,25 @@ type Options struct {
 	Webhook webhook.Registration
 	// GCPoolSelector restricts garbage collection to labelled pools; nil means every pool.
 	GCPoolSelector labels.Selector
+	// CertLifetimes, CertReloadInterval and CAPropagation tune the serving certificate's
+	// rotation (certs.ProviderOptions); zero values mean the defaults.
+	CertLifetimes      certs.Lifetimes
+	CertReloadInterval time.Duration
+	CAPropagation      time.Duration
 }
 
 // Controller is a configured, not yet running antrea-controller.
 type Controller struct {
 	opts     Options
 	listener net.Listener
-	bundle   *certs.Bundle
+	certs    *certs.Provider
 	metrics  *metrics.Metrics
 	checks   *health.Checks
+
+	// registered is set once the webhook configuration was first written; a CA bundle
+	// published before that is picked up by that first write.
+	registered atomic.Bool
+	kube       kubernetes.Interface
 }
 
 // New prepares the serving certificate and opens the listener, so that the address is known
@@ -80,7 +91,8 @@ func New(opts Options) (*Controller, error) {
 	if opts.Config == nil {
 		return nil, errors.New("no controller configuration")
 	}
-	bundle, err := servingCertificate(opts)
+	m := metrics.New()
+	provider, err := servingCertificate(opts, m)
 	if err != nil {
 		return nil, err
 	}
@@ -91,45 +103,41 @@ func New(opts Options) (*Controller, error) {
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
 	}
-	return &Controller{opts: opts, listener: ln, bundle: bundle, metrics: metrics.New(), checks: health.NewChecks()}, nil
+	return &Controller{opts: opts, listener: ln, certs: provider, metrics: m, checks: health.NewChecks()}, nil
 }
 
 // Addr is the address the HTTPS server listens on.
 func (c *Controller) Addr() net.Addr { return c.listener.Addr() }
 
 // CABundle is the PEM of the CA that signed the serving certificate (empty when unknown).
-func (c *Controller) CABundle() []byte { return c.bundle.CAPEM }
+func (c *Controller) CABundle() []byte { return c.certs.CABundle() }
+
+// Certificates is the serving certificate's provider, for tests.
+func (c *Controller) Certificates() *certs.Provider { return c.certs }
 
 // Metrics are the controller's metrics, for tests.
 func (c *Controller) Metrics() *metrics.Metrics { return c.metrics }
 
-func servingCertificate(opts Options) (*certs.Bundle, error) {
-	if !opts.Config.SelfSignedCert {
+func servingCertificate(opts Options, m *metrics.Metrics) (*certs.Provider, error) {
+	po := certs.ProviderOptions{Dir: opts.CertDir, SelfSigned: opts.Config.SelfSignedCert, Lifetimes: opts.CertLifetimes,
+		ReloadInterval: opts.CertReloadInterval, CAPropagation: opts.CAPropagation, Observer: m}
+	if !po.SelfSigned {
 		if opts.CertDir == "" {
 			return nil, errors.New("selfSignedCert is false: give --cert-dir with tls.crt and tls.key")
 		}
-		return certs.Load(opts.CertDir)
+		return certs.NewProvider(po)
 	}
-	names := certs.ServiceNames(opts.Webhook.Service.Namespace, opts.Webhook.Service.Name)
+	po.Names = certs.ServiceNames(opts.Webhook.Service.Namespace, opts.Webhook.Service.Name)
 	if opts.Webhook.URL != "" {
 		if u, err := url.Parse(opts.Webhook.URL); err == nil && u.Hostname() != "" {
 			if ip := net.ParseIP(u.Hostname()); ip != nil {
-				names.IPs = append(names.IPs, ip)
+				po.Names.IPs = append(po.Names.IPs, ip)
 			} else {
-				names.DNS = append(names.DNS, u.Hostname())
+				po.Names.DNS = append(po.Names.DNS, u.Hostname())
 			}
 		}
 	}
-	bundle, err := certs.Generate(names, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if opts.CertDir != "" {
-		if err := bundle.Write(opts.CertDir); err != nil {
-			return nil, err
-		}
-	}
-	return bundle, nil
+	return certs.NewProvider(po)
 }
 
 // Run serves until ctx is done, then shuts down gracefully. It closes the listener.
@@ -190,12 +198,20 @@ func (c *Controller) Run(ctx context.Context) error {
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		// HTTP/1.1 only, as webhook servers commonly do since the HTTP/2 rapid-reset attacks;
+		// it also lets a certificate rotation close kept-alive connections (below), which HTTP/2
+		// connections would escape.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
-	cert, err := c.bundle.TLSCertificate()
-	if err != nil {
-		return err
-	}
-	server.TLSConfig.Certificates = []tls.Certificate{cert}
+	// Each handshake takes the certificate in service then: rotations need no restart.
+	server.TLSConfig.GetCertificate = c.certs.GetCertificate
+	// Kept-alive connections would go on with the old certificate until it expires: closing the
+	// idle ones makes clients (the API server) check the new one at once.
+	c.certs.OnChange(func() {
+		server.SetKeepAlivesEnabled(false)
+		server.SetKeepAlivesEnabled(true)
+	})
+	c.kube = kube
 	serving := c.checks.AddFlag("https-serving")
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.ServeTLS(c.listener, "", "") }()
@@ -203,6 +219,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	klog.InfoS("Serving HTTPS", "address", c.listener.Addr().String(), "ipam", ipam)
 
 	var wg sync.WaitGroup
+	wg.Go(func() { c.certs.Run(ctx, c.publishCA) })
 	if ipam {
 		registered := c.checks.AddFlag("webhook-registered")
 		crdInf.Start(ctx.Done())
@@ -216,6 +233,11 @@ func (c *Controller) Run(ctx context.Context) error {
 			wg.Go(func() { collector.Run(ctx) })
 			if err := c.register(ctx, kube); err != nil {
 				return
+			}
+			c.registered.Store(true)
+			// A bundle published while the first registration ran must not be lost.
+			if err := c.publishCA(ctx, c.certs.CABundle()); err != nil {
+				klog.ErrorS(err, "Could not update the IPPool webhook's CA bundle")
 			}
 			registered.Store(true)
 		})
@@ -232,7 +254,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	klog.InfoS("Shutting down")
 	shutdownCtx, stop := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer stop()
-	err = server.Shutdown(shutdownCtx)
+	err := server.Shutdown(shutdownCtx)
 	wg.Wait()
 	shutdownFactories(crdInf, kubeInf)
 	if err != nil {
@@ -253,7 +275,7 @@ func shutdownFactories(crdInf crdinformers.SharedInformerFactory, kubeInf inform
 // register keeps trying until the configuration is written or ctx ends.
 func (c *Controller) register(ctx context.Context, kube kubernetes.Interface) error {
 	reg := c.opts.Webhook
-	reg.CABundle = c.bundle.CAPEM
+	reg.CABundle = c.certs.CABundle()
 	return wait.PollUntilContextCancel(ctx, registerRetryInterval, true, func(ctx context.Context) (bool, error) {
 		if err := webhook.Register(ctx, kube, reg); err != nil {
 			klog.ErrorS(err, "Could not register the IPPool webhook; retrying", "configuration", reg.ConfigurationName)
@@ -261,6 +283,22 @@ func (c *Controller) register(ctx context.Context, kube kubernetes.Interface) er
 		}
 		return true, nil
 	})
+}
+
+// publishCA writes caBundle into the webhook configuration once the controller registered it
+// (before that, the first registration takes the current bundle). With the AntreaIPAM gate off
+// there is no webhook to update.
+func (c *Controller) publishCA(ctx context.Context, caBundle []byte) error {
+	if c.kube == nil || !c.registered.Load() || len(caBundle) == 0 {
+		return nil
+	}
+	reg := c.opts.Webhook
+	reg.CABundle = caBundle
+	if err := webhook.Register(ctx, c.kube, reg); err != nil {
+		return fmt.Errorf("update the CA bundle of webhook configuration %s: %w", reg.ConfigurationName, err)
+	}
+	klog.InfoS("Updated the IPPool webhook's CA bundle", "configuration", reg.ConfigurationName)
+	return nil
 }
 
 func syncedCheck(inf cache.SharedIndexInformer) func() error {

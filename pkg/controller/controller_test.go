@@ -31,7 +31,7 @@ type running struct {
 
 // start runs a controller in-process on a free port of 127.0.0.1, registered by URL for this test's
 // pools only.
-func start(t *testing.T, env *controllertest.Env, confYAML string) *running {
+func start(t *testing.T, env *controllertest.Env, confYAML string, tune ...func(*Options)) *running {
 	t.Helper()
 	cfg, err := config.LoadController([]byte(confYAML))
 	if err != nil {
@@ -47,7 +47,11 @@ func start(t *testing.T, env *controllertest.Env, confYAML string) *running {
 		Service:           webhook.ServiceRef{Namespace: "kube-system", Name: "antrea-controller"},
 		ObjectSelector:    env.LabelSelector(),
 	}
-	c, err := New(Options{Config: cfg, RestConfig: env.Rest, Listener: ln, Webhook: reg, GCPoolSelector: env.Selector()})
+	opts := Options{Config: cfg, RestConfig: env.Rest, Listener: ln, Webhook: reg, GCPoolSelector: env.Selector()}
+	for _, f := range tune {
+		f(&opts)
+	}
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +151,9 @@ ipPoolGC: {interval: 24h, gracePeriod: 1s}
 
 	_, metrics := r.get(t, "/metrics")
 	for _, want := range []string{
-		"antrea_ippool_gc_released_total 1",
-		`antrea_ippool_webhook_denials_total{operation="DELETE"} 1`,
-		`antrea_ippool_webhook_denials_total{operation="CREATE"}`,
+		"podvlan_ippool_gc_released_total 1",
+		`podvlan_ippool_webhook_denials_total{operation="DELETE"} 1`,
+		`podvlan_ippool_webhook_denials_total{operation="CREATE"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -180,8 +184,8 @@ ipPoolGC: {interval: 24h, gracePeriod: 24h}
 		controllertest.Entry(controllertest.Addr(subnet, 3), pod, "c1", "eth2"))
 	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, metrics := r.get(t, "/metrics")
-		total := fmt.Sprintf(`antrea_ippool_addresses_total{pool=%q} 62`, pool.Name)
-		used := fmt.Sprintf(`antrea_ippool_addresses_used{pool=%q} 2`, pool.Name)
+		total := fmt.Sprintf(`podvlan_ippool_capacity_addresses{pool=%q} 62`, pool.Name)
+		used := fmt.Sprintf(`podvlan_ippool_allocated_addresses{pool=%q} 2`, pool.Name)
 		return strings.Contains(metrics, total) && strings.Contains(metrics, used), "pool gauges not reported yet"
 	})
 }

@@ -62,17 +62,17 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 		return fmt.Sprintf(`%s{bridge=%q,interface=%q}`, metric, secondaryBridge, iface)
 	}
 	waitForMetrics(t, node, metricsAddr, map[string]string{
-		uplinkSeries("antrea_agent_secondary_uplink_missing", missing):                 "1",
-		uplinkSeries("antrea_agent_secondary_uplink_missing", node.Uplink):             "0",
-		uplinkSeries("antrea_agent_secondary_uplink_refused", node.MgmtIf):             "1",
-		uplinkSeries("antrea_agent_secondary_uplink_refused", missing):                 "0",
-		fmt.Sprintf(`antrea_agent_secondary_bridge_ready{bridge=%q}`, secondaryBridge): "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_missing", missing):                 "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_missing", node.Uplink):             "0",
+		uplinkSeries("podvlan_agent_secondary_uplink_refused", node.MgmtIf):             "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_refused", missing):                 "0",
+		fmt.Sprintf(`podvlan_agent_secondary_bridge_ready{bridge=%q}`, secondaryBridge): "1",
 	})
 	// start waited for a successful STATUS, which the CNI metrics count.
 	if body, err := scrapeMetrics(node, metricsAddr); err != nil {
 		t.Error(err)
-	} else if !strings.Contains(body, `antrea_agent_cni_requests_total{command="STATUS",result="success"} `) {
-		t.Errorf("no successful STATUS counted in /metrics:\n%s", grepLines(body, "antrea_agent_cni_"))
+	} else if !strings.Contains(body, `podvlan_agent_cni_requests_total{command="STATUS",result="success"} `) {
+		t.Errorf("no successful STATUS counted in /metrics:\n%s", grepLines(body, "podvlan_agent_cni_"))
 	}
 
 	// The NIC appears: the retry attaches it as a trunk port.
@@ -96,8 +96,8 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 		t.Errorf("STATUS after the uplink appeared: %v", err)
 	}
 	waitForMetrics(t, node, metricsAddr, map[string]string{
-		uplinkSeries("antrea_agent_secondary_uplink_missing", missing):     "0",
-		uplinkSeries("antrea_agent_secondary_uplink_refused", node.MgmtIf): "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_missing", missing):     "0",
+		uplinkSeries("podvlan_agent_secondary_uplink_refused", node.MgmtIf): "1",
 	})
 }
 
@@ -141,7 +141,7 @@ func waitForMetrics(t *testing.T, node clusterNode, address string, want map[str
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v; agent metrics:\n%s", err, grepLines(body, "antrea_agent_"))
+		t.Fatalf("%v; agent metrics:\n%s", err, grepLines(body, "podvlan_agent_"))
 	}
 }
 

@@ -40,7 +40,7 @@ func TestDeployManifests(t *testing.T) {
 		}
 	})
 
-	t.Run("the agent runs on the real node only: simulated nodes are tainted", func(t *testing.T) {
+	t.Run("the agent runs on the real node only: simulated nodes are labelled podvlan.dev/agent=false", func(t *testing.T) {
 		pods := d.agentPods(t)
 		var nodes []string
 		for _, p := range pods {

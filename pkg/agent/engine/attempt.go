@@ -74,6 +74,7 @@ func (e *Engine) attachOne(ctx context.Context, sb plan.Sandbox, a plan.Attachme
 		logger: klog.FromContext(ctx).WithValues("pod", klog.KRef(sb.PodNamespace, sb.PodName),
 			"network", a.Network, "interface", a.IfName)}
 	ctx = klog.NewContext(ctx, t.logger)
+	defer func() { e.observe(a.Network, "ADD", t.start, err) }()
 	defer func() {
 		if err != nil {
 			t.rollback(ctx)

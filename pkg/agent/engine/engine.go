@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -90,6 +91,9 @@ type Options struct {
 	DisableTXChecksum bool
 	// Kernel makes the veth pairs; nil is Veth{}.
 	Kernel Kernel
+	// Observe, when set, is told how long each network of a sandbox took to attach (verb "ADD")
+	// or detach ("DEL"), by network key; the agent feeds its attach-duration histogram with it.
+	Observe func(network, verb string, took time.Duration, err error)
 }
 
 // Engine attaches and detaches networks. It is safe for concurrent use; calls for one container
@@ -236,7 +240,8 @@ func (e *Engine) rollback(ctx context.Context, sb plan.Sandbox, attached []Attac
 // Detach removes every attachment of the sandbox: OVS ports and veths found by container ID, and
 // every address the container holds. Things already gone are no error, and an empty NetNS is
 // fine (the kernel removed the Pod ends with the namespace).
-func (e *Engine) Detach(ctx context.Context, sb plan.Sandbox) error {
+func (e *Engine) Detach(ctx context.Context, sb plan.Sandbox) (err error) {
+	start := time.Now()
 	unlock := e.locks.lock(sb.ContainerID)
 	defer unlock()
 	ports, err := e.ports.ListPodPorts(ctx, e.opts.Bridge)
@@ -249,6 +254,12 @@ func (e *Engine) Detach(ctx context.Context, sb plan.Sandbox) error {
 			mine = append(mine, p)
 		}
 	}
+	// The networks are detached together: each is reported with the time of the whole.
+	defer func() {
+		for _, p := range mine {
+			e.observe(p.Owner.Network, "DEL", start, err)
+		}
+	}()
 	// The ports go first, so that the bridge never forwards for an address that is free again;
 	// then the veths and the addresses, which do not depend on each other, at the same time.
 	errs := make([]error, 2*len(mine)+1)
@@ -292,6 +303,13 @@ func (e *Engine) forgetContainerIntents(ctx context.Context, containerID string)
 		return fmt.Errorf("detach container %s: %w", containerID, err)
 	}
 	return nil
+}
+
+// observe reports one network's operation to Options.Observe, if set.
+func (e *Engine) observe(network, verb string, start time.Time, err error) {
+	if e.opts.Observe != nil && network != "" {
+		e.opts.Observe(network, verb, time.Since(start), err)
+	}
 }
 
 // DetachInterfaces removes the named interfaces of the sandbox (whether or not an OVS port

@@ -79,8 +79,8 @@ func TestEndpointServesMetricsAndHealthOnceThePortIsFree(t *testing.T) {
 		t.Fatalf("/metrics: %d %v", code, err)
 	}
 	for _, want := range []string{
-		`antrea_agent_secondary_uplink_missing{bridge="br",interface="eth1"} 1`,
-		`antrea_agent_secondary_bridge_ready{bridge="br"} 1`,
+		`podvlan_agent_secondary_uplink_missing{bridge="br",interface="eth1"} 1`,
+		`podvlan_agent_secondary_bridge_ready{bridge="br"} 1`,
 		"go_goroutines ",
 		"process_start_time_seconds ",
 	} {

@@ -1,22 +1,28 @@
 // Package metrics holds the Prometheus metrics of antrea-agent, on a registry of its own (so that
 // tests can create as many agents as they like in one process), and the plain HTTP endpoint that
-// exposes them.
+// exposes them. Every name starts with podvlan_ (docs/metrics.md lists them, and the names they
+// replaced).
 //
 // Exported metrics:
 //
-//	antrea_agent_secondary_bridge_ready{bridge}   gauge     1 once the secondary bridge exists as
+//	podvlan_build_info{component,version,revision,goversion}
+//	                                              gauge     always 1; the build (package version)
+//	podvlan_agent_secondary_bridge_ready{bridge}  gauge     1 once the secondary bridge exists as
 //	                                                         configured, 0 while it cannot be ensured
-//	antrea_agent_secondary_uplink_missing{bridge,interface}
+//	podvlan_agent_secondary_uplink_missing{bridge,interface}
 //	                                              gauge     1 for a configured uplink whose network
 //	                                                         device does not exist (the agent retries),
 //	                                                         0 once it is attached
-//	antrea_agent_secondary_uplink_refused{bridge,interface}
+//	podvlan_agent_secondary_uplink_refused{bridge,interface}
 //	                                              gauge     1 for a configured uplink refused as the
 //	                                                         Node's management interface, else 0
-//	antrea_agent_cni_requests_total{command,result}
+//	podvlan_agent_cni_chain_missing               gauge     1 while the antrea plugin is not chained in
+//	                                                         the Node's primary CNI configuration, 0 when
+//	                                                         it is (absent until first checked)
+//	podvlan_agent_cni_requests_total{command,result}
 //	                                              counter   CNI commands answered, result "success" or
 //	                                                         the CNI error code ("7", "11", "999", ...)
-//	antrea_agent_cni_request_duration_seconds{command}
+//	podvlan_agent_cni_request_duration_seconds{command}
 //	                                              histogram time from receiving a CNI command to
 //	                                                         answering it, 1 ms to 10 s buckets
 //	podvlan_agent_config_invalid                  gauge     1 while antrea-agent.conf is invalid and the
@@ -31,6 +37,12 @@
 //	podvlan_agent_cni_chain_restored_total        counter   times antrea was chained again into a primary
 //	                                                         configuration that lost it (its plugin
 //	                                                         rewrote the file) or held it twice
+//	podvlan_agent_attach_duration_seconds{network,verb,result}
+//	                                              histogram time to attach (verb ADD) or detach (DEL)
+//	                                                         one network of one Pod, by network
+//	                                                         (namespace/name of the
+//	                                                         NetworkAttachmentDefinition) and result
+//	                                                         ("success" or "error")
 //
 // The uplink gauges exist for every configured uplink from the first time the bridge is ensured,
 // and go back to 0 rather than disappearing, so that alerts on them resolve. While the bridge
@@ -49,6 +61,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/podvlan/podvlan/pkg/version/buildinfo"
 )
 
 // Metrics is the set of agent metrics and the registry that exposes them.
@@ -65,8 +79,12 @@ type Metrics struct {
 	chainRestored prometheus.Counter
 
 	// ready answers /readyz; nil until SetReadiness.
-	ready atomic.Pointer[func() error]
+	ready  atomic.Pointer[func() error]
+	attach *prometheus.HistogramVec
 }
+
+// Component is the component label of podvlan_build_info.
+const Component = "antrea-agent"
 
 // cniDurationBuckets span a STATUS answered from memory (about a millisecond) to an ADD that
 // waits for IPPool write conflicts and OVS (seconds); the shim gives up well before 10 s.
@@ -77,23 +95,23 @@ func New() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		bridgeReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "antrea_agent_secondary_bridge_ready",
+			Name: "podvlan_agent_secondary_bridge_ready",
 			Help: "1 when the secondary OVS bridge exists as configured, 0 while the agent cannot ensure it.",
 		}, []string{"bridge"}),
 		uplinkMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "antrea_agent_secondary_uplink_missing",
+			Name: "podvlan_agent_secondary_uplink_missing",
 			Help: "1 for a configured uplink of the secondary bridge whose network device does not exist (retried), 0 once attached.",
 		}, []string{"bridge", "interface"}),
 		uplinkRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "antrea_agent_secondary_uplink_refused",
+			Name: "podvlan_agent_secondary_uplink_refused",
 			Help: "1 for a configured uplink of the secondary bridge refused because it carries the Node's own traffic, else 0.",
 		}, []string{"bridge", "interface"}),
 		cniRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "antrea_agent_cni_requests_total",
+			Name: "podvlan_agent_cni_requests_total",
 			Help: "CNI commands answered by the agent, by command and result (success or the CNI error code).",
 		}, []string{"command", "result"}),
 		cniDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "antrea_agent_cni_request_duration_seconds",
+			Name:    "podvlan_agent_cni_request_duration_seconds",
 			Help:    "Time the agent took to answer a CNI command, by command.",
 			Buckets: cniDurationBuckets,
 		}, []string{"command"}),
@@ -113,9 +131,15 @@ func New() *Metrics {
 			Name: "podvlan_agent_cni_chain_restored_total",
 			Help: "Times antrea was chained again into a primary CNI configuration that lost it or held it twice.",
 		}),
+		attach: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "podvlan_agent_attach_duration_seconds",
+			Help:    "Time to attach (ADD) or detach (DEL) one secondary network of one Pod, by network, verb and result.",
+			Buckets: cniDurationBuckets,
+		}, []string{"network", "verb", "result"}),
 	}
 	m.registry.MustRegister(m.configInvalid, m.chainMissing, m.chainProblem, m.chainRestored)
 	m.registry.MustRegister(m.bridgeReady, m.uplinkMissing, m.uplinkRefused, m.cniRequests, m.cniDuration,
+		m.attach, buildinfo.NewCollector(Component),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -177,3 +201,13 @@ func (m *Metrics) CNIChainProblem(problem bool) { m.chainProblem.Set(flag(proble
 
 // CNIChainRestored counts one re-chaining.
 func (m *Metrics) CNIChainRestored() { m.chainRestored.Inc() }
+
+// NetworkOperation records how long one network of one Pod took to attach (verb "ADD") or detach
+// ("DEL"); network is the NetworkAttachmentDefinition as namespace/name.
+func (m *Metrics) NetworkOperation(network, verb string, took time.Duration, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.attach.WithLabelValues(network, verb, result).Observe(took.Seconds())
+}

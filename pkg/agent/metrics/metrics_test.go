@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"errors"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,12 +79,12 @@ func TestSecondaryBridgeState(t *testing.T) {
 			for _, s := range tt.states {
 				m.SecondaryBridgeState("br", uplinks, s.ready, s.missing, s.refused)
 			}
-			if v, ok := sample(t, m, "antrea_agent_secondary_bridge_ready", map[string]string{"bridge": "br"}); !ok || v != tt.wantReady {
+			if v, ok := sample(t, m, "podvlan_agent_secondary_bridge_ready", map[string]string{"bridge": "br"}); !ok || v != tt.wantReady {
 				t.Errorf("bridge_ready %v (present %v), want %v", v, ok, tt.wantReady)
 			}
 			for metric, want := range map[string]map[string]float64{
-				"antrea_agent_secondary_uplink_missing": tt.wantMissing,
-				"antrea_agent_secondary_uplink_refused": tt.wantRefused,
+				"podvlan_agent_secondary_uplink_missing": tt.wantMissing,
+				"podvlan_agent_secondary_uplink_refused": tt.wantRefused,
 			} {
 				for _, iface := range uplinks {
 					v, ok := sample(t, m, metric, map[string]string{"bridge": "br", "interface": iface})
@@ -111,14 +114,14 @@ func TestCNIRequestCountsByResultCode(t *testing.T) {
 		{"DEL", "999", 1},
 		{"STATUS", "50", 1},
 	} {
-		if v, _ := sample(t, m, "antrea_agent_cni_requests_total", map[string]string{"command": tt.command, "result": tt.result}); v != tt.want {
+		if v, _ := sample(t, m, "podvlan_agent_cni_requests_total", map[string]string{"command": tt.command, "result": tt.result}); v != tt.want {
 			t.Errorf("requests{command=%s,result=%s} = %v, want %v", tt.command, tt.result, v, tt.want)
 		}
 	}
-	if _, ok := sample(t, m, "antrea_agent_cni_requests_total", map[string]string{"command": "DEL", "result": "success"}); ok {
+	if _, ok := sample(t, m, "podvlan_agent_cni_requests_total", map[string]string{"command": "DEL", "result": "success"}); ok {
 		t.Error("a failed DEL was counted as a success")
 	}
-	h := promtest.Find(t, m.Registry(), "antrea_agent_cni_request_duration_seconds", map[string]string{"command": "ADD"}).GetHistogram()
+	h := promtest.Find(t, m.Registry(), "podvlan_agent_cni_request_duration_seconds", map[string]string{"command": "ADD"}).GetHistogram()
 	if h.GetSampleCount() != 3 {
 		t.Errorf("ADD duration samples %d, want 3", h.GetSampleCount())
 	}
@@ -139,5 +142,82 @@ func TestDurationBucketsSpanOneMillisecondToTenSeconds(t *testing.T) {
 		if cniDurationBuckets[i] <= cniDurationBuckets[i-1] {
 			t.Errorf("buckets not increasing at %d: %v", i, cniDurationBuckets)
 		}
+	}
+}
+
+func TestChainMissingStartsAtZeroAndFollowsTheChecks(t *testing.T) {
+	m := New()
+	// 0 until the chain keeper says otherwise: "not chained by design" (gate off, Multus primary)
+	// must not alert.
+	if v, ok := sample(t, m, "podvlan_agent_cni_chain_missing", nil); !ok || v != 0 {
+		t.Fatalf("podvlan_agent_cni_chain_missing before any check: %v (present %v), want 0", v, ok)
+	}
+	for _, missing := range []bool{true, false, true} {
+		m.CNIChainMissing(missing)
+		want := 0.0
+		if missing {
+			want = 1
+		}
+		if v, ok := sample(t, m, "podvlan_agent_cni_chain_missing", nil); !ok || v != want {
+			t.Errorf("after CNIChainMissing(%v): %v (present %v), want %v", missing, v, ok, want)
+		}
+	}
+}
+
+func TestNetworkOperationCountsByNetworkVerbAndResult(t *testing.T) {
+	m := New()
+	m.NetworkOperation("ns/vlan100", "ADD", 3*time.Millisecond, nil)
+	m.NetworkOperation("ns/vlan100", "ADD", 40*time.Millisecond, nil)
+	m.NetworkOperation("ns/vlan100", "DEL", time.Millisecond, nil)
+	m.NetworkOperation("ns/vlan200", "ADD", time.Second, errors.New("no address left"))
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "podvlan_agent_attach_duration_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range s.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			counts[l["network"]+" "+l["verb"]+" "+l["result"]] = s.GetHistogram().GetSampleCount()
+		}
+	}
+	want := map[string]uint64{"ns/vlan100 ADD success": 2, "ns/vlan100 DEL success": 1, "ns/vlan200 ADD error": 1}
+	if !maps.Equal(counts, want) {
+		t.Errorf("histogram counts %v, want %v", counts, want)
+	}
+}
+
+func TestEveryMetricIsUnderThePodvlanPrefixAndBuildInfoIsExported(t *testing.T) {
+	m := New()
+	m.SecondaryBridgeState("br", []string{"eth1"}, true, nil, nil)
+	m.CNIRequest("ADD", 0, time.Millisecond)
+	m.CNIChainMissing(false)
+	m.NetworkOperation("ns/n", "ADD", time.Millisecond, nil)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenBuildInfo := false
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_") {
+			continue
+		}
+		if !strings.HasPrefix(name, "podvlan_") {
+			t.Errorf("%s is not under podvlan_", name)
+		}
+		if strings.HasSuffix(name, "_total") && mf.GetType().String() != "COUNTER" {
+			t.Errorf("%s ends in _total but is a %s", name, mf.GetType())
+		}
+		seenBuildInfo = seenBuildInfo || name == "podvlan_build_info"
+	}
+	if !seenBuildInfo {
+		t.Error("no podvlan_build_info")
 	}
 }

@@ -3,9 +3,10 @@
 // (selfSignedCert: true, the default), whose CA the controller then injects into the webhook
 // configuration's caBundle, or a certificate provided in files (for example by cert-manager).
 //
-// A generated pair lives as long as the process: a restart makes a new CA and re-injects it, so no
-// private key has to be stored anywhere. The serving certificate is valid for a year; the controller
-// is expected to restart (upgrade, reschedule) well before that.
+// A generated CA lives in memory only: a restart makes a new CA and re-injects it, so no private
+// key has to be stored anywhere. While the process runs, the Provider (provider.go) renews the
+// serving certificate (valid for a year) when two thirds of its life have passed, and reads
+// certificates given as files again when they change, so that neither ever expires in service.
 package certs
 
 import (
@@ -81,11 +82,24 @@ func ServiceNames(namespace, name string) Names {
 	}
 }
 
-// Generate makes a new CA and a serving certificate for names, signed by it.
+// Generate makes a new CA and a serving certificate for names, signed by it, with the default
+// lifetimes.
 func Generate(names Names, now time.Time) (*Bundle, error) {
-	if len(names.DNS) == 0 && len(names.IPs) == 0 {
-		return nil, errors.New("generate serving certificate: no DNS name or IP address to certify")
+	ca, err := NewAuthority(now, caValidity)
+	if err != nil {
+		return nil, err
 	}
+	return ca.Issue(names, now, servingValidity)
+}
+
+// Authority is a generated CA, kept in memory only, that signs serving certificates.
+type Authority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// NewAuthority makes a CA valid from now for lifetime.
+func NewAuthority(now time.Time, lifetime time.Duration) (*Authority, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
@@ -94,7 +108,7 @@ func Generate(names Names, now time.Time) (*Bundle, error) {
 		SerialNumber:          mustSerial(),
 		Subject:               pkix.Name{CommonName: fmt.Sprintf("antrea-controller-ca@%d", now.Unix())},
 		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(caValidity),
+		NotAfter:              now.Add(lifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -108,7 +122,21 @@ func Generate(names Names, now time.Time) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
+	return &Authority{cert: caCert, key: caKey}, nil
+}
 
+// NotAfter is when the CA expires.
+func (a *Authority) NotAfter() time.Time { return a.cert.NotAfter }
+
+// CertPEM is the CA certificate, PEM encoded.
+func (a *Authority) CertPEM() []byte { return pemCertificate(a.cert.Raw) }
+
+// Issue signs a serving certificate for names, valid from now for lifetime (but never past the
+// CA's own expiry).
+func (a *Authority) Issue(names Names, now time.Time, lifetime time.Duration) (*Bundle, error) {
+	if len(names.DNS) == 0 && len(names.IPs) == 0 {
+		return nil, errors.New("generate serving certificate: no DNS name or IP address to certify")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate serving key: %w", err)
@@ -117,17 +145,21 @@ func Generate(names Names, now time.Time) (*Bundle, error) {
 	if len(names.DNS) > 0 {
 		commonName = names.DNS[0]
 	}
+	notAfter := now.Add(lifetime)
+	if notAfter.After(a.cert.NotAfter) {
+		notAfter = a.cert.NotAfter
+	}
 	template := &x509.Certificate{
 		SerialNumber: mustSerial(),
 		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    now.Add(-backdate),
-		NotAfter:     now.Add(servingValidity),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     names.DNS,
 		IPAddresses:  names.IPs,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, template, caCert, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, template, a.cert, &key.PublicKey, a.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign serving certificate: %w", err)
 	}
@@ -136,9 +168,9 @@ func Generate(names Names, now time.Time) (*Bundle, error) {
 		return nil, fmt.Errorf("encode serving key: %w", err)
 	}
 	return &Bundle{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		CertPEM: pemCertificate(der),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		CAPEM:   a.CertPEM(),
 	}, nil
 }
 

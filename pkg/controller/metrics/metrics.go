@@ -1,24 +1,34 @@
 // Package metrics holds the Prometheus metrics of antrea-controller, on a registry of its own (so
-// that tests can create as many controllers as they like in one process).
+// that tests can create as many controllers as they like in one process). Every name starts with
+// podvlan_ (docs/metrics.md lists them, and the names they replaced).
 //
 // Exported metrics:
 //
-//	antrea_ippool_addresses_total{pool}          gauge    allocatable addresses of the IPPool (network,
-//	                                                       broadcast and gateway excluded; capped at 2^31-1)
-//	antrea_ippool_addresses_used{pool}           gauge    addresses recorded in status.ipAddresses
-//	antrea_ippool_gc_released_total              counter  allocations released by the garbage collector
-//	antrea_ippool_gc_pending_orphans             gauge    allocations seen without a live owner, waiting
-//	                                                       for the grace period to end
-//	antrea_ippool_gc_runs_total{result}          counter  collection passes, result "success" or "error"
-//	antrea_ippool_webhook_denials_total{operation} counter  IPPool admission requests denied, by
-//	                                                       operation (CREATE, UPDATE, DELETE)
-//	antrea_ippool_webhook_requests_total{operation} counter IPPool admission requests answered
+//	podvlan_build_info{component,version,revision,goversion}
+//	                                               gauge    always 1; the build (package version)
+//	podvlan_ippool_capacity_addresses{pool}        gauge    allocatable addresses of the IPPool (network,
+//	                                                        broadcast and gateway excluded; capped at 2^31-1)
+//	podvlan_ippool_allocated_addresses{pool}       gauge    addresses recorded in status.ipAddresses
+//	podvlan_ippool_gc_released_total               counter  allocations released by the garbage collector
+//	podvlan_ippool_gc_pending_orphans              gauge    allocations seen without a live owner, waiting
+//	                                                        for the grace period to end
+//	podvlan_ippool_gc_runs_total{result}           counter  collection passes, result "success" or "error"
+//	podvlan_ippool_webhook_denials_total{operation} counter IPPool admission requests denied, by
+//	                                                        operation (CREATE, UPDATE, DELETE)
+//	podvlan_ippool_webhook_requests_total{operation} counter IPPool admission requests answered
+//	podvlan_controller_serving_certificate_expiry_timestamp_seconds
+//	                                               gauge    when the certificate served now expires (Unix
+//	                                                        time); it moves forward at every rotation or reload
+//	podvlan_controller_serving_certificate_reloads_total{result}
+//	                                               counter  certificate rotations (self-signed) and reloads
+//	                                                        (from files), result "success" or "error"
 //
 // The Go runtime and process collectors are registered as well.
 package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +36,7 @@ import (
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	"github.com/podvlan/podvlan/pkg/apis/crd/validation"
+	"github.com/podvlan/podvlan/pkg/version/buildinfo"
 )
 
 // Metrics is the set of controller metrics and the registry that exposes them.
@@ -38,43 +49,56 @@ type Metrics struct {
 	gcRuns          *prometheus.CounterVec
 	webhookDenials  *prometheus.CounterVec
 	webhookRequests *prometheus.CounterVec
+	certExpiry      prometheus.Gauge
+	certReloads     *prometheus.CounterVec
 }
+
+// Component is the component label of podvlan_build_info.
+const Component = "antrea-controller"
 
 // New creates the metrics on a fresh registry.
 func New() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		poolTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "antrea_ippool_addresses_total",
+			Name: "podvlan_ippool_capacity_addresses",
 			Help: "Allocatable addresses of the IPPool: its ranges without network, broadcast and gateway addresses (capped at 2^31-1).",
 		}, []string{"pool"}),
 		poolUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "antrea_ippool_addresses_used",
+			Name: "podvlan_ippool_allocated_addresses",
 			Help: "Addresses recorded in the IPPool's status.ipAddresses.",
 		}, []string{"pool"}),
 		gcReleased: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "antrea_ippool_gc_released_total",
+			Name: "podvlan_ippool_gc_released_total",
 			Help: "IPPool allocations released by the controller because their owner Pod was gone.",
 		}),
 		gcPending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "antrea_ippool_gc_pending_orphans",
+			Name: "podvlan_ippool_gc_pending_orphans",
 			Help: "IPPool allocations without a live owner that wait for the grace period before release.",
 		}),
 		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "antrea_ippool_gc_runs_total",
+			Name: "podvlan_ippool_gc_runs_total",
 			Help: "IPPool garbage collection passes, by result (success or error).",
 		}, []string{"result"}),
 		webhookDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "antrea_ippool_webhook_denials_total",
+			Name: "podvlan_ippool_webhook_denials_total",
 			Help: "IPPool admission requests denied by the validating webhook, by operation.",
 		}, []string{"operation"}),
 		webhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "antrea_ippool_webhook_requests_total",
+			Name: "podvlan_ippool_webhook_requests_total",
 			Help: "IPPool admission requests answered by the validating webhook, by operation.",
 		}, []string{"operation"}),
+		certExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podvlan_controller_serving_certificate_expiry_timestamp_seconds",
+			Help: "When the serving certificate of the webhook, health and metrics endpoint expires, in Unix time.",
+		}),
+		certReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podvlan_controller_serving_certificate_reloads_total",
+			Help: "Rotations of the generated serving certificate and reloads of a certificate given in files, by result.",
+		}, []string{"result"}),
 	}
 	m.registry.MustRegister(m.poolTotal, m.poolUsed, m.gcReleased, m.gcPending, m.gcRuns,
-		m.webhookDenials, m.webhookRequests,
+		m.webhookDenials, m.webhookRequests, m.certExpiry, m.certReloads, buildinfo.NewCollector(Component),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -126,4 +150,16 @@ func (m *Metrics) WebhookRequest(operation string, allowed bool) {
 	if !allowed {
 		m.webhookDenials.WithLabelValues(operation).Inc()
 	}
+}
+
+// ServingCertificate records the expiry of the certificate now served.
+func (m *Metrics) ServingCertificate(notAfter time.Time) { m.certExpiry.Set(float64(notAfter.Unix())) }
+
+// CertificateReload counts one rotation or reload of the serving certificate.
+func (m *Metrics) CertificateReload(err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.certReloads.WithLabelValues(result).Inc()
 }

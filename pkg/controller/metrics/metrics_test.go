@@ -38,15 +38,15 @@ func TestPoolGauges(t *testing.T) {
 				tt.pool.Status.IPAddresses = append(tt.pool.Status.IPAddresses, v1beta1.IPAddressState{IPAddress: "x"})
 			}
 			m.ObservePool(tt.pool)
-			total, ok := value(t, m, "antrea_ippool_addresses_total", map[string]string{"pool": tt.pool.Name})
+			total, ok := value(t, m, "podvlan_ippool_capacity_addresses", map[string]string{"pool": tt.pool.Name})
 			if ok == tt.wantNoTot || (ok && total != tt.wantTotal) {
 				t.Errorf("total %v (present %v), want %v (present %v)", total, ok, tt.wantTotal, !tt.wantNoTot)
 			}
-			if used, _ := value(t, m, "antrea_ippool_addresses_used", map[string]string{"pool": tt.pool.Name}); used != float64(tt.used) {
+			if used, _ := value(t, m, "podvlan_ippool_allocated_addresses", map[string]string{"pool": tt.pool.Name}); used != float64(tt.used) {
 				t.Errorf("used %v, want %d", used, tt.used)
 			}
 			m.ForgetPool(tt.pool.Name)
-			if _, ok := value(t, m, "antrea_ippool_addresses_used", map[string]string{"pool": tt.pool.Name}); ok {
+			if _, ok := value(t, m, "podvlan_ippool_allocated_addresses", map[string]string{"pool": tt.pool.Name}); ok {
 				t.Error("a forgotten pool still has a used gauge")
 			}
 		})
@@ -58,13 +58,13 @@ func TestWebhookCountersCountDenialsPerOperation(t *testing.T) {
 	m.WebhookRequest("CREATE", true)
 	m.WebhookRequest("DELETE", false)
 	m.WebhookRequest("DELETE", false)
-	if v, _ := value(t, m, "antrea_ippool_webhook_denials_total", map[string]string{"operation": "DELETE"}); v != 2 {
+	if v, _ := value(t, m, "podvlan_ippool_webhook_denials_total", map[string]string{"operation": "DELETE"}); v != 2 {
 		t.Errorf("DELETE denials %v, want 2", v)
 	}
-	if _, ok := value(t, m, "antrea_ippool_webhook_denials_total", map[string]string{"operation": "CREATE"}); ok {
+	if _, ok := value(t, m, "podvlan_ippool_webhook_denials_total", map[string]string{"operation": "CREATE"}); ok {
 		t.Error("an allowed CREATE was counted as a denial")
 	}
-	if v, _ := value(t, m, "antrea_ippool_webhook_requests_total", map[string]string{"operation": "DELETE"}); v != 2 {
+	if v, _ := value(t, m, "podvlan_ippool_webhook_requests_total", map[string]string{"operation": "DELETE"}); v != 2 {
 		t.Errorf("DELETE requests %v, want 2", v)
 	}
 }
@@ -74,13 +74,13 @@ func TestGCCounters(t *testing.T) {
 	m.GCReleased(3)
 	m.GCPending(4)
 	m.GCRun(nil)
-	if v, _ := value(t, m, "antrea_ippool_gc_released_total", nil); v != 3 {
+	if v, _ := value(t, m, "podvlan_ippool_gc_released_total", nil); v != 3 {
 		t.Errorf("released %v, want 3", v)
 	}
-	if v, _ := value(t, m, "antrea_ippool_gc_pending_orphans", nil); v != 4 {
+	if v, _ := value(t, m, "podvlan_ippool_gc_pending_orphans", nil); v != 4 {
 		t.Errorf("pending %v, want 4", v)
 	}
-	if v, _ := value(t, m, "antrea_ippool_gc_runs_total", map[string]string{"result": "success"}); v != 1 {
+	if v, _ := value(t, m, "podvlan_ippool_gc_runs_total", map[string]string{"result": "success"}); v != 1 {
 		t.Errorf("runs %v, want 1", v)
 	}
 }

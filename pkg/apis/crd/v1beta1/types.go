@@ -22,6 +22,9 @@ const (
 // +kubebuilder:resource:scope=Cluster,path=ippools,singular=ippool,shortName=ipp
 // +kubebuilder:subresource:status
 // +kubebuilder:storageversion
+// +kubebuilder:printcolumn:name="VLAN",type=integer,JSONPath=`.spec.subnetInfo.vlan`,description="VLAN of the subnet (empty: untagged)"
+// +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.subnetInfo.gateway`,description="Gateway of the subnet"
+// +kubebuilder:printcolumn:name="Prefix",type=integer,JSONPath=`.spec.subnetInfo.prefixLength`,description="Prefix length of the subnet"
 // +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.usage.total`,description="Allocatable addresses"
 // +kubebuilder:printcolumn:name="Used",type=integer,JSONPath=`.status.usage.used`,description="Allocated addresses"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
