@@ -317,6 +317,7 @@ func (c *Controller) Sync(ctx context.Context, key string) (Result, error) {
 
 	var o Outcome
 	fail := func(err error, fallback string) {
+		logger.Error(err, "Secondary network of a running Pod not applied; will retry")
 		if o.Failed == nil {
 			o.Failed, o.FailedReason = err, ReasonOf(err, fallback)
 		}
@@ -401,8 +402,10 @@ func (c *Controller) attach(ctx context.Context, sb plan.Sandbox, d Decision, fa
 	}
 	networks := make([]plan.Attachment, 0, len(d.Attach))
 	for _, w := range d.Attach {
+		// The attachment belongs to the sandbox's chained call (CNI GC of that network keeps it
+		// with the sandbox), and the agent writes its network-status entry.
 		n := *w.Network
-		n.WritesStatus = true
+		n.Way, n.WritesStatus = plan.Chained, true
 		networks = append(networks, n)
 	}
 	if d.AllOrNothing {

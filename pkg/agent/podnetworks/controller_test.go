@@ -52,8 +52,9 @@ func (f *fakeEngine) Attach(_ context.Context, sb plan.Sandbox, networks []plan.
 		if err := f.fail[n.Network]; err != nil {
 			return nil, &engine.AttachError{Network: n.Network, IfName: n.IfName, Err: err}
 		}
-		if !n.WritesStatus {
-			return nil, fmt.Errorf("network %s attached without recording its network-status", n.Network)
+		if !n.WritesStatus || n.Way != plan.Chained {
+			return nil, fmt.Errorf("network %s attached as %q, writing its network-status %v: want the chained way, written",
+				n.Network, n.Way, n.WritesStatus)
 		}
 	}
 	for _, n := range networks {
