@@ -281,21 +281,25 @@ func jsonKind(v any) string {
 	}
 }
 
-// mustBe says which JSON kind a value of Go type t is written as.
+// mustBe says which JSON kind a value of Go type t is written as, in jsonshape's words, which
+// the other loaders use.
 func mustBe(t reflect.Type) string {
-	switch elem := t; {
-	case elem.Kind() == reflect.Pointer:
-		return mustBe(elem.Elem())
-	case elem.Kind() == reflect.String:
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch k := t.Kind(); {
+	case k == reflect.String:
 		return "must be a string"
-	case elem.Kind() == reflect.Slice || elem.Kind() == reflect.Array:
+	case k == reflect.Slice || k == reflect.Array:
 		return "must be a list"
-	case elem.Kind() == reflect.Struct || elem.Kind() == reflect.Map:
+	case k == reflect.Map:
+		return "must be a map of keys to values"
+	case k == reflect.Struct:
 		return "must be an object"
-	case elem.Kind() == reflect.Bool:
+	case k == reflect.Bool:
 		return "must be true or false"
-	case elem.Kind() >= reflect.Int && elem.Kind() <= reflect.Uint64:
-		return "must be a whole number"
+	case k >= reflect.Int && k <= reflect.Uint64:
+		return "must be an integer"
 	default:
 		return "must be a number"
 	}

@@ -189,7 +189,7 @@ var rejectCases = []struct {
 		want:       key + `[0].ips[1]: Invalid value: 5: must be a string`},
 	{name: "unknown keys are reported together with a wrong type in another element",
 		annotation: `[{"name": "a", "vlan": 5}, {"name": "b", "bandwidth": {"ingressRate": "fast"}}]`,
-		want:       `[` + key + `[0].vlan: Forbidden: unknown field, ` + key + `[1].bandwidth.ingressRate: Invalid value: "fast": must be a whole number]`},
+		want:       `[` + key + `[0].vlan: Forbidden: unknown field, ` + key + `[1].bandwidth.ingressRate: Invalid value: "fast": must be an integer]`},
 	{name: "missing name",
 		annotation: `[{"interface": "net1"}]`,
 		want:       key + `[0].name: Required value: the name of a NetworkAttachmentDefinition`},
