@@ -22,7 +22,7 @@ build:
 images:
 	hack/images.sh
 
-# build/yamls/antrea.yml from its pieces; IMAGE_REGISTRY, IMAGE_TAG and IMAGE_PULL_POLICY choose the
+# build/yamls/crds.yml and antrea.yml from their pieces; IMAGE_REGISTRY, IMAGE_TAG and IMAGE_PULL_POLICY choose the
 # images (default: the local ones `make images` imports).
 manifests:
 	hack/manifests.sh

@@ -30,6 +30,8 @@ say() { printf '\n== %s\n' "$*"; }
 
 say "Images and manifests"
 "$here/images.sh" >/dev/null
+k apply -f build/yamls/crds.yml >/dev/null
+k wait --for=condition=established --timeout=60s -f build/yamls/crds.yml >/dev/null
 k apply -f build/yamls/antrea.yml >/dev/null
 k -n kube-system rollout status daemonset/antrea-agent --timeout=180s
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates build/yamls/antrea.yml from its pieces with the default images (hack/manifests.sh).
+# Regenerates build/yamls/crds.yml and antrea.yml from their pieces with the default images
+# (hack/manifests.sh).
 # Runs after generate-apis.sh (alphabetical order), which writes the IPPool CRD it includes.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

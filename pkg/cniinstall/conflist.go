@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -163,7 +164,8 @@ func (l *list) newSeparator() string {
 
 // Chain returns the configuration list data with entry appended as its last plugin. When an entry
 // of PluginType is already there it is not added again: it is left alone when equal to entry
-// (changed is false) and replaced in place otherwise (a changed socket). Everything else stays
+// (changed is false) and replaced in place otherwise (a changed socket). Further entries of
+// PluginType are removed: antrea runs once per Pod, whoever copied the entry. Everything else stays
 // byte for byte. data must be a configuration list libcni loads.
 func Chain(data, entry []byte) (out []byte, changed bool, err error) {
 	l, err := parseList(data)
@@ -171,6 +173,29 @@ func Chain(data, entry []byte) (out []byte, changed bool, err error) {
 		return nil, false, err
 	}
 	idx := l.ours()
+	if len(idx) > 0 {
+		if len(idx) == 1 && sameJSON(l.element(idx[0]), entry) {
+			return data, false, nil
+		}
+		var elements [][]byte
+		var separators []string
+		for i := range l.plugins {
+			if slices.Contains(idx[1:], i) {
+				continue
+			}
+			e := l.element(i)
+			if i == idx[0] {
+				e = entry
+			}
+			sep := l.leading()
+			if len(elements) > 0 {
+				sep = l.sepBefore(i)
+			}
+			elements = append(elements, e)
+			separators = append(separators, sep)
+		}
+		return l.rebuild(elements, separators), true, nil
+	}
 	elements := make([][]byte, len(l.plugins))
 	separators := make([]string, len(l.plugins))
 	for i := range l.plugins {
@@ -180,13 +205,6 @@ func Chain(data, entry []byte) (out []byte, changed bool, err error) {
 		} else {
 			separators[i] = l.sepBefore(i)
 		}
-	}
-	if len(idx) > 0 {
-		if sameJSON(l.element(idx[0]), entry) {
-			return data, false, nil
-		}
-		elements[idx[0]] = entry
-		return l.rebuild(elements, separators), true, nil
 	}
 	elements = append(elements, entry)
 	separators = append(separators, l.newSeparator())

@@ -89,6 +89,27 @@ func TestChain(t *testing.T) {
 			want:        `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"},{"type":"antrea","capabilities":{"io.kubernetes.cri.pod-annotations":true},"cniSocket":"/new"},{"type":"portmap"}]}`,
 			wantChanged: true,
 		},
+		{
+			name:        "a second equal entry is removed, the first kept where it is",
+			in:          `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, ` + string(entry) + `, {"type":"portmap"}, ` + string(entry) + `]}`,
+			entry:       entry,
+			want:        `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, ` + string(entry) + `, {"type":"portmap"}]}`,
+			wantChanged: true,
+		},
+		{
+			name: "duplicates with other sockets become one current entry",
+			in: `{"name":"n","cniVersion":"1.0.0","plugins":[
+  {"type":"ptp"},
+  {"type":"antrea","cniSocket":"/old"},
+  {"type":"antrea","cniSocket":"/older"}
+]}`,
+			entry: entry,
+			want: `{"name":"n","cniVersion":"1.0.0","plugins":[
+  {"type":"ptp"},
+  ` + string(entry) + `
+]}`,
+			wantChanged: true,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

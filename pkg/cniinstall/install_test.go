@@ -377,3 +377,28 @@ func TestInstallDoesNotChainAfterMultus(t *testing.T) {
 		})
 	}
 }
+
+func TestInstallBinaryLeavesTheConfigurationAlone(t *testing.T) {
+	confDir, binDir := t.TempDir(), t.TempDir()
+	conf := filepath.Join(confDir, "10-x.conflist")
+	if err := os.WriteFile(conf, []byte(primaryList), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "antrea")
+	if err := os.WriteFile(src, []byte("binary"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := InstallBinary(Options{ConfDir: confDir, BinDir: binDir, PluginBinary: src})
+	if err != nil || !res.BinaryChanged || res.ConfigChanged {
+		t.Fatalf("InstallBinary = %+v, %v", res, err)
+	}
+	if st, err := os.Stat(filepath.Join(binDir, PluginType)); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("binary: %v %v", st, err)
+	}
+	if data, _ := os.ReadFile(conf); string(data) != primaryList {
+		t.Errorf("the configuration changed:\n%s", data)
+	}
+	if res, err := InstallBinary(Options{BinDir: binDir, PluginBinary: src}); err != nil || res.BinaryChanged {
+		t.Errorf("second InstallBinary = %+v, %v; want no change", res, err)
+	}
+}
