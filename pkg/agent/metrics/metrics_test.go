@@ -7,12 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podvlan/podvlan/internal/promtest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
-func sample(t *testing.T, m *Metrics, name string, labels map[string]string) (float64, bool) {
+// series is the number of series of the metric name in m's registry: counting by name through the
+// registry also checks that the metric is registered.
+func series(t *testing.T, m *Metrics, name string) int {
 	t.Helper()
-	return promtest.Value(t, m.Registry(), name, labels)
+	n, err := testutil.GatherAndCount(m.Registry(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // bridgeState is one call of SecondaryBridgeState on bridge "br" with uplinks eth1, eth2, eth0.
@@ -79,18 +87,28 @@ func TestSecondaryBridgeState(t *testing.T) {
 			for _, s := range tt.states {
 				m.SecondaryBridgeState("br", uplinks, s.ready, s.missing, s.refused)
 			}
-			if v, ok := sample(t, m, "podvlan_agent_secondary_bridge_ready", map[string]string{"bridge": "br"}); !ok || v != tt.wantReady {
-				t.Errorf("bridge_ready %v (present %v), want %v", v, ok, tt.wantReady)
+			// Count before reading values: With creates the series it reads.
+			if n := series(t, m, "podvlan_agent_secondary_bridge_ready"); n != 1 {
+				t.Fatalf("bridge_ready has %d series, want 1", n)
 			}
-			for metric, want := range map[string]map[string]float64{
-				"podvlan_agent_secondary_uplink_missing": tt.wantMissing,
-				"podvlan_agent_secondary_uplink_refused": tt.wantRefused,
+			if v := testutil.ToFloat64(m.bridgeReady.With(prometheus.Labels{"bridge": "br"})); v != tt.wantReady {
+				t.Errorf("bridge_ready %v, want %v", v, tt.wantReady)
+			}
+			for _, c := range []struct {
+				name string
+				vec  *prometheus.GaugeVec
+				want map[string]float64
+			}{
+				{"podvlan_agent_secondary_uplink_missing", m.uplinkMissing, tt.wantMissing},
+				{"podvlan_agent_secondary_uplink_refused", m.uplinkRefused, tt.wantRefused},
 			} {
-				for _, iface := range uplinks {
-					v, ok := sample(t, m, metric, map[string]string{"bridge": "br", "interface": iface})
-					wantV, wantOK := want[iface]
-					if ok != wantOK || v != wantV {
-						t.Errorf("%s{interface=%q} = %v (present %v), want %v (present %v)", metric, iface, v, ok, wantV, wantOK)
+				if n := series(t, m, c.name); n != len(c.want) {
+					t.Errorf("%s has %d series, want %d", c.name, n, len(c.want))
+					continue
+				}
+				for iface, want := range c.want {
+					if v := testutil.ToFloat64(c.vec.With(prometheus.Labels{"bridge": "br", "interface": iface})); v != want {
+						t.Errorf("%s{interface=%q} = %v, want %v", c.name, iface, v, want)
 					}
 				}
 			}
@@ -105,6 +123,10 @@ func TestCNIRequestCountsByResultCode(t *testing.T) {
 	m.CNIRequest("ADD", 7, time.Millisecond)
 	m.CNIRequest("DEL", 999, time.Millisecond)
 	m.CNIRequest("STATUS", 50, 0)
+	// Four (command, result) pairs were seen; a failed DEL must not also count as a success.
+	if n := series(t, m, "podvlan_agent_cni_requests_total"); n != 4 {
+		t.Errorf("requests has %d series, want 4", n)
+	}
 	for _, tt := range []struct {
 		command, result string
 		want            float64
@@ -114,14 +136,15 @@ func TestCNIRequestCountsByResultCode(t *testing.T) {
 		{"DEL", "999", 1},
 		{"STATUS", "50", 1},
 	} {
-		if v, _ := sample(t, m, "podvlan_agent_cni_requests_total", map[string]string{"command": tt.command, "result": tt.result}); v != tt.want {
+		if v := testutil.ToFloat64(m.cniRequests.With(prometheus.Labels{"command": tt.command, "result": tt.result})); v != tt.want {
 			t.Errorf("requests{command=%s,result=%s} = %v, want %v", tt.command, tt.result, v, tt.want)
 		}
 	}
-	if _, ok := sample(t, m, "podvlan_agent_cni_requests_total", map[string]string{"command": "DEL", "result": "success"}); ok {
-		t.Error("a failed DEL was counted as a success")
+	var sample dto.Metric
+	if err := m.cniDuration.With(prometheus.Labels{"command": "ADD"}).(prometheus.Metric).Write(&sample); err != nil {
+		t.Fatal(err)
 	}
-	h := promtest.Find(t, m.Registry(), "podvlan_agent_cni_request_duration_seconds", map[string]string{"command": "ADD"}).GetHistogram()
+	h := sample.GetHistogram()
 	if h.GetSampleCount() != 3 {
 		t.Errorf("ADD duration samples %d, want 3", h.GetSampleCount())
 	}
@@ -149,8 +172,11 @@ func TestChainMissingStartsAtZeroAndFollowsTheChecks(t *testing.T) {
 	m := New()
 	// 0 until the chain keeper says otherwise: "not chained by design" (gate off, Multus primary)
 	// must not alert.
-	if v, ok := sample(t, m, "podvlan_agent_cni_chain_missing", nil); !ok || v != 0 {
-		t.Fatalf("podvlan_agent_cni_chain_missing before any check: %v (present %v), want 0", v, ok)
+	if n := series(t, m, "podvlan_agent_cni_chain_missing"); n != 1 {
+		t.Fatalf("podvlan_agent_cni_chain_missing has %d series before any check, want 1", n)
+	}
+	if v := testutil.ToFloat64(m.chainMissing); v != 0 {
+		t.Fatalf("podvlan_agent_cni_chain_missing before any check: %v, want 0", v)
 	}
 	for _, missing := range []bool{true, false, true} {
 		m.CNIChainMissing(missing)
@@ -158,8 +184,8 @@ func TestChainMissingStartsAtZeroAndFollowsTheChecks(t *testing.T) {
 		if missing {
 			want = 1
 		}
-		if v, ok := sample(t, m, "podvlan_agent_cni_chain_missing", nil); !ok || v != want {
-			t.Errorf("after CNIChainMissing(%v): %v (present %v), want %v", missing, v, ok, want)
+		if v := testutil.ToFloat64(m.chainMissing); v != want {
+			t.Errorf("after CNIChainMissing(%v): %v, want %v", missing, v, want)
 		}
 	}
 }

@@ -1,18 +1,22 @@
 package selection
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/podvlan/podvlan/internal/jsonshape"
 	"github.com/podvlan/podvlan/pkg/cni/request"
@@ -72,51 +76,233 @@ func Parse(podNamespace, annotation string) ([]Element, error) {
 	return attachments, nil
 }
 
-// parseJSON reads the JSON-list form. A syntax error is returned as a plain error (there is no
-// field to point at); shape problems as field errors.
+// parseJSON reads the JSON-list form in one strict pass (sigs.k8s.io/json: keys matched with
+// their case, unknown and duplicate keys reported with their paths). A syntax error is returned as
+// a plain error (there is no field to point at); shape problems as field errors. Only when a value
+// has the wrong type is the text read again, to name that value and what it must be.
 func parseJSON(annotation string) ([]elementShape, field.ErrorList, error) {
 	data := []byte(annotation)
-	value, err := jsonshape.Decode(data)
+	// Pointers, so that a null element is seen rather than read as an element without fields.
+	var elements []*elementShape
+	strictErrs, err := sigsjson.UnmarshalStrict(data, &elements)
 	if err != nil {
-		return nil, nil, describeSyntaxError(annotation, err)
+		if isSyntax, _ := sigsjson.SyntaxErrorOffset(err); isSyntax {
+			return nil, nil, describeSyntaxError(annotation, err)
+		}
+		errs, err := typeErrors(data)
+		return nil, errs, err
+	}
+	var errs field.ErrorList
+	for _, strictErr := range strictErrs {
+		errs = append(errs, strictError(strictErr, ""))
+	}
+	values := make([]elementShape, len(elements))
+	for i, e := range elements {
+		if e == nil {
+			errs = append(errs, field.TypeInvalid(rootPath.Index(i), nil, `must be an object such as {"name": "vlan100"}`))
+			continue
+		}
+		values[i] = *e
+	}
+	return values, errs, nil
+}
+
+// strictError turns one unknown or duplicate key reported by sigs.k8s.io/json into a field error
+// with our path and, for an unknown key, the key it was most likely meant to be. prefix is the
+// path of the decoded value within the list, "" for the whole list.
+func strictError(err error, prefix string) *field.Error {
+	fieldErr, ok := err.(sigsjson.FieldError)
+	if !ok {
+		return field.InternalError(rootPath, err)
+	}
+	fieldPath := fieldErr.FieldPath()
+	if prefix != "" {
+		fieldPath = prefix + "." + fieldPath
+	}
+	path, key, keyOwner := strictPath(fieldPath)
+	if strings.HasPrefix(err.Error(), "duplicate field") {
+		return field.Forbidden(path, "key given twice")
+	}
+	detail := "unknown field"
+	if keyOwner != nil {
+		known := slices.Sorted(maps.Keys(jsonshape.Fields(keyOwner)))
+		if s := (jsonshape.UnknownKey{Path: path, Key: key, Known: known}).Suggest(); s != "" {
+			detail = fmt.Sprintf("unknown field; did you mean %q?", s)
+		}
+	}
+	return field.Forbidden(path, detail)
+}
+
+// strictPath converts a sigs.k8s.io/json field path such as "[0].portMappings[1].hostPort" into
+// our field path, and returns its last key with the struct type that key was looked up in (nil
+// when the path does not lead through struct fields).
+func strictPath(s string) (*field.Path, string, reflect.Type) {
+	path := rootPath
+	t := reflect.TypeFor[[]*elementShape]()
+	key := ""
+	var owner reflect.Type
+	for s != "" {
+		switch {
+		case s[0] == '[':
+			end := strings.IndexByte(s, ']')
+			i, err := strconv.Atoi(s[1:max(end, 1)])
+			if end < 0 || err != nil {
+				return path.Child(s), s, nil
+			}
+			path, s = path.Index(i), s[end+1:]
+			t = elem(t)
+		case s[0] == '.':
+			s = s[1:]
+		default:
+			end := strings.IndexAny(s, ".[")
+			if end < 0 {
+				end = len(s)
+			}
+			key, s = s[:end], s[end:]
+			path = path.Child(key)
+			owner = elem(t)
+			if owner == nil || owner.Kind() != reflect.Struct {
+				owner, t = nil, nil
+				continue
+			}
+			t = jsonshape.Fields(owner)[key]
+		}
+	}
+	return path, key, owner
+}
+
+// elem dereferences pointers and, for lists and maps, returns the type of their values.
+func elem(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+		t = t.Elem()
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+	}
+	return t
+}
+
+// typeErrors names the values of the wrong type in a document that is valid JSON but does not
+// decode into the element list: the document itself, list elements that are not objects, and per
+// element the first key whose value has the wrong type.
+func typeErrors(data []byte) (field.ErrorList, error) {
+	var value any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&value); err != nil {
+		return nil, fmt.Errorf("%s: %w", AnnotationKey, err)
 	}
 	list, ok := value.([]any)
 	if !ok {
-		return nil, nil, notAList(value)
-	}
-	var errs field.ErrorList
-	for _, dup := range jsonshape.DuplicateKeys(data, rootPath) {
-		errs = append(errs, field.Forbidden(dup, "key given twice"))
+		return nil, notAList(value)
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", AnnotationKey, err)
+		return nil, fmt.Errorf("%s: %w", AnnotationKey, err)
 	}
-	elements := make([]elementShape, len(list))
+	var errs field.ErrorList
 	for i, item := range list {
 		path := rootPath.Index(i)
-		if _, isObject := item.(map[string]any); !isObject {
+		obj, isObject := item.(map[string]any)
+		if !isObject {
 			errs = append(errs, field.TypeInvalid(path, shortValue(item),
 				`must be an object such as {"name": "vlan100"}`))
 			continue
 		}
-		report := jsonshape.Check(item, reflect.TypeFor[elementShape](), path)
-		for _, u := range report.Unknown {
-			detail := "unknown field"
-			if s := u.Suggest(); s != "" {
-				detail = fmt.Sprintf("unknown field; did you mean %q?", s)
-			}
-			errs = append(errs, field.Forbidden(u.Path, detail))
+		// Unknown and duplicate keys of the elements are reported too; within one element, a
+		// value of the wrong type ends the reading of that element.
+		var e elementShape
+		strictErrs, err := sigsjson.UnmarshalStrict(raws[i], &e)
+		for _, strictErr := range strictErrs {
+			errs = append(errs, strictError(strictErr, fmt.Sprintf("[%d]", i)))
 		}
-		errs = append(errs, report.Invalid...)
-		if len(report.Unknown) > 0 || len(report.Invalid) > 0 {
+		if err == nil {
 			continue
 		}
-		if err := json.Unmarshal(raws[i], &elements[i]); err != nil {
-			errs = append(errs, field.Invalid(path, shortValue(item), err.Error()))
+		// encoding/json's error carries the Go type and the JSON kind of the wrong value.
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(json.Unmarshal(raws[i], &elementShape{}), &typeErr) {
+			errs = append(errs, field.Invalid(path, "{...}", err.Error()))
+			continue
 		}
+		wrongPath, wrong := findValue(obj, strings.Split(typeErr.Field, "."), path, typeErr.Value)
+		errs = append(errs, field.Invalid(wrongPath, shortValue(wrong), mustBe(typeErr.Type)))
 	}
-	return elements, errs, nil
+	if len(errs) == 0 {
+		// encoding/json accepted what sigs.k8s.io/json refused; still an error, never a success.
+		errs = append(errs, field.Invalid(rootPath, "[...]", "cannot be decoded"))
+	}
+	return errs, nil
+}
+
+// findValue follows the keys of an encoding/json field path (which leaves out list indexes) from
+// value and returns the path and value of the first match whose JSON kind is kind, as
+// encoding/json names it ("string", "number 1.5", ...); the deepest path reached when none is.
+func findValue(value any, keys []string, path *field.Path, kind string) (*field.Path, any) {
+	if list, ok := value.([]any); ok && (len(keys) > 0 || kind != "array") {
+		for i, item := range list {
+			if p, v := findValue(item, keys, path.Index(i), kind); jsonKind(v) != "" && strings.HasPrefix(kind, jsonKind(v)) {
+				return p, v
+			}
+		}
+		return path, value
+	}
+	if len(keys) == 0 {
+		return path, value
+	}
+	obj, ok := value.(map[string]any)
+	if !ok {
+		return path, value
+	}
+	next, ok := obj[keys[0]]
+	if !ok {
+		return path, value
+	}
+	return findValue(next, keys[1:], path.Child(keys[0]), kind)
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "bool"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	default:
+		return ""
+	}
+}
+
+// mustBe says which JSON kind a value of Go type t is written as, in jsonshape's words, which
+// the other loaders use.
+func mustBe(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch k := t.Kind(); {
+	case k == reflect.String:
+		return "must be a string"
+	case k == reflect.Slice || k == reflect.Array:
+		return "must be a list"
+	case k == reflect.Map:
+		return "must be a map of keys to values"
+	case k == reflect.Struct:
+		return "must be an object"
+	case k == reflect.Bool:
+		return "must be true or false"
+	case k >= reflect.Int && k <= reflect.Uint64:
+		return "must be an integer"
+	default:
+		return "must be a number"
+	}
 }
 
 func notAList(value any) error {

@@ -1,27 +1,28 @@
 package selection
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode"
+
+	sigsjson "sigs.k8s.io/json"
 )
 
 // describeSyntaxError turns a JSON syntax error into a message that says where the problem is
 // (line and column, and the text around it) and, for the usual mistakes, how to fix it.
 func describeSyntaxError(doc string, err error) error {
-	syntaxErr, ok := err.(*json.SyntaxError)
-	if !ok {
+	isSyntax, offset64 := sigsjson.SyntaxErrorOffset(err)
+	if !isSyntax {
 		return fmt.Errorf("%s: malformed JSON: %w", AnnotationKey, err)
 	}
-	offset := int(syntaxErr.Offset)
+	offset := int(offset64)
 	if offset > len(doc) {
 		offset = len(doc)
 	}
 	line, column := lineColumn(doc, offset)
 	msg := fmt.Sprintf("%s: malformed JSON at line %d, column %d (near `%s`): %s",
-		AnnotationKey, line, column, around(doc, offset), syntaxErr.Error())
-	if hint := syntaxHint(doc, offset, syntaxErr.Error()); hint != "" {
+		AnnotationKey, line, column, around(doc, offset), err.Error())
+	if hint := syntaxHint(doc, offset, err.Error()); hint != "" {
 		msg += "; " + hint
 	}
 	return fmt.Errorf("%s", msg)

@@ -3,15 +3,22 @@ package metrics
 import (
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podvlan/podvlan/internal/promtest"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
-func value(t *testing.T, m *Metrics, name string, labels map[string]string) (float64, bool) {
+// series is the number of series of the metric name in m's registry: counting by name through the
+// registry also checks that the metric is registered. Count before reading a value of a vector:
+// WithLabelValues creates the series it reads.
+func series(t *testing.T, m *Metrics, name string) int {
 	t.Helper()
-	return promtest.Value(t, m.Registry(), name, labels)
+	n, err := testutil.GatherAndCount(m.Registry(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func testPool(name string, ranges ...v1beta1.IPRange) *v1beta1.IPPool {
@@ -38,16 +45,22 @@ func TestPoolGauges(t *testing.T) {
 				tt.pool.Status.IPAddresses = append(tt.pool.Status.IPAddresses, v1beta1.IPAddressState{IPAddress: "x"})
 			}
 			m.ObservePool(tt.pool)
-			total, ok := value(t, m, "podvlan_ippool_capacity_addresses", map[string]string{"pool": tt.pool.Name})
-			if ok == tt.wantNoTot || (ok && total != tt.wantTotal) {
-				t.Errorf("total %v (present %v), want %v (present %v)", total, ok, tt.wantTotal, !tt.wantNoTot)
+			if present := series(t, m, "podvlan_ippool_capacity_addresses") == 1; present == tt.wantNoTot {
+				t.Errorf("total present %v, want %v", present, !tt.wantNoTot)
+			} else if present {
+				if total := testutil.ToFloat64(m.poolTotal.WithLabelValues(tt.pool.Name)); total != tt.wantTotal {
+					t.Errorf("total %v, want %v", total, tt.wantTotal)
+				}
 			}
-			if used, _ := value(t, m, "podvlan_ippool_allocated_addresses", map[string]string{"pool": tt.pool.Name}); used != float64(tt.used) {
+			if n := series(t, m, "podvlan_ippool_allocated_addresses"); n != 1 {
+				t.Fatalf("used has %d series, want 1", n)
+			}
+			if used := testutil.ToFloat64(m.poolUsed.WithLabelValues(tt.pool.Name)); used != float64(tt.used) {
 				t.Errorf("used %v, want %d", used, tt.used)
 			}
 			m.ForgetPool(tt.pool.Name)
-			if _, ok := value(t, m, "podvlan_ippool_allocated_addresses", map[string]string{"pool": tt.pool.Name}); ok {
-				t.Error("a forgotten pool still has a used gauge")
+			if n := series(t, m, "podvlan_ippool_capacity_addresses") + series(t, m, "podvlan_ippool_allocated_addresses"); n != 0 {
+				t.Errorf("a forgotten pool still has %d gauges", n)
 			}
 		})
 	}
@@ -58,13 +71,14 @@ func TestWebhookCountersCountDenialsPerOperation(t *testing.T) {
 	m.WebhookRequest("CREATE", true)
 	m.WebhookRequest("DELETE", false)
 	m.WebhookRequest("DELETE", false)
-	if v, _ := value(t, m, "podvlan_ippool_webhook_denials_total", map[string]string{"operation": "DELETE"}); v != 2 {
+	// Only DELETE was denied: an allowed CREATE must not have a denial series.
+	if n := series(t, m, "podvlan_ippool_webhook_denials_total"); n != 1 {
+		t.Errorf("denials has %d series, want 1 (DELETE)", n)
+	}
+	if v := testutil.ToFloat64(m.webhookDenials.WithLabelValues("DELETE")); v != 2 {
 		t.Errorf("DELETE denials %v, want 2", v)
 	}
-	if _, ok := value(t, m, "podvlan_ippool_webhook_denials_total", map[string]string{"operation": "CREATE"}); ok {
-		t.Error("an allowed CREATE was counted as a denial")
-	}
-	if v, _ := value(t, m, "podvlan_ippool_webhook_requests_total", map[string]string{"operation": "DELETE"}); v != 2 {
+	if v := testutil.ToFloat64(m.webhookRequests.WithLabelValues("DELETE")); v != 2 {
 		t.Errorf("DELETE requests %v, want 2", v)
 	}
 }
@@ -74,13 +88,18 @@ func TestGCCounters(t *testing.T) {
 	m.GCReleased(3)
 	m.GCPending(4)
 	m.GCRun(nil)
-	if v, _ := value(t, m, "podvlan_ippool_gc_released_total", nil); v != 3 {
+	for _, name := range []string{"podvlan_ippool_gc_released_total", "podvlan_ippool_gc_pending_orphans", "podvlan_ippool_gc_runs_total"} {
+		if n := series(t, m, name); n != 1 {
+			t.Errorf("%s has %d series, want 1", name, n)
+		}
+	}
+	if v := testutil.ToFloat64(m.gcReleased); v != 3 {
 		t.Errorf("released %v, want 3", v)
 	}
-	if v, _ := value(t, m, "podvlan_ippool_gc_pending_orphans", nil); v != 4 {
+	if v := testutil.ToFloat64(m.gcPending); v != 4 {
 		t.Errorf("pending %v, want 4", v)
 	}
-	if v, _ := value(t, m, "podvlan_ippool_gc_runs_total", map[string]string{"result": "success"}); v != 1 {
+	if v := testutil.ToFloat64(m.gcRuns.WithLabelValues("success")); v != 1 {
 		t.Errorf("runs %v, want 1", v)
 	}
 }
