@@ -1,8 +1,14 @@
-// Command attach measures the latency of CNI ADD and DEL through the shim for Pods attached one
-// after another (primary bridge + host-local with antrea chained; one VLAN network with IPv4
-// IPAM), per band of bridge size, against the floor (the bare kernel and OVSDB work, no agent)
-// measured in the same run on a bridge of the same size. Floor and agent attachments alternate,
-// so that whatever else loads the machine weighs on both alike.
+// Command attach measures the latency of CNI ADD and DEL of Pods attached one after another
+// (primary bridge + host-local with antrea chained; one VLAN network with IPv4 IPAM), per band of
+// bridge size, beside what it is judged against, all measured in the same run and taking turns
+// Pod by Pod, so that whatever else loads the machine weighs on all alike:
+//
+//   - the floor: the bare kernel and OVSDB work of one attachment, no process, on a Node of its own;
+//   - the shim alone: the antrea binary against a server that does nothing;
+//   - the exec floor: a minimal static Go plugin that prints its prevResult;
+//   - a chained ADD of a Pod that asks for no secondary network;
+//   - the peer ovs-cni with host-local IPAM, as shipped and polling the link state every 10 ms,
+//     each on a Node of its own whose bridge grows as the agent's does.
 //
 // The agent's figure is the antrea plugin's part of the chained call (shim start, the agent's
 // work, the answer); the whole chain, primary plugins included, is reported next to it.
