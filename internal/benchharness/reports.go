@@ -149,18 +149,21 @@ type RestartReport struct {
 
 // MemoryReport is memory.json.
 type MemoryReport struct {
-	Benchmark        string    `json:"benchmark"`
-	Pods             int       `json:"pods"`
-	OtherPods        int       `json:"other_pods"`
-	CreateOthersSec  float64   `json:"create_others_s"`
-	RSSBaseMiB       float64   `json:"rss_without_others_mib"`
-	RSSWithOthersMiB float64   `json:"rss_with_others_mib"`
-	DeltaMiB         float64   `json:"delta_mib"`
-	PeakRSSMiB       float64   `json:"peak_rss_mib"`
-	SamplesBase      []float64 `json:"samples_without_others_mib"`
-	SamplesOthers    []float64 `json:"samples_with_others_mib"`
-	Targets          []Target  `json:"targets"`
-	Machine          Machine   `json:"machine"`
+	Benchmark        string  `json:"benchmark"`
+	Pods             int     `json:"pods"`
+	OtherPods        int     `json:"other_pods"`
+	CreateOthersSec  float64 `json:"create_others_s"`
+	RSSBaseMiB       float64 `json:"rss_without_others_mib"`
+	RSSWithOthersMiB float64 `json:"rss_with_others_mib"`
+	// The anonymous part (RssAnon) of the RSS, medians of the same samples.
+	AnonBaseMiB       float64   `json:"rss_anon_without_others_mib"`
+	AnonWithOthersMiB float64   `json:"rss_anon_with_others_mib"`
+	DeltaMiB          float64   `json:"delta_mib"`
+	PeakRSSMiB        float64   `json:"peak_rss_mib"`
+	SamplesBase       []float64 `json:"samples_without_others_mib"`
+	SamplesOthers     []float64 `json:"samples_with_others_mib"`
+	Targets           []Target  `json:"targets"`
+	Machine           Machine   `json:"machine"`
 }
 
 // IPAMBand is one stretch of a pool's fill in ipam.json: the allocations that completed From+1
