@@ -245,7 +245,7 @@ func memoryChart(m bh.MemoryReport, burst bh.BurstReport) bh.Chart {
 	c := bh.Chart{File: "memory.png", Title: "antrea-agent resident memory", YLabel: "MiB",
 		Groups: []string{fmt.Sprintf("%d Pods, 0 others", m.Pods), fmt.Sprintf("%d Pods, %d others", m.Pods, m.OtherPods)}}
 	rss := []float64{m.RSSBaseMiB, m.RSSWithOthersMiB}
-	anon := []float64{0, 0}
+	anon := []float64{m.AnonBaseMiB, m.AnonWithOthersMiB}
 	if burst.AgentPeakRSSMiB > 0 {
 		c.Groups = append(c.Groups, fmt.Sprintf("burst of %d ADDs (peak)", burst.Pods))
 		rss = append(rss, burst.AgentPeakRSSMiB)
@@ -253,7 +253,7 @@ func memoryChart(m bh.MemoryReport, burst bh.BurstReport) bh.Chart {
 		c.References = []bh.Reference{{Name: "target 80 MiB", Y: 80, Role: bh.RoleTarget}}
 	}
 	c.Bars = []bh.BarSeries{{Name: "RSS (peak: VmHWM)", Role: bh.RoleAgent, Values: rss},
-		{Name: "anonymous RSS (peak of RssAnon)", Role: bh.RoleAgentPart2, Values: anon}}
+		{Name: "anonymous RSS (burst: peak of RssAnon)", Role: bh.RoleAgentPart2, Values: anon}}
 	return c
 }
 
