@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -34,8 +35,11 @@ type CNI struct {
 // NewCNI returns a runner that finds the shim in bins and the primary plugins in the reference
 // plugin directory; cacheDir is libcni's result cache (empty: a temporary place is not needed for
 // STATUS).
-func NewCNI(bins Binaries, cacheDir string) *CNI {
-	exec := &timedExec{inner: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}}
+func NewCNI(bins Binaries, cacheDir string) *CNI { return newCNI(bins, cacheDir, os.Stderr) }
+
+// newCNI is NewCNI with the plugins' standard error going to stderr.
+func newCNI(bins Binaries, cacheDir string, stderr io.Writer) *CNI {
+	exec := &timedExec{inner: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: stderr}, PluginDecoder: version.PluginDecoder{}}}
 	return &CNI{config: libcni.NewCNIConfigWithCacheDir([]string{bins.Dir, referencePlugins}, cacheDir, exec), bins: bins}
 }
 

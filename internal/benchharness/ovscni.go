@@ -3,6 +3,7 @@ package benchharness
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -59,7 +60,18 @@ func (b *Bench) OVSCNINode(ctx context.Context, prefix string, pollMS int) (*OVS
 	if err != nil {
 		return nil, err
 	}
-	return &OVSCNI{Name: name, Node: node, cni: NewCNI(b.Bins, filepath.Join(node.Dir, "cni-cache")), list: list}, nil
+	// ovs-cni logs every OVSDB operation on its standard error: into a file, kept with the
+	// agents' logs, not into the benchmark's output.
+	logs := filepath.Join(b.Cluster.OutputDir(), "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(logs, node.Name+"-ovs-cni.log"))
+	if err != nil {
+		return nil, err
+	}
+	b.Cleanup.Add(func() { _ = logFile.Close() })
+	return &OVSCNI{Name: name, Node: node, cni: newCNI(b.Bins, filepath.Join(node.Dir, "cni-cache"), logFile), list: list}, nil
 }
 
 // ovsCNIRuntime is the runtime configuration of the i-th ovs-cni attachment, in the namespace
