@@ -132,6 +132,7 @@ func attachCharts(r bh.AttachReport) []bh.Chart {
 		{"agent through the shim", bh.RoleAgent, func(s bh.AttachSample) float64 { return s.AgentAdd }},
 		{"shim alone (server doing nothing)", bh.RoleShimAlone, func(s bh.AttachSample) float64 { return s.ShimAlone }},
 		{"exec floor", bh.RoleExecFloor, func(s bh.AttachSample) float64 { return s.ExecFloor }},
+		{"Pod without networks (chained ADD)", bh.RoleNoNetworks, func(s bh.AttachSample) float64 { return s.NoNetworks }},
 		{"ovs-cni, 10 ms poll", bh.RoleOVSCNIFast, func(s bh.AttachSample) float64 { return s.OVSCNIFastAdd }},
 		{"ovs-cni as shipped", bh.RoleOVSCNI, func(s bh.AttachSample) float64 { return s.OVSCNIAdd }},
 	}
@@ -152,7 +153,7 @@ func attachCharts(r bh.AttachReport) []bh.Chart {
 		YLabel: "ADD p50 (ms, log scale)", LogY: true}
 	breakdown := bh.Chart{File: "attach-breakdown.png", Title: "Where the agent's median ADD goes, against floor + shim alone and ovs-cni",
 		YLabel: "milliseconds"}
-	var floor, shimAlone, execFloor, agent, fast, shipped, engine, handler, shim, floorShim []float64
+	var floor, shimAlone, execFloor, noNetworks, agent, fast, shipped, engine, handler, shim, floorShim []float64
 	for _, b := range r.Bands {
 		bands.Groups = append(bands.Groups, b.Band+" ports")
 		breakdown.Groups = append(breakdown.Groups, b.Band+" ports")
@@ -160,9 +161,11 @@ func attachCharts(r bh.AttachReport) []bh.Chart {
 		agent, fast, shipped = append(agent, b.AgentAdd.P50), append(fast, b.OVSCNIFast.P50), append(shipped, b.OVSCNIAdd.P50)
 		engine, handler, shim = append(engine, b.Engine), append(handler, max(0, b.Handler)), append(shim, max(0, b.Shim))
 		floorShim = append(floorShim, b.ShimAlone.P50)
+		noNetworks = append(noNetworks, b.NoNetworks.P50)
 	}
 	bands.Bars = []bh.BarSeries{
 		{Name: "exec floor", Role: bh.RoleExecFloor, Values: execFloor},
+		{Name: "Pod without networks", Role: bh.RoleNoNetworks, Values: noNetworks},
 		{Name: "shim alone", Role: bh.RoleShimAlone, Values: shimAlone},
 		{Name: "floor", Role: bh.RoleFloor, Values: floor},
 		{Name: "agent", Role: bh.RoleAgent, Values: agent},
