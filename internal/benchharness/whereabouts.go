@@ -28,6 +28,7 @@ import (
 type Whereabouts struct {
 	binary     string
 	kubeconfig string
+	flatConfig string
 	namespace  string
 	cluster    *Cluster
 }
@@ -68,8 +69,19 @@ func (b *Bench) NewWhereabouts(ctx context.Context) (*Whereabouts, error) {
 	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
 		return nil, err
 	}
-	w := &Whereabouts{binary: b.Bins.Whereabouts(), kubeconfig: kubeconfig, namespace: b.Namespace, cluster: c}
-	b.Cleanup.Add(func() { w.deleteState(); _ = os.Remove(kubeconfig) })
+	// Whereabouts reads its flat configuration file (which its DaemonSet installs on every Node
+	// under /etc/cni/net.d) before the IPAM section, and refuses to run without one: the
+	// benchmark's names the kubeconfig, and the IPAM section points at it.
+	flat := filepath.Join(c.OutputDir(), "run", "whereabouts-"+b.Namespace+".conf")
+	data, err := json.Marshal(map[string]any{"datastore": "kubernetes", "kubernetes": map[string]any{"kubeconfig": kubeconfig}})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(flat, data, 0o600); err != nil {
+		return nil, err
+	}
+	w := &Whereabouts{binary: b.Bins.Whereabouts(), kubeconfig: kubeconfig, flatConfig: flat, namespace: b.Namespace, cluster: c}
+	b.Cleanup.Add(func() { w.deleteState(); _ = os.Remove(kubeconfig); _ = os.Remove(flat) })
 	return w, nil
 }
 
@@ -124,7 +136,7 @@ func (w *Whereabouts) Allocate(ctx context.Context, network, subnet, pod, contai
 func (w *Whereabouts) stdin(network, subnet string) ([]byte, error) {
 	return json.Marshal(map[string]any{"cniVersion": CNIVersion, "name": network, "type": "bench",
 		"ipam": map[string]any{"type": "whereabouts", "range": subnet, "network_name": network,
-			"kubernetes": map[string]any{"kubeconfig": w.kubeconfig}}})
+			"configuration_path": w.flatConfig, "kubernetes": map[string]any{"kubeconfig": w.kubeconfig}}})
 }
 
 func (w *Whereabouts) args(command, pod, containerID string) *invoke.Args {

@@ -303,6 +303,7 @@ func (b *bench) whereabouts(ctx context.Context, wb *bh.Whereabouts, n, inFlight
 func summarize(r *bh.IPAMRun, start time.Time, done []bh.Completion, stopped bool, band int) {
 	r.Stopped = stopped
 	lat := make([]time.Duration, 0, len(done))
+	ok := make([]bh.Completion, 0, len(done))
 	var end time.Time
 	for _, c := range done {
 		if c.Err != nil {
@@ -313,6 +314,7 @@ func summarize(r *bh.IPAMRun, start time.Time, done []bh.Completion, stopped boo
 			continue
 		}
 		lat = append(lat, c.Latency)
+		ok = append(ok, c)
 		end = c.At
 	}
 	r.Allocations = len(lat)
@@ -321,7 +323,8 @@ func summarize(r *bh.IPAMRun, start time.Time, done []bh.Completion, stopped boo
 		r.AllocsPerSec = float64(r.Allocations) / r.Seconds
 	}
 	r.Latency = bh.Summarize(lat)
-	r.Bands = bh.FillBands(start, done, band)
+	// The bands count allocations: a failed request is no address handed out.
+	r.Bands = bh.FillBands(start, ok, band)
 }
 
 func noDuplicates(got []netip.Addr) error {
