@@ -145,13 +145,18 @@ func run(ctx context.Context, o options) error {
 func targets(rep bh.IPAMReport, nodes int) []bh.Target {
 	ours, ok1 := rep.Run("podvlan", nodes)
 	wb, ok2 := rep.Run("whereabouts", nodes)
-	if !ok1 || !ok2 || len(wb.Bands) == 0 || len(ours.Bands) == 0 {
+	if !ok1 || !ok2 {
 		return nil
 	}
+	out := []bh.Target{bh.NewTarget("ipam", fmt.Sprintf("%d Nodes: failed allocations", nodes), float64(ours.Failures), 0,
+		"failures", ours.FirstFailure)}
+	if len(wb.Bands) == 0 || len(ours.Bands) == 0 {
+		// Without a rate on both sides there is no ratio: a MISS with no value, and why.
+		return append(out, bh.NewMinimumTarget("ipam", fmt.Sprintf("%d Nodes: allocations/s vs Whereabouts", nodes), 0,
+			targetRateRatio, "x Whereabouts", fmt.Sprintf("Whereabouts: %d allocations, %d failed (%s)", wb.Allocations,
+				wb.Failures, wb.FirstFailure)))
+	}
 	ref := wb.Bands[0]
-	var out []bh.Target
-	out = append(out, bh.NewTarget("ipam", fmt.Sprintf("%d Nodes: failed allocations", nodes), float64(ours.Failures), 0,
-		"failures", ours.FirstFailure))
 	for _, band := range ours.Bands {
 		name := fmt.Sprintf("%d Nodes, fill %s", nodes, bandName(band))
 		out = append(out,

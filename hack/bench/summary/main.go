@@ -211,6 +211,9 @@ func ipamCharts(r bh.IPAMReport) []bh.Chart {
 		if run.Allocator == "whereabouts" {
 			role, name = bh.RoleWhereabouts, "Whereabouts"
 		}
+		if run.Allocations == 0 {
+			continue // every request failed: no rate to draw (the table says why)
+		}
 		var rp, pp []bh.Point
 		for _, b := range run.Bands {
 			rp = append(rp, bh.Point{X: float64(b.To), Y: b.AllocsPerSec})
