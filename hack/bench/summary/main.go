@@ -222,7 +222,11 @@ func ipamCharts(r bh.IPAMReport) []bh.Chart {
 		if len(rp) == 0 {
 			continue
 		}
-		label := fmt.Sprintf("%s, %d Nodes x %d in flight", name, run.Nodes, run.InFlight)
+		nodes := "Nodes"
+		if run.Nodes == 1 {
+			nodes = "Node"
+		}
+		label := fmt.Sprintf("%s, %d %s x %d in flight", name, run.Nodes, nodes, run.InFlight)
 		dashed := run.Nodes != 8
 		rate.Lines = append(rate.Lines, bh.Line{Name: label, Role: role, Points: rp, Dashed: dashed})
 		p99.Lines = append(p99.Lines, bh.Line{Name: label, Role: role, Points: pp, Dashed: dashed})
