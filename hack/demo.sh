@@ -30,6 +30,8 @@ say() { printf '\n== %s\n' "$*"; }
 
 say "Images and manifests"
 "$here/images.sh" >/dev/null
+k apply -f build/yamls/crds.yml >/dev/null
+k wait --for=condition=established --timeout=60s -f build/yamls/crds.yml >/dev/null
 k apply -f build/yamls/antrea.yml >/dev/null
 k -n kube-system rollout status daemonset/antrea-agent --timeout=180s
 
@@ -62,7 +64,7 @@ done
 say "Pods on node-1 (kubelet + containerd call the antrea plugin chained after the primary network)"
 k apply -f docs/examples/pod-networks-json.yaml
 k apply -f docs/examples/pod-networks-shorthand.yaml
-for i in $(seq 120); do
+for _ in $(seq 120); do
 	[ -S _output/demo/node-2.sock ] && break
 	sleep 0.5
 done

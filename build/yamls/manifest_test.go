@@ -1,6 +1,7 @@
-// Package yamls holds the install manifests; this test reads the assembled antrea.yml the way the
-// API server would (strictly: a misspelled field is an error) and checks what it promises: both
-// gates off, least-privilege RBAC, an agent that can reach what it needs on the Node.
+// Package yamls holds the install manifests; this test reads the assembled antrea.yml and crds.yml
+// the way the API server would (strictly: a misspelled field is an error) and checks what they
+// promise: both gates off, least-privilege RBAC, an agent that can reach what it needs on the Node
+// and whose rollouts wait for it to be ready, and an uninstall that never deletes a CRD.
 package yamls
 
 import (
@@ -23,14 +24,16 @@ import (
 	"github.com/podvlan/podvlan/pkg/config"
 )
 
-// manifest is antrea.yml split into documents, by "Kind/namespace/name".
+// manifest is antrea.yml (or another manifest file) split into documents, by "Kind/namespace/name".
 type manifest map[string][]byte
 
-func loadManifest(t *testing.T) manifest {
+func loadManifest(t *testing.T) manifest { return loadManifestFile(t, "antrea.yml") }
+
+func loadManifestFile(t *testing.T, file string) manifest {
 	t.Helper()
-	data, err := os.ReadFile("antrea.yml")
+	data, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatalf("read antrea.yml (hack/manifests.sh writes it): %v", err)
+		t.Fatalf("read %s (hack/manifests.sh writes it): %v", file, err)
 	}
 	m := manifest{}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
@@ -40,7 +43,7 @@ func loadManifest(t *testing.T) manifest {
 			break
 		}
 		if err != nil {
-			t.Fatalf("split antrea.yml: %v", err)
+			t.Fatalf("split %s: %v", file, err)
 		}
 		var head struct {
 			Kind     string `json:"kind"`
@@ -50,7 +53,7 @@ func loadManifest(t *testing.T) manifest {
 			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &head); err != nil {
-			t.Fatalf("document of antrea.yml: %v\n%s", err, doc)
+			t.Fatalf("document of %s: %v\n%s", file, err, doc)
 		}
 		if head.Kind == "" {
 			continue // comments only
@@ -79,8 +82,6 @@ func (m manifest) decode(t *testing.T, key string, out any) {
 func TestManifestHasEveryPiece(t *testing.T) {
 	m := loadManifest(t)
 	want := []string{
-		"CustomResourceDefinition//network-attachment-definitions.k8s.cni.cncf.io",
-		"CustomResourceDefinition//ippools.crd.antrea.io",
 		"ConfigMap/kube-system/antrea-config",
 		"ServiceAccount/kube-system/antrea-agent",
 		"ClusterRole//antrea-agent",
@@ -186,7 +187,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			},
 		},
 		{
-			name: "agent in kube-system: its own DaemonSet, for the preStop hook",
+			name: "agent in kube-system: its own DaemonSet, to tell an uninstall from a restart when it stops",
 			key:  "Role/kube-system/antrea-agent",
 			role: &rbacv1.Role{},
 			want: []string{"get apps/daemonsets/antrea-agent"},
@@ -242,6 +243,9 @@ func TestAgentDaemonSet(t *testing.T) {
 	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Command[0] != "/usr/local/bin/antrea-install-cni" {
 		t.Fatalf("init containers = %+v, want the install step", spec.InitContainers)
 	}
+	if !slices.Contains(spec.InitContainers[0].Args, "--binary-only") {
+		t.Errorf("the install step %v chains antrea itself: the agent keeps the chain, by its SecondaryNetwork gate", spec.InitContainers[0].Args)
+	}
 	if len(spec.Containers) != 1 {
 		t.Fatalf("containers = %d, want 1", len(spec.Containers))
 	}
@@ -258,9 +262,15 @@ func TestAgentDaemonSet(t *testing.T) {
 	if !nodeName {
 		t.Error("NODE_NAME does not come from spec.nodeName")
 	}
-	if pre := agent.Lifecycle; pre == nil || pre.PreStop == nil || pre.PreStop.Exec == nil ||
-		!slices.Contains(pre.PreStop.Exec.Command, "--uninstall") {
-		t.Error("no preStop hook uninstalls the CNI plugin")
+	for _, want := range []string{"--cni-conf-dir=/host/etc/cni/net.d", "--cni-bin-dir=/host/opt/cni/bin",
+		"--daemonset=" + ds.Namespace + "/" + ds.Name} {
+		if !slices.Contains(agent.Args, want) {
+			t.Errorf("agent args %v lack %s: the chain keeper and the uninstall need it", agent.Args, want)
+		}
+	}
+	if pre := agent.Lifecycle; pre != nil && pre.PreStop != nil {
+		// A hook unchaining while the agent's keeper still runs would be chained again at once.
+		t.Errorf("preStop hook %+v: the agent uninstalls itself as it stops", pre.PreStop)
 	}
 	hostPaths := map[string]string{}
 	for _, v := range spec.Volumes {
@@ -306,6 +316,56 @@ func TestAgentDaemonSet(t *testing.T) {
 				t.Errorf("mounted at %s (propagation %q), want %s (%q)", vm.MountPath, prop, tc.mountPath, tc.propagation)
 			}
 		})
+	}
+}
+
+// The probes reach the agent's own endpoint, and a rollout waits for each Node's agent to be ready.
+func TestAgentProbesAndRollout(t *testing.T) {
+	m := loadManifest(t)
+	var ds appsv1.DaemonSet
+	m.decode(t, "DaemonSet/kube-system/antrea-agent", &ds)
+	agent := ds.Spec.Template.Spec.Containers[0]
+	// The agent's --metrics-bind-address, by default or as given; it listens on the loopback
+	// address at least, which the kubelet reaches on the host network.
+	host, port := "127.0.0.1", "10351"
+	for _, a := range agent.Args {
+		if v, ok := strings.CutPrefix(a, "--metrics-bind-address="); ok {
+			if h, p, ok := strings.Cut(v, ":"); ok {
+				port = p
+				if h != "" {
+					host = h
+				}
+			}
+		}
+	}
+	cases := []struct {
+		name  string
+		probe *corev1.Probe
+		path  string
+	}{
+		{"liveness", agent.LivenessProbe, "/livez"},
+		{"readiness", agent.ReadinessProbe, "/readyz"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.probe == nil || tc.probe.HTTPGet == nil {
+				t.Fatalf("no HTTP %s probe", tc.name)
+			}
+			g := tc.probe.HTTPGet
+			if g.Path != tc.path || g.Host != host || g.Port.String() != port {
+				t.Errorf("%s probe gets %s:%s%s, want %s:%s%s (the agent's metrics endpoint)", tc.name, g.Host, g.Port.String(), g.Path, host, port, tc.path)
+			}
+		})
+	}
+	if lp := agent.LivenessProbe; lp != nil && int(lp.PeriodSeconds)*int(lp.FailureThreshold) < 30 {
+		t.Errorf("liveness gives up after %ds: a busy agent must not be restarted that fast", lp.PeriodSeconds*lp.FailureThreshold)
+	}
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != "1" {
+		t.Errorf("update strategy %+v: want a rolling update of one Node at a time", ds.Spec.UpdateStrategy)
+	}
+	if ds.Spec.MinReadySeconds <= 0 {
+		t.Error("minReadySeconds is 0: a rollout goes on as soon as an agent is ready once")
 	}
 }
 
@@ -356,22 +416,26 @@ func TestImagesAreTheLocalDefaults(t *testing.T) {
 	}
 }
 
-// The documented uninstall that keeps IPPools and NADs, kubectl delete -f antrea.yml -l app=antrea,
-// must catch every object but the CRDs.
-func TestUninstallByLabelKeepsOnlyTheCRDs(t *testing.T) {
-	m := loadManifest(t)
-	for key, doc := range m {
-		var obj struct {
-			Metadata struct {
-				Labels map[string]string `json:"labels"`
-			} `json:"metadata"`
+// The documented uninstall, kubectl delete -f antrea.yml, must never delete a CRD (deleting the
+// NetworkAttachmentDefinition CRD deletes every NAD of the cluster, Multus's too): the CRDs are in
+// crds.yml, and only there.
+func TestCRDsAreInTheirOwnFile(t *testing.T) {
+	for key := range loadManifest(t) {
+		if strings.HasPrefix(key, "CustomResourceDefinition/") {
+			t.Errorf("antrea.yml holds %s: kubectl delete -f antrea.yml would delete it", key)
 		}
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			t.Fatal(err)
-		}
-		isCRD := strings.HasPrefix(key, "CustomResourceDefinition/")
-		if labelled := obj.Metadata.Labels["app"] == "antrea"; labelled == isCRD {
-			t.Errorf("%s: labelled app=antrea is %v, want %v", key, labelled, !isCRD)
-		}
+	}
+	crds := loadManifestFile(t, "crds.yml")
+	var got []string
+	for key := range crds {
+		got = append(got, key)
+	}
+	slices.Sort(got)
+	want := []string{
+		"CustomResourceDefinition//ippools.crd.antrea.io",
+		"CustomResourceDefinition//network-attachment-definitions.k8s.cni.cncf.io",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("crds.yml holds %v, want exactly %v", got, want)
 	}
 }

@@ -28,12 +28,13 @@ func main() {
 }
 
 func run(o *options) error {
-	cfg, rc, err := o.load()
+	cfg, configErr, rc, err := o.load()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, agent.Options{Config: cfg, NodeName: o.nodeName, RestConfig: rc,
-		OVSDBEndpoint: o.ovsdbEndpoint, ReconcileInterval: o.reconcileInterval, MetricsAddress: o.metricsAddress})
+		OVSDBEndpoint: o.ovsdbEndpoint, ReconcileInterval: o.reconcileInterval, MetricsAddress: o.metricsAddress,
+		ConfigError: configErr, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, DaemonSet: o.daemonSet})
 }

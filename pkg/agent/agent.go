@@ -1,6 +1,7 @@
 // Package agent wires the antrea-agent together: the OVSDB client and secondary bridge, informers
 // on this Node's Pods and on the NetworkAttachmentDefinitions and IPPools, the IPPool allocator,
-// the attach engine, the CNI server for the shim, reconciliation, and the metrics endpoint.
+// the attach engine, the CNI server for the shim, reconciliation, the controller of running Pods'
+// networks, and the metrics endpoint.
 package agent
 
 import (
@@ -25,13 +26,17 @@ import (
 
 	"github.com/podvlan/podvlan/pkg/agent/bridge"
 	"github.com/podvlan/podvlan/pkg/agent/cnihandler"
+	"github.com/podvlan/podvlan/pkg/agent/delspool"
 	"github.com/podvlan/podvlan/pkg/agent/engine"
 	"github.com/podvlan/podvlan/pkg/agent/metrics"
 	"github.com/podvlan/podvlan/pkg/agent/objects"
+	"github.com/podvlan/podvlan/pkg/agent/podnetworks"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/agent/reconcile"
+	"github.com/podvlan/podvlan/pkg/agent/sandboxes"
 	"github.com/podvlan/podvlan/pkg/client/clientset/versioned"
 	crdinformers "github.com/podvlan/podvlan/pkg/client/informers/externalversions"
+	"github.com/podvlan/podvlan/pkg/cni/nodestate"
 	"github.com/podvlan/podvlan/pkg/cni/server"
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
@@ -48,8 +53,21 @@ type Options struct {
 	OVSDBEndpoint string
 	// ReconcileInterval is the period of the leak sweep; default 1 minute.
 	ReconcileInterval time.Duration
-	// MetricsAddress is where /metrics and /healthz are served over plain HTTP; empty disables.
+	// MetricsAddress is where /metrics, /healthz and the probes' /livez and /readyz are served
+	// over plain HTTP; empty disables.
 	MetricsAddress string
+	// ConfigError, when set, is why antrea-agent.conf did not load; Config is then
+	// config.DegradedAgent's. The agent runs degraded: it serves CNI, passes Pods without
+	// secondary networks, refuses the others with this error, and says so on the Node.
+	ConfigError error
+	// CNIConfDir is the Node's CNI configuration directory, where the chain keeper keeps antrea
+	// chained (SecondaryNetwork on, or ConfigError) or unchained; empty leaves it alone.
+	CNIConfDir string
+	// CNIBinDir is the Node's CNI plugin directory, whose antrea binary an uninstall removes.
+	CNIBinDir string
+	// DaemonSet is the agent's own DaemonSet, namespace/name: when it is gone or being deleted
+	// as the agent stops, the agent takes antrea off the Node (uninstall). Empty never does.
+	DaemonSet string
 }
 
 // agent holds what the goroutines of a running agent share.
@@ -61,6 +79,12 @@ type agent struct {
 	allocator *ipam.Allocator
 	handler   *cnihandler.Handler
 	metrics   *metrics.Metrics
+	// sandboxes are the Pod sandboxes the CNI shim recorded on this Node.
+	sandboxes *sandboxes.Store
+	// adds are the CNI ADDs being served, and podNetworks what the running-Pods controller
+	// needs once the engine exists.
+	adds        *podnetworks.ADDs
+	podNetworks podNetworksInputs
 
 	synced atomic.Bool
 	// secondary is set once OVSDB is connected (nil while it is not, or with the gate off).
@@ -81,11 +105,14 @@ func Run(ctx context.Context, o Options) error {
 	if o.ReconcileInterval <= 0 {
 		o.ReconcileInterval = time.Minute
 	}
-	secondaryOn := cfg.Gates.Enabled(config.SecondaryNetwork)
-	ipamOn := cfg.Gates.Enabled(config.AntreaIPAM)
-	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn)
+	secondaryOn := o.ConfigError == nil && cfg.Gates.Enabled(config.SecondaryNetwork)
+	ipamOn := o.ConfigError == nil && cfg.Gates.Enabled(config.AntreaIPAM)
+	klog.InfoS("Starting antrea-agent", "node", o.NodeName, "SecondaryNetwork", secondaryOn, "AntreaIPAM", ipamOn,
+		"degraded", o.ConfigError != nil)
 
 	a := &agent{o: o, metrics: metrics.New()}
+	a.metrics.SetReadiness(a.readyz)
+	a.metrics.ConfigInvalid(o.ConfigError != nil)
 	if o.MetricsAddress != "" {
 		// The endpoint ends with Run, also when Run fails.
 		metricsCtx, stopMetrics := context.WithCancel(ctx)
@@ -114,6 +141,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	a.reporter = podstatus.NewReporter(reportClient, o.NodeName)
 	defer a.reporter.Shutdown()
+	nodeRef := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: o.NodeName}
+	if o.ConfigError != nil {
+		klog.ErrorS(o.ConfigError, "Running degraded: Pods without secondary networks are served, Pods with them get this error")
+		a.reporter.Recorder().Event(nodeRef, corev1.EventTypeWarning, "InvalidConfiguration",
+			"antrea-agent runs degraded, secondary networks are refused until the configuration is fixed and the agent restarted: "+
+				o.ConfigError.Error())
+	}
 
 	// Only this Node's Pods: an agent must not hold every Pod of the cluster in memory.
 	podFactory := informers.NewSharedInformerFactoryWithOptions(a.kube, 0,
@@ -149,7 +183,8 @@ func Run(ctx context.Context, o Options) error {
 		handlerAddrs = a.allocator
 	}
 	a.handler = cnihandler.New(cnihandler.Options{Gates: cfg.Gates, NoEngine: noEngine, Addrs: handlerAddrs,
-		Pods: a.pods, Lookup: lookup, Reporter: a.reporter, Ready: a.ready, PoolsSynced: poolInformer.Informer().HasSynced})
+		Pods: a.pods, Lookup: lookup, Reporter: a.reporter, Ready: a.ready, PoolsSynced: poolInformer.Informer().HasSynced,
+		ConfigError: o.ConfigError})
 
 	reconcileNow := make(chan struct{}, 1)
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -165,7 +200,15 @@ func Run(ctx context.Context, o Options) error {
 	defer podFactory.Shutdown()
 	defer crdFactory.Shutdown()
 
-	srv := server.New(cfg.CNISocket, a.handler)
+	// What the shim recorded while the agent was away: sandboxes, and DELs to run.
+	stateDirs := nodestate.ForSocket(cfg.CNISocket)
+	a.sandboxes = sandboxes.New(stateDirs.Sandboxes)
+	go delspool.New(stateDirs.Spool, a.handler, a.canRunDel).Run(ctx)
+
+	a.adds = podnetworks.NewADDs()
+	a.podNetworks = podNetworksInputs{lookup: lookup, client: reportClient, pods: podInformer.Informer(),
+		networks: []cache.SharedIndexInformer{nadInformer.Informer(), poolInformer.Informer()}}
+	srv := server.New(cfg.CNISocket, a.adds.Wrap(a.handler))
 	srv.OnOutcome(a.metrics.CNIRequest)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("serve CNI on %s: %w", cfg.CNISocket, err)
@@ -176,6 +219,11 @@ func Run(ctx context.Context, o Options) error {
 		srv.Stop(stopCtx)
 	}()
 	klog.InfoS("Serving CNI", "socket", cfg.CNISocket)
+	if o.CNIConfDir != "" {
+		// Chained once the agent serves; deferred after the server's Stop, so it runs before it:
+		// an uninstall unchains while the agent still answers.
+		defer a.keepChain(ctx, nodeRef)()
+	}
 
 	for _, f := range []struct {
 		name string
@@ -243,6 +291,9 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	})
 	a.secondary.Store(sn)
 	a.handler.SetEngine(eng)
+	if err := a.startPodNetworks(ctx, eng, ovsClient, br.BridgeName); err != nil {
+		return err
+	}
 
 	go sn.bridge.Run(ctx)
 	first := make(chan struct{})
@@ -256,6 +307,16 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 		}
 	}()
 	return nil
+}
+
+// readyz is the readiness probe: ready, and a configuration that loaded. A degraded agent serves
+// the Node's Pods (its CNI STATUS succeeds: the Node's network is available) but is not ready, so
+// that a rollout of a bad configuration stops at the first Node.
+func (a *agent) readyz() error {
+	if a.o.ConfigError != nil {
+		return fmt.Errorf("antrea-agent runs degraded: %w", a.o.ConfigError)
+	}
+	return a.ready()
 }
 
 // ready is CNI STATUS: nil once ADD can be served in full.
@@ -276,6 +337,22 @@ func (a *agent) ready() error {
 	}
 	if !sn.reconciled.Load() {
 		return errors.New("antrea-agent is starting: reconciliation not done yet")
+	}
+	return nil
+}
+
+// canRunDel is nil once a DEL run now really releases what it names: caches synced and, with
+// secondary networks on, OVSDB connected. The spooled DELs wait for it.
+func (a *agent) canRunDel() error {
+	if !a.synced.Load() {
+		return errors.New("antrea-agent is starting: caches not synced yet")
+	}
+	cfg := a.o.Config
+	if _, ok := cfg.Bridge(); !cfg.Gates.Enabled(config.SecondaryNetwork) || !ok {
+		return nil
+	}
+	if sn := a.secondary.Load(); sn == nil || !sn.ovs.Connected() {
+		return errors.New("antrea-agent is not connected to OVSDB")
 	}
 	return nil
 }

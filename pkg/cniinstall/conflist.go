@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -15,13 +16,16 @@ import (
 // PluginType is the CNI type of the chained entry this package adds.
 const PluginType = "antrea"
 
-// Entry returns the chained entry for the primary list: {"type":"antrea"}, plus "cniSocket" when
-// the agent serves CNI somewhere else than where the shim looks by default (empty means default).
+// Entry returns the chained entry for the primary list: {"type":"antrea"} declaring the runtime
+// capability io.kubernetes.cri.pod-annotations (so the shim answers Pods without networks without
+// the agent), plus "cniSocket" when the agent serves CNI somewhere else than where the shim looks
+// by default (empty means default).
 func Entry(cniSocket string) []byte {
 	data, err := json.Marshal(struct {
-		Type      string `json:"type"`
-		CNISocket string `json:"cniSocket,omitempty"`
-	}{PluginType, cniSocket})
+		Type         string          `json:"type"`
+		Capabilities map[string]bool `json:"capabilities"`
+		CNISocket    string          `json:"cniSocket,omitempty"`
+	}{PluginType, map[string]bool{"io.kubernetes.cri.pod-annotations": true}, cniSocket})
 	if err != nil {
 		panic(fmt.Sprintf("marshal chained entry: %v", err)) // two strings always marshal
 	}
@@ -160,7 +164,8 @@ func (l *list) newSeparator() string {
 
 // Chain returns the configuration list data with entry appended as its last plugin. When an entry
 // of PluginType is already there it is not added again: it is left alone when equal to entry
-// (changed is false) and replaced in place otherwise (a changed socket). Everything else stays
+// (changed is false) and replaced in place otherwise (a changed socket). Further entries of
+// PluginType are removed: antrea runs once per Pod, whoever copied the entry. Everything else stays
 // byte for byte. data must be a configuration list libcni loads.
 func Chain(data, entry []byte) (out []byte, changed bool, err error) {
 	l, err := parseList(data)
@@ -168,6 +173,29 @@ func Chain(data, entry []byte) (out []byte, changed bool, err error) {
 		return nil, false, err
 	}
 	idx := l.ours()
+	if len(idx) > 0 {
+		if len(idx) == 1 && sameJSON(l.element(idx[0]), entry) {
+			return data, false, nil
+		}
+		var elements [][]byte
+		var separators []string
+		for i := range l.plugins {
+			if slices.Contains(idx[1:], i) {
+				continue
+			}
+			e := l.element(i)
+			if i == idx[0] {
+				e = entry
+			}
+			sep := l.leading()
+			if len(elements) > 0 {
+				sep = l.sepBefore(i)
+			}
+			elements = append(elements, e)
+			separators = append(separators, sep)
+		}
+		return l.rebuild(elements, separators), true, nil
+	}
 	elements := make([][]byte, len(l.plugins))
 	separators := make([]string, len(l.plugins))
 	for i := range l.plugins {
@@ -177,13 +205,6 @@ func Chain(data, entry []byte) (out []byte, changed bool, err error) {
 		} else {
 			separators[i] = l.sepBefore(i)
 		}
-	}
-	if len(idx) > 0 {
-		if sameJSON(l.element(idx[0]), entry) {
-			return data, false, nil
-		}
-		elements[idx[0]] = entry
-		return l.rebuild(elements, separators), true, nil
 	}
 	elements = append(elements, entry)
 	separators = append(separators, l.newSeparator())

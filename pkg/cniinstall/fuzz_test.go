@@ -12,7 +12,8 @@ import (
 // of a list that had no antrea entry.
 func FuzzChainUnchain(f *testing.F) {
 	for _, seed := range []string{primaryList, twoPluginList, `{"name":"n","plugins":[{"type":"antrea"}]}`,
-		`{"name":"n","plugins":[ {"type":"a"} ,{"type":"antrea","cniSocket":"/x"}, {"type":"b"}]}`} {
+		`{"name":"n","plugins":[ {"type":"a"} ,{"type":"antrea","cniSocket":"/x"}, {"type":"b"}]}`,
+		`{"name":"n","plugins":[{"type":"antrea"},{"type":"a"},{"type":"antrea","cniSocket":"/x"}]}`} {
 		f.Add([]byte(seed))
 	}
 	entry := Entry("")
@@ -29,8 +30,8 @@ func FuzzChainUnchain(f *testing.F) {
 		if err != nil {
 			t.Fatalf("chained list does not load: %v\n%s", err, out)
 		}
-		if n := countType(list, PluginType); n < 1 {
-			t.Fatalf("chained list has no antrea entry:\n%s", out)
+		if n := countType(list, PluginType); n != 1 {
+			t.Fatalf("chained list has %d antrea entries, want exactly one:\n%s", n, out)
 		}
 		if !had && list.Plugins[len(list.Plugins)-1].Network.Type != PluginType {
 			t.Fatalf("antrea is not last:\n%s", out)

@@ -120,6 +120,22 @@ func Install(o Options) (Result, error) {
 	return res, nil
 }
 
+// InstallBinary copies the plugin binary (o.PluginBinary into o.BinDir) and leaves the
+// configuration alone: the agent's chain keeper edits it.
+func InstallBinary(o Options) (Result, error) {
+	var res Result
+	if o.PluginBinary == "" || o.BinDir == "" {
+		return res, errors.New("installing the binary needs the plugin binary and the CNI bin directory")
+	}
+	changed, err := copyBinary(o.PluginBinary, filepath.Join(o.BinDir, PluginType))
+	if err != nil {
+		return res, err
+	}
+	res.BinaryChanged = changed
+	klog.InfoS("Installed the antrea CNI plugin binary", "dir", o.BinDir, "binaryChanged", changed)
+	return res, nil
+}
+
 // installPlan is what Install will write: out (nil: nothing) as target, which is the primary file
 // itself or, for a single-plugin primary, the list it is converted into.
 type installPlan struct {

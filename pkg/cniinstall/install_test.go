@@ -201,7 +201,7 @@ func TestUninstallKeepsAConvertedListThatChangedSince(t *testing.T) {
 	// Someone (the primary network's installer) adds portmap to the converted list.
 	path := filepath.Join(n.confDir, "10-bridge.conflist")
 	data, _ := os.ReadFile(path)
-	edited := strings.Replace(string(data), `{"type":"antrea"}`, `{"type":"portmap"},{"type":"antrea"}`, 1)
+	edited := strings.Replace(string(data), string(Entry("")), `{"type":"portmap"},`+string(Entry("")), 1)
 	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -375,5 +375,30 @@ func TestInstallDoesNotChainAfterMultus(t *testing.T) {
 				t.Errorf("the binary was not installed (Multus still needs it for delegate calls): %v", err)
 			}
 		})
+	}
+}
+
+func TestInstallBinaryLeavesTheConfigurationAlone(t *testing.T) {
+	confDir, binDir := t.TempDir(), t.TempDir()
+	conf := filepath.Join(confDir, "10-x.conflist")
+	if err := os.WriteFile(conf, []byte(primaryList), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "antrea")
+	if err := os.WriteFile(src, []byte("binary"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := InstallBinary(Options{ConfDir: confDir, BinDir: binDir, PluginBinary: src})
+	if err != nil || !res.BinaryChanged || res.ConfigChanged {
+		t.Fatalf("InstallBinary = %+v, %v", res, err)
+	}
+	if st, err := os.Stat(filepath.Join(binDir, PluginType)); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("binary: %v %v", st, err)
+	}
+	if data, _ := os.ReadFile(conf); string(data) != primaryList {
+		t.Errorf("the configuration changed:\n%s", data)
+	}
+	if res, err := InstallBinary(Options{BinDir: binDir, PluginBinary: src}); err != nil || res.BinaryChanged {
+		t.Errorf("second InstallBinary = %+v, %v; want no change", res, err)
 	}
 }

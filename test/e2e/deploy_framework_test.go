@@ -1,7 +1,7 @@
 package e2e
 
-// Helpers for the tests that install the project the way a user does: build/yamls/antrea.yml
-// applied with kubectl, the agent as a DaemonSet Pod on the real node, the examples of
+// Helpers for the tests that install the project the way a user does: build/yamls/crds.yml and
+// antrea.yml applied with kubectl, the agent as a DaemonSet Pod on the real node, the examples of
 // docs/examples applied verbatim, Pods started by the kubelet and containerd.
 
 import (
@@ -42,6 +42,7 @@ type deployment struct {
 	c        *testCluster
 	node     clusterNode // the real node, where the DaemonSet Pod runs
 	manifest string      // build/yamls/antrea.yml
+	crds     string      // build/yamls/crds.yml
 	examples string      // docs/examples
 	// The real node's primary CNI configuration before the install, restored by the uninstall.
 	conflistPath  string
@@ -58,6 +59,7 @@ func newDeployment(t *testing.T, c *testCluster) *deployment {
 		c:            c,
 		node:         c.node(t, 1),
 		manifest:     filepath.Join(root, "build", "yamls", "antrea.yml"),
+		crds:         filepath.Join(root, "build", "yamls", "crds.yml"),
 		examples:     filepath.Join(root, "docs", "examples"),
 		conflistPath: c.Get(t, "CNI_CONFLIST"),
 	}
@@ -135,9 +137,12 @@ func (c *testCluster) kubectlLong(t *testing.T, timeout time.Duration, args ...s
 // example returns the path of a file of docs/examples.
 func (d *deployment) example(name string) string { return filepath.Join(d.examples, name) }
 
-// install applies the manifests and waits for the agent on the real node and for the controller.
+// install applies the manifests, the CRDs first as the docs say, and waits for the agent on the
+// real node and for the controller.
 func (d *deployment) install(t *testing.T) {
 	t.Helper()
+	d.c.kubectl(t, "apply", "-f", d.crds)
+	d.c.kubectl(t, "wait", "--for=condition=established", "--timeout=60s", "-f", d.crds)
 	d.c.kubectl(t, "apply", "-f", d.manifest)
 	d.waitRollouts(t)
 }

@@ -11,17 +11,16 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	"github.com/podvlan/podvlan/pkg/cniinstall"
 )
 
-// TestDeployManifests installs build/yamls/antrea.yml on the local cluster as a user does, turns
-// the gates on by editing the ConfigMap, and runs the examples of docs/examples, verbatim, as real
-// Pods on node-1: the kubelet and containerd call the antrea plugin that the DaemonSet's install
-// step chained into node-1's primary CNI configuration. At the end the manifests are deleted and
+// TestDeployManifests installs build/yamls/crds.yml and antrea.yml on the local cluster as a user
+// does, turns the gates on by editing the ConfigMap, and runs the examples of docs/examples,
+// verbatim, as real Pods on node-1: the kubelet and containerd call the antrea plugin that the
+// agent chained into node-1's primary CNI configuration. At the end antrea.yml is deleted and
 // node-1's CNI configuration must be as it was.
 func TestDeployManifests(t *testing.T) {
 	c := newTestCluster(t)
@@ -32,20 +31,12 @@ func TestDeployManifests(t *testing.T) {
 	t.Cleanup(func() { d.uninstall(t) })
 	d.install(t)
 
-	t.Run("the install step chains antrea last into node-1's primary CNI configuration", func(t *testing.T) {
-		data, err := os.ReadFile(d.conflistPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _, err := cniinstall.Chain(d.conflistBytes, cniinstall.Entry(""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(data) != string(want) {
-			t.Errorf("%s is\n%s\nwant the original with {\"type\":\"antrea\"} appended:\n%s", d.conflistPath, data, want)
-		}
+	t.Run("the install step copies the plugin; with SecondaryNetwork off antrea is not chained", func(t *testing.T) {
 		if st, err := os.Stat(cniPluginBinary); err != nil || st.Mode().Perm()&0o111 == 0 {
 			t.Errorf("%s is not an executable: %v", cniPluginBinary, err)
+		}
+		if data, err := os.ReadFile(d.conflistPath); err != nil || string(data) != string(d.conflistBytes) {
+			t.Errorf("%s is\n%s\nwant it untouched (%v):\n%s", d.conflistPath, data, err, d.conflistBytes)
 		}
 	})
 
@@ -68,28 +59,11 @@ func TestDeployManifests(t *testing.T) {
 	}
 	c.kubectl(t, "apply", "-f", d.example("networks.yaml"))
 
-	t.Run("gates off: no bridge and an annotated Pod stays ContainerCreating with an Event naming the gate", func(t *testing.T) {
+	t.Run("gates off: no bridge, and an annotated Pod starts without secondary interfaces (antrea is not chained)", func(t *testing.T) {
 		c.kubectl(t, "apply", "-f", d.example("pod-without-ipam.yaml"))
-		const want = "feature gate SecondaryNetwork is disabled"
-		var events []string
-		err := eventually(podStartTimeout, func() error {
-			events = c.podEvents(t, "demo", "l2-only")
-			for _, e := range events {
-				if strings.Contains(e, want) {
-					return nil
-				}
-			}
-			return fmt.Errorf("no Event says %q", want)
-		})
-		if err != nil {
-			t.Errorf("%v; events: %v", err, events)
-		}
-		pod, err := c.client.CoreV1().Pods("demo").Get(context.Background(), "l2-only", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pod.Status.Phase != corev1.PodPending || podReady(pod) {
-			t.Errorf("Pod demo/l2-only is %s, want Pending (ContainerCreating): %s", pod.Status.Phase, describePodStatus(pod))
+		c.waitRunning(t, "demo", "l2-only")
+		if _, err := c.ipv4Addrs("demo", "l2-only", "eth1"); err == nil {
+			t.Error("demo/l2-only has an eth1 with SecondaryNetwork off")
 		}
 		if bridgeExists(t, node, secondaryBridge) {
 			t.Errorf("bridge %s exists on %s with SecondaryNetwork off", secondaryBridge, node.Name)
@@ -110,6 +84,22 @@ func TestDeployManifests(t *testing.T) {
 	})
 	d.editConfig(t, "antrea-controller.conf", []lineEdit{{"AntreaIPAM: false", "AntreaIPAM: true"}})
 	d.restart(t, "daemonset/"+agentDaemonSet, "deployment/"+controllerName)
+
+	t.Run("gates on: the agent chains antrea last into node-1's primary CNI configuration", func(t *testing.T) {
+		want, _, err := cniinstall.Chain(d.conflistBytes, cniinstall.Entry(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []byte
+		if err := eventually(agentStartup, func() error {
+			if data, err = os.ReadFile(d.conflistPath); err != nil || string(data) != string(want) {
+				return fmt.Errorf("not chained (%v)", err)
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("%s is\n%s\nwant the original with {\"type\":\"antrea\"} appended:\n%s", d.conflistPath, data, want)
+		}
+	})
 
 	t.Run("gates on: the agent creates the bridge with its uplink", func(t *testing.T) {
 		err := eventually(agentStartup, func() error {
@@ -237,7 +227,7 @@ func TestDeployManifests(t *testing.T) {
 		// l2-only is started again once the new agent runs: its ADD is served only after the
 		// agent's start-up reconciliation, the moment a wrong sweep would have struck.
 		c.deleteAndWait(t, "demo", "l2-only")
-		// The old agent's preStop hook must see the DaemonSet and keep antrea chained: Pods created
+		// The old agent must see its DaemonSet as it stops and keep antrea chained: Pods created
 		// while the agent restarts would otherwise start without their secondary networks.
 		stopWatch := d.watchChain(t)
 		d.restart(t, "daemonset/"+agentDaemonSet)
@@ -361,9 +351,9 @@ func (d *deployment) uninstall(t *testing.T) {
 	if _, err := c.tryKubectl("delete", "--ignore-not-found", "-f", d.example("networks.yaml")); err != nil {
 		t.Errorf("delete the networks: %v", err)
 	}
-	// Everything but the CRDs, which other tests share (the manifest documents this form).
+	// The documented uninstall: antrea.yml, which holds everything but the CRDs.
 	c.kubectlLong(t, rolloutTimeout, "delete", "--ignore-not-found", "--wait=true", "--timeout="+rolloutTimeout.String(),
-		"-l", "app=antrea", "-f", manifest)
+		"-f", manifest)
 	// The pools after the webhook: a pool that still had an allocation would be kept by it, and
 	// stay to overlap the pools of later tests.
 	for _, f := range []string{"ippools.yaml", "namespaces.yaml"} {

@@ -76,6 +76,8 @@ type Handler struct {
 	reporter Reporter
 	ready    func() error
 	synced   func() bool
+	// configErr, when set, is why the agent runs degraded: every secondary network is refused with it.
+	configErr error
 }
 
 // Options are the Handler's collaborators.
@@ -93,12 +95,15 @@ type Options struct {
 	// PoolsSynced reports whether the IPPool cache has synced; until then the IPAM-only way in
 	// answers "try again" rather than from an incomplete cache. Nil means synced.
 	PoolsSynced func() bool
+	// ConfigError, when set, is why antrea-agent.conf could not be loaded: the agent runs degraded,
+	// serves Pods without secondary networks and refuses every network with this error.
+	ConfigError error
 }
 
 // New returns a Handler.
 func New(o Options) *Handler {
 	return &Handler{gates: o.Gates, noEngine: o.NoEngine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
-		reporter: o.Reporter, ready: o.Ready, synced: o.PoolsSynced}
+		reporter: o.Reporter, ready: o.Ready, synced: o.PoolsSynced, configErr: o.ConfigError}
 }
 
 // SetEngine makes secondary networks available; the agent calls it once OVSDB is connected.
@@ -174,6 +179,9 @@ func internal(err error) error {
 }
 
 func (h *Handler) gateError(gate featuregate.Feature) error {
+	if h.configErr != nil {
+		return invalidConfig(h.configErr)
+	}
 	if h.gates != nil && h.gates.Enabled(gate) {
 		return nil
 	}

@@ -15,15 +15,33 @@ import (
 // listenRetry is how often Start tries again to bind an address that is in use.
 const listenRetry = 5 * time.Second
 
-// Mux routes /metrics to the metrics and answers /healthz with "ok" while the process serves HTTP.
+// Mux routes /metrics to the metrics, answers /healthz and /livez (the liveness probe) with "ok"
+// while the process serves HTTP, and /readyz (the readiness probe) with "ok" when the function
+// given to SetReadiness returns nil, else 503 and its error.
 func (m *Metrics) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	alive := func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}
+	mux.HandleFunc("GET /healthz", alive)
+	mux.HandleFunc("GET /livez", alive)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		err := errors.New("antrea-agent is starting")
+		if ready := m.ready.Load(); ready != nil {
+			err = (*ready)()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok"))
 	})
 	return mux
 }
+
+// SetReadiness makes /readyz answer with ready: nil means the agent can serve CNI ADD in full.
+func (m *Metrics) SetReadiness(ready func() error) { m.ready.Store(&ready) }
 
 // Start serves Mux over plain HTTP on address (host:port) in the background until ctx ends. A
 // malformed address is an error. An address that cannot be bound (the port is in use) is logged

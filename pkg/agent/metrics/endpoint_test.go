@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -93,4 +96,33 @@ func TestEndpointServesMetricsAndHealthOnceThePortIsFree(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestProbesAnswerLivenessAlwaysAndReadinessFromTheAgent(t *testing.T) {
+	m := New()
+	srv := httptest.NewServer(m.Mux())
+	defer srv.Close()
+	var readyErr atomic.Pointer[error]
+	check := func(path string, wantCode int, wantBody string) {
+		t.Helper()
+		code, body, err := get(srv.URL + path)
+		if err != nil || code != wantCode || !strings.Contains(body, wantBody) {
+			t.Errorf("%s: %d %q (%v), want %d with %q", path, code, body, err, wantCode, wantBody)
+		}
+	}
+	check("/livez", http.StatusOK, "ok")
+	check("/readyz", http.StatusServiceUnavailable, "starting")
+
+	m.SetReadiness(func() error {
+		if p := readyErr.Load(); p != nil {
+			return *p
+		}
+		return nil
+	})
+	notReady := errors.New("invalid antrea-agent.conf: ovsBridges: Forbidden")
+	readyErr.Store(&notReady)
+	check("/readyz", http.StatusServiceUnavailable, "ovsBridges")
+	check("/livez", http.StatusOK, "ok")
+	readyErr.Store(nil)
+	check("/readyz", http.StatusOK, "ok")
 }

@@ -19,6 +19,18 @@
 //	antrea_agent_cni_request_duration_seconds{command}
 //	                                              histogram time from receiving a CNI command to
 //	                                                         answering it, 1 ms to 10 s buckets
+//	podvlan_agent_config_invalid                  gauge     1 while antrea-agent.conf is invalid and the
+//	                                                         agent runs degraded (no secondary network
+//	                                                         is attached), else 0
+//	podvlan_agent_cni_chain_missing               gauge     1 while the antrea plugin should be chained in
+//	                                                         the Node's primary CNI configuration and is
+//	                                                         not (Pods get no secondary networks), else 0
+//	podvlan_agent_cni_chain_problem               gauge     1 while the chain keeper cannot keep the chain
+//	                                                         as wanted (no primary configuration, one
+//	                                                         that does not load, a failed write), else 0
+//	podvlan_agent_cni_chain_restored_total        counter   times antrea was chained again into a primary
+//	                                                         configuration that lost it (its plugin
+//	                                                         rewrote the file) or held it twice
 //
 // The uplink gauges exist for every configured uplink from the first time the bridge is ensured,
 // and go back to 0 rather than disappearing, so that alerts on them resolve. While the bridge
@@ -31,6 +43,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +59,13 @@ type Metrics struct {
 	uplinkRefused *prometheus.GaugeVec
 	cniRequests   *prometheus.CounterVec
 	cniDuration   *prometheus.HistogramVec
+	configInvalid prometheus.Gauge
+	chainMissing  prometheus.Gauge
+	chainProblem  prometheus.Gauge
+	chainRestored prometheus.Counter
+
+	// ready answers /readyz; nil until SetReadiness.
+	ready atomic.Pointer[func() error]
 }
 
 // cniDurationBuckets span a STATUS answered from memory (about a millisecond) to an ADD that
@@ -77,7 +97,24 @@ func New() *Metrics {
 			Help:    "Time the agent took to answer a CNI command, by command.",
 			Buckets: cniDurationBuckets,
 		}, []string{"command"}),
+		configInvalid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podvlan_agent_config_invalid",
+			Help: "1 while antrea-agent.conf is invalid and the agent runs degraded (secondary networks are refused), else 0.",
+		}),
+		chainMissing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podvlan_agent_cni_chain_missing",
+			Help: "1 while the antrea CNI plugin should be chained in the Node's primary CNI configuration and is not (Pods get no secondary networks), else 0.",
+		}),
+		chainProblem: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podvlan_agent_cni_chain_problem",
+			Help: "1 while the antrea entry of the Node's CNI configuration cannot be kept as wanted, else 0.",
+		}),
+		chainRestored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podvlan_agent_cni_chain_restored_total",
+			Help: "Times antrea was chained again into a primary CNI configuration that lost it or held it twice.",
+		}),
 	}
+	m.registry.MustRegister(m.configInvalid, m.chainMissing, m.chainProblem, m.chainRestored)
 	m.registry.MustRegister(m.bridgeReady, m.uplinkMissing, m.uplinkRefused, m.cniRequests, m.cniDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -127,3 +164,16 @@ func flag(set bool) float64 {
 	}
 	return 0
 }
+
+// ConfigInvalid records whether antrea-agent.conf is invalid (the agent runs degraded).
+func (m *Metrics) ConfigInvalid(invalid bool) { m.configInvalid.Set(flag(invalid)) }
+
+// CNIChainMissing records whether the antrea plugin should be chained in the Node's primary CNI
+// configuration and is not (the chain keeper checks it).
+func (m *Metrics) CNIChainMissing(missing bool) { m.chainMissing.Set(flag(missing)) }
+
+// CNIChainProblem records whether the chain keeper cannot keep the chain as wanted.
+func (m *Metrics) CNIChainProblem(problem bool) { m.chainProblem.Set(flag(problem)) }
+
+// CNIChainRestored counts one re-chaining.
+func (m *Metrics) CNIChainRestored() { m.chainRestored.Inc() }
