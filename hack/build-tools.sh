@@ -10,6 +10,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 bin=$(tools_bin_dir)
 want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd etcdctl multus)
+# The peers the benchmarks measure beside the agent (hack/bench/).
+want+=(ovs whereabouts)
 all_there() {
 	for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
 }
@@ -50,6 +52,17 @@ if ! there multus; then
 		"the Multus thin plugin $(sed -n 's/^.*multus-cni.v4 \(v[^ ]*\).*$/\1/p' "$here/tools/multus/go.mod")" \
 		go -C "$here/tools/multus" build -trimpath -ldflags "-s -w" -o "$tmp/multus" \
 		gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus >&2
+fi
+# The peers' plugins for the benchmarks: ovs-cni's plugin (CNI type "ovs") and Whereabouts.
+if ! there ovs; then
+	log "building the ovs-cni plugin $(sed -n 's/^require .*ovs-cni \(v[^ ]*\)$/\1/p' "$here/tools/ovs-cni/go.mod")"
+	(cd "$here/tools/ovs-cni" && go build -trimpath -ldflags "-s -w" -o "$tmp/ovs" \
+		github.com/k8snetworkplumbingwg/ovs-cni/cmd/plugin) >&2
+fi
+if ! there whereabouts; then
+	log "building Whereabouts $(sed -n 's/^require .*whereabouts \(v[^ ]*\)$/\1/p' "$here/tools/whereabouts/go.mod")"
+	(cd "$here/tools/whereabouts" && go build -trimpath -ldflags "-s -w" -o "$tmp/whereabouts" \
+		github.com/k8snetworkplumbingwg/whereabouts/cmd) >&2
 fi
 mv "$tmp"/* "$bin/"
 log "tools ready in $(( $(date +%s) - t0 ))s"

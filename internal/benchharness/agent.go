@@ -14,11 +14,21 @@ import (
 	"time"
 )
 
-// Binaries are the project's programs built for a benchmark run.
+// Binaries are the project's programs built for a benchmark run, and the peers' plugins.
 type Binaries struct {
-	// Dir holds antrea-agent and the shim, antrea.
+	// Dir holds antrea-agent, the shim (antrea), the exec floor and links to the peers' plugins
+	// (ovs, whereabouts) that hack/build-tools.sh builds.
 	Dir string
 }
+
+// ExecFloor returns the path of the exec floor (internal/benchharness/execfloor).
+func (b Binaries) ExecFloor() string { return filepath.Join(b.Dir, "execfloor") }
+
+// OVSCNI returns the path of ovs-cni's plugin.
+func (b Binaries) OVSCNI() string { return filepath.Join(b.Dir, "ovs") }
+
+// Whereabouts returns the path of the Whereabouts IPAM plugin.
+func (b Binaries) Whereabouts() string { return filepath.Join(b.Dir, "whereabouts") }
 
 // Agent returns the path of antrea-agent.
 func (b Binaries) Agent() string { return filepath.Join(b.Dir, "antrea-agent") }
@@ -26,13 +36,31 @@ func (b Binaries) Agent() string { return filepath.Join(b.Dir, "antrea-agent") }
 // Shim returns the path of the CNI shim.
 func (b Binaries) Shim() string { return filepath.Join(b.Dir, "antrea") }
 
-// BuildBinaries builds antrea-agent and the shim from the working tree into _output/bench/bin.
+// BuildBinaries builds antrea-agent, the shim and the exec floor from the working tree into
+// _output/bench/bin (the same way, so that the shim and the exec floor compare), and links the
+// peers' plugins there from hack/build-tools.sh's cache (which builds them when missing).
 func (c *Cluster) BuildBinaries(ctx context.Context) (Binaries, error) {
 	b := Binaries{Dir: filepath.Join(c.Root, "_output", "bench", "bin")}
 	if err := os.MkdirAll(b.Dir, 0o755); err != nil {
 		return b, err
 	}
-	for out, pkg := range map[string]string{"antrea-agent": "./cmd/antrea-agent", "antrea": "./cmd/antrea-cni"} {
+	tools, err := Run(ctx, "bash", filepath.Join(c.Root, "hack", "build-tools.sh"))
+	if err != nil {
+		return b, fmt.Errorf("build the peers' plugins: %w", err)
+	}
+	toolsDir := strings.TrimSpace(tools)
+	if i := strings.LastIndexByte(toolsDir, '\n'); i >= 0 {
+		toolsDir = toolsDir[i+1:]
+	}
+	for _, peer := range []string{"ovs", "whereabouts"} {
+		link := filepath.Join(b.Dir, peer)
+		_ = os.Remove(link)
+		if err := os.Symlink(filepath.Join(toolsDir, peer), link); err != nil {
+			return b, fmt.Errorf("link %s: %w", peer, err)
+		}
+	}
+	for out, pkg := range map[string]string{"antrea-agent": "./cmd/antrea-agent", "antrea": "./cmd/antrea-cni",
+		"execfloor": "./internal/benchharness/execfloor"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(b.Dir, out), pkg)
 		cmd.Dir = c.Root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,8 +35,11 @@ type CNI struct {
 // NewCNI returns a runner that finds the shim in bins and the primary plugins in the reference
 // plugin directory; cacheDir is libcni's result cache (empty: a temporary place is not needed for
 // STATUS).
-func NewCNI(bins Binaries, cacheDir string) *CNI {
-	exec := &timedExec{inner: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}}
+func NewCNI(bins Binaries, cacheDir string) *CNI { return newCNI(bins, cacheDir, os.Stderr) }
+
+// newCNI is NewCNI with the plugins' standard error going to stderr.
+func newCNI(bins Binaries, cacheDir string, stderr io.Writer) *CNI {
+	exec := &timedExec{inner: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: stderr}, PluginDecoder: version.PluginDecoder{}}}
 	return &CNI{config: libcni.NewCNIConfigWithCacheDir([]string{bins.Dir, referencePlugins}, cacheDir, exec), bins: bins}
 }
 
@@ -111,31 +116,48 @@ func ChainedList(agent *Agent, primarySubnet string) (*libcni.NetworkConfigList,
 	conf := fmt.Sprintf(`{"cniVersion": %q, "name": "bench-primary", "plugins": [
 	  {"type": "bridge", "bridge": "pvprim0", "isGateway": false, "ipMasq": false,
 	   "ipam": {"type": "host-local", "subnet": %q, "dataDir": %q}},
-	  {"type": "antrea", "cniSocket": %q}]}`, CNIVersion, primarySubnet,
-		filepath.Join(agent.Node.Dir, "host-local"), agent.Socket)
+	  {"type": "antrea", "cniSocket": %q, "capabilities": {%q: true}}]}`, CNIVersion, primarySubnet,
+		filepath.Join(agent.Node.Dir, "host-local"), agent.Socket, PodAnnotationsCapability)
 	return libcni.ConfListFromBytes([]byte(conf))
 }
 
 // Add runs CNI ADD of list for the sandbox's primary interface eth0 on the Node, and returns what
 // each plugin took.
 func (c *CNI) Add(ctx context.Context, node *Node, list *libcni.NetworkConfigList, sb *Sandbox) (Steps, error) {
-	rec := &stepRecorder{}
-	ctx = context.WithValue(ctx, stepsKey{}, rec)
-	err := node.Do(func() error {
-		_, err := c.config.AddNetworkList(ctx, list, sb.RuntimeConf())
-		return err
-	})
-	return rec.steps, err
+	return c.runList(ctx, node, list, sb.RuntimeConf(), true)
 }
 
 // Del runs CNI DEL of list.
 func (c *CNI) Del(ctx context.Context, node *Node, list *libcni.NetworkConfigList, sb *Sandbox) (Steps, error) {
+	return c.runList(ctx, node, list, sb.RuntimeConf(), false)
+}
+
+// runList runs ADD (add) or DEL of list in the Node's namespace and returns what each plugin took.
+func (c *CNI) runList(ctx context.Context, node *Node, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, add bool) (Steps, error) {
 	rec := &stepRecorder{}
 	ctx = context.WithValue(ctx, stepsKey{}, rec)
 	err := node.Do(func() error {
-		return c.config.DelNetworkList(ctx, list, sb.RuntimeConf())
+		if add {
+			_, err := c.config.AddNetworkList(ctx, list, rt)
+			return err
+		}
+		return c.config.DelNetworkList(ctx, list, rt)
 	})
 	return rec.steps, err
+}
+
+func jsonString(v any) (string, error) {
+	data, err := json.Marshal(v)
+	return string(data), err
+}
+
+// countPorts counts the ports on a bridge of the Node.
+func countPorts(ctx context.Context, node *Node, bridge string) (int, error) {
+	out, err := node.Vsctl(ctx, "list-ports", bridge)
+	if err != nil {
+		return 0, err
+	}
+	return len(strings.Fields(out)), nil
 }
 
 // ExecShim runs the antrea entry of a chained list alone (ADD or DEL), with a primary result as
@@ -147,12 +169,43 @@ func (c *CNI) ExecShim(ctx context.Context, agent *Agent, command string, sb *Sa
 
 // ExecShimAt is ExecShim against the agent (or NullAgent) serving socket.
 func (c *CNI) ExecShimAt(ctx context.Context, socket, command string, sb *Sandbox) (time.Duration, error) {
-	conf := map[string]any{"cniVersion": CNIVersion, "name": "bench-primary", "type": "antrea", "cniSocket": socket}
+	return c.ExecChained(ctx, c.bins.Shim(), socket, command, sb)
+}
+
+// ExecFloor runs the exec floor in the shim's place, with the same input: the least any chained
+// plugin costs.
+func (c *CNI) ExecFloor(ctx context.Context, command string, sb *Sandbox) (time.Duration, error) {
+	return c.ExecChained(ctx, c.bins.ExecFloor(), "", command, sb)
+}
+
+// PodAnnotationsCapability is the CNI capability through which containerd and CRI-O hand a
+// plugin the Pod's annotations (runtimeConfig key of the same name).
+const PodAnnotationsCapability = "io.kubernetes.cri.pod-annotations"
+
+// ChainedStdin is the configuration libcni gives the last plugin of the chained list: the
+// primary result as prevResult on ADD, and the Pod's annotations as the runtime passes them to a
+// plugin that declares the pod-annotations capability (the shim answers a Pod that asks for no
+// secondary network from them, without the agent).
+func ChainedStdin(pluginType, socket, command string, sb *Sandbox) ([]byte, error) {
+	annotations := map[string]string{}
+	maps.Copy(annotations, sb.Pod.Annotations)
+	conf := map[string]any{"cniVersion": CNIVersion, "name": "bench-primary", "type": pluginType,
+		"capabilities":  map[string]bool{PodAnnotationsCapability: true},
+		"runtimeConfig": map[string]any{PodAnnotationsCapability: annotations}}
+	if socket != "" {
+		conf["cniSocket"] = socket
+	}
 	if command == "ADD" {
 		conf["prevResult"] = map[string]any{"cniVersion": CNIVersion,
 			"interfaces": []any{map[string]any{"name": "eth0", "sandbox": sb.NetNSPath()}}}
 	}
-	stdin, err := json.Marshal(conf)
+	return json.Marshal(conf)
+}
+
+// ExecChained runs binary as the last plugin of the chained list (see ChainedStdin) and returns
+// how long it took.
+func (c *CNI) ExecChained(ctx context.Context, binary, socket, command string, sb *Sandbox) (time.Duration, error) {
+	stdin, err := ChainedStdin(filepath.Base(binary), socket, command, sb)
 	if err != nil {
 		return 0, err
 	}
@@ -161,9 +214,9 @@ func (c *CNI) ExecShimAt(ctx context.Context, socket, command string, sb *Sandbo
 		PluginArgs: rt.Args, Path: c.bins.Dir}
 	start := time.Now()
 	if command == "ADD" {
-		_, err = invoke.ExecPluginWithResult(ctx, c.bins.Shim(), stdin, args, nil)
+		_, err = invoke.ExecPluginWithResult(ctx, binary, stdin, args, nil)
 	} else {
-		err = invoke.ExecPluginWithoutResult(ctx, c.bins.Shim(), stdin, args, nil)
+		err = invoke.ExecPluginWithoutResult(ctx, binary, stdin, args, nil)
 	}
 	return time.Since(start), err
 }
@@ -179,12 +232,16 @@ type Sandbox struct {
 // NetNSPath is the sandbox namespace's path.
 func (s *Sandbox) NetNSPath() string { return "/var/run/netns/" + s.NetNS }
 
-// RuntimeConf is what the runtime passes to CNI for the primary interface.
+// RuntimeConf is what the runtime passes to CNI for the primary interface, the Pod's annotations
+// among the capability arguments.
 func (s *Sandbox) RuntimeConf() *libcni.RuntimeConf {
+	annotations := map[string]string{}
+	maps.Copy(annotations, s.Pod.Annotations)
 	return &libcni.RuntimeConf{
-		ContainerID: s.ContainerID,
-		NetNS:       s.NetNSPath(),
-		IfName:      "eth0",
+		CapabilityArgs: map[string]any{PodAnnotationsCapability: annotations},
+		ContainerID:    s.ContainerID,
+		NetNS:          s.NetNSPath(),
+		IfName:         "eth0",
 		Args: [][2]string{
 			{"IgnoreUnknown", "true"},
 			{"K8S_POD_NAMESPACE", s.Pod.Namespace},

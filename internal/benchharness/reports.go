@@ -20,9 +20,19 @@ type AttachSample struct {
 	OVS       float64 `json:"agent_ovs_ms"`
 	// ShimAlone is the shim's ADD against a NullAgent: the exec and the call, no work.
 	ShimAlone float64 `json:"shim_alone_add_ms"`
-	FloorDel  float64 `json:"floor_del_ms,omitempty"`
-	AgentDel  float64 `json:"agent_del_ms,omitempty"`
-	ChainDel  float64 `json:"chain_del_ms,omitempty"`
+	// ExecFloor is the exec floor's ADD (internal/benchharness/execfloor): the least any chained
+	// plugin costs. NoNetworks is the shim's chained ADD, against the agent, of a Pod that asks
+	// for no secondary network (its annotations passed as the runtime passes them).
+	ExecFloor  float64 `json:"exec_floor_add_ms"`
+	NoNetworks float64 `json:"no_networks_add_ms"`
+	// The peer: ovs-cni with host-local IPAM on a Node of its own, as shipped and fast-polling.
+	OVSCNIAdd     float64 `json:"ovscni_add_ms"`
+	OVSCNIFastAdd float64 `json:"ovscni_fast_add_ms"`
+	OVSCNIDel     float64 `json:"ovscni_del_ms,omitempty"`
+	OVSCNIFastDel float64 `json:"ovscni_fast_del_ms,omitempty"`
+	FloorDel      float64 `json:"floor_del_ms,omitempty"`
+	AgentDel      float64 `json:"agent_del_ms,omitempty"`
+	ChainDel      float64 `json:"chain_del_ms,omitempty"`
 }
 
 // AttachBand is the statistics of one band of bridge sizes in attach.json.
@@ -35,7 +45,13 @@ type AttachBand struct {
 	AgentDel Stats  `json:"agent_del"`
 	ChainDel Stats  `json:"chain_del"`
 	// ShimAlone is the shim's ADD against a NullAgent (see AttachSample).
-	ShimAlone Stats `json:"shim_alone_add"`
+	ShimAlone  Stats `json:"shim_alone_add"`
+	ExecFloor  Stats `json:"exec_floor_add"`
+	NoNetworks Stats `json:"no_networks_add"`
+	OVSCNIAdd  Stats `json:"ovscni_add"`
+	OVSCNIFast Stats `json:"ovscni_fast_add"`
+	OVSCNIDel  Stats `json:"ovscni_del"`
+	OVSCNIFDel Stats `json:"ovscni_fast_del"`
 	// Medians of the agent's parts: the shim and its exec (client minus server), the handler
 	// outside the engine (server minus engine), the engine and its phases.
 	Shim     float64 `json:"agent_shim_p50_ms"`
@@ -50,12 +66,14 @@ type AttachBand struct {
 
 // AttachReport is attach.json.
 type AttachReport struct {
-	Benchmark string         `json:"benchmark"`
-	Pods      int            `json:"pods"`
-	Bands     []AttachBand   `json:"bands"`
-	Samples   []AttachSample `json:"samples"`
-	Targets   []Target       `json:"targets"`
-	Machine   Machine        `json:"machine"`
+	Benchmark string       `json:"benchmark"`
+	Pods      int          `json:"pods"`
+	Bands     []AttachBand `json:"bands"`
+	// All is every sample together (the exec floor and the shim do not depend on the bridge).
+	All     AttachBand     `json:"all"`
+	Samples []AttachSample `json:"samples"`
+	Targets []Target       `json:"targets"`
+	Machine Machine        `json:"machine"`
 }
 
 // BurstRound is one floor burst and one agent burst in burst.json.
@@ -66,8 +84,14 @@ type BurstRound struct {
 	// when the agent's engine had attached the last Pod (both from its log); the rest of
 	// AgentSeconds is the answers.
 	AgentReceivedSeconds float64 `json:"agent_received_s"`
-	// ShimAloneSeconds is the same burst of shims against a NullAgent.
+	// ShimAloneSeconds is the same burst of shims against a NullAgent; ExecFloorSeconds of the
+	// exec floor; OVSCNI* of ovs-cni on its Node, as shipped and fast-polling.
 	ShimAloneSeconds   float64 `json:"shim_alone_s"`
+	ExecFloorSeconds   float64 `json:"exec_floor_s"`
+	OVSCNISeconds      float64 `json:"ovscni_s"`
+	OVSCNIFastSeconds  float64 `json:"ovscni_fast_s"`
+	OVSCNIFailures     int     `json:"ovscni_failures"`
+	OVSCNIFastFailures int     `json:"ovscni_fast_failures"`
 	AgentEngineSeconds float64 `json:"agent_engine_s"`
 	FloorAdd           Stats   `json:"floor_add"`
 	AgentAdd           Stats   `json:"agent_add"`
@@ -84,10 +108,16 @@ type BurstReport struct {
 	ReceivedMedianS  float64      `json:"agent_received_median_s"`
 	EngineMedianS    float64      `json:"agent_engine_median_s"`
 	ShimAloneMedianS float64      `json:"shim_alone_median_s"`
+	ExecFloorMedianS float64      `json:"exec_floor_median_s"`
+	OVSCNIMedianS    float64      `json:"ovscni_median_s"`
+	OVSCNIFastMedS   float64      `json:"ovscni_fast_median_s"`
 	Ratio            float64      `json:"ratio"`
 	Failures         int          `json:"failures"`
 	AgentPeakRSSMiB  float64      `json:"agent_peak_rss_mib"`
-	AgentRSSMiB      float64      `json:"agent_rss_after_mib"`
+	// AgentPeakAnonMiB is the highest anonymous resident memory (RssAnon) sampled during the
+	// agent's bursts: VmHWM counts the binary's file pages too, which move run to run.
+	AgentPeakAnonMiB float64 `json:"agent_peak_rss_anon_mib"`
+	AgentRSSMiB      float64 `json:"agent_rss_after_mib"`
 	// AgentAnonMiB and AgentFileMiB split AgentRSSMiB (see Memory).
 	AgentAnonMiB float64  `json:"agent_rss_anon_after_mib"`
 	AgentFileMiB float64  `json:"agent_rss_file_after_mib"`
@@ -119,35 +149,72 @@ type RestartReport struct {
 
 // MemoryReport is memory.json.
 type MemoryReport struct {
-	Benchmark        string    `json:"benchmark"`
-	Pods             int       `json:"pods"`
-	OtherPods        int       `json:"other_pods"`
-	CreateOthersSec  float64   `json:"create_others_s"`
-	RSSBaseMiB       float64   `json:"rss_without_others_mib"`
-	RSSWithOthersMiB float64   `json:"rss_with_others_mib"`
-	DeltaMiB         float64   `json:"delta_mib"`
-	PeakRSSMiB       float64   `json:"peak_rss_mib"`
-	SamplesBase      []float64 `json:"samples_without_others_mib"`
-	SamplesOthers    []float64 `json:"samples_with_others_mib"`
-	Targets          []Target  `json:"targets"`
-	Machine          Machine   `json:"machine"`
+	Benchmark        string  `json:"benchmark"`
+	Pods             int     `json:"pods"`
+	OtherPods        int     `json:"other_pods"`
+	CreateOthersSec  float64 `json:"create_others_s"`
+	RSSBaseMiB       float64 `json:"rss_without_others_mib"`
+	RSSWithOthersMiB float64 `json:"rss_with_others_mib"`
+	// The anonymous part (RssAnon) of the RSS, medians of the same samples.
+	AnonBaseMiB       float64   `json:"rss_anon_without_others_mib"`
+	AnonWithOthersMiB float64   `json:"rss_anon_with_others_mib"`
+	DeltaMiB          float64   `json:"delta_mib"`
+	PeakRSSMiB        float64   `json:"peak_rss_mib"`
+	SamplesBase       []float64 `json:"samples_without_others_mib"`
+	SamplesOthers     []float64 `json:"samples_with_others_mib"`
+	Targets           []Target  `json:"targets"`
+	Machine           Machine   `json:"machine"`
 }
 
-// IPAMReport is the part of ipam.json (written by hack/bench/ipam) the summary reads. That
-// program fails a run outright when an address is handed out twice, so a written file means no
-// duplicates.
+// IPAMBand is one stretch of a pool's fill in ipam.json: the allocations that completed From+1
+// through To, how long they took together and their latencies.
+type IPAMBand struct {
+	From         int     `json:"from"`
+	To           int     `json:"to"`
+	Seconds      float64 `json:"seconds"`
+	AllocsPerSec float64 `json:"allocations_per_sec"`
+	Latency      Stats   `json:"latency"`
+}
+
+// IPAMRun is one allocator filling a fresh pool from several Nodes at once.
+type IPAMRun struct {
+	// Allocator is "podvlan" (the agent's pkg/ipam) or "whereabouts".
+	Allocator string `json:"allocator"`
+	Nodes     int    `json:"nodes"`
+	// InFlight is the most requests one Node has outstanding (a kubelet's parallelism).
+	InFlight     int        `json:"in_flight_per_node"`
+	Allocations  int        `json:"allocations"`
+	Failures     int        `json:"failures"`
+	FirstFailure string     `json:"first_failure,omitempty"`
+	Seconds      float64    `json:"seconds"`
+	AllocsPerSec float64    `json:"allocations_per_sec"`
+	Latency      Stats      `json:"latency"`
+	Bands        []IPAMBand `json:"bands"`
+	// Stopped says the run reached its time budget before its allocation count.
+	Stopped         bool   `json:"stopped_at_budget,omitempty"`
+	StatusWrites    uint64 `json:"status_writes,omitempty"`
+	ConflictRetries uint64 `json:"conflict_retries,omitempty"`
+}
+
+// IPAMReport is ipam.json. The program fails a run outright when an address is handed out twice,
+// so a written file means no duplicates.
 type IPAMReport struct {
-	RawWritesPerSec float64 `json:"raw_status_writes_per_sec"`
-	RawWriteEntries int     `json:"raw_status_write_entries"`
-	Runs            []struct {
-		Allocators      int     `json:"allocators"`
-		InFlight        int     `json:"in_flight_per_allocator"`
-		Allocations     int     `json:"allocations"`
-		AllocsPerSec    float64 `json:"allocations_per_sec"`
-		StatusWrites    uint64  `json:"status_writes"`
-		ConflictRetries uint64  `json:"conflict_retries"`
-	} `json:"runs"`
-	TargetAt8 float64 `json:"target_allocations_per_sec_at_8"`
-	TargetMet bool    `json:"target_met"`
-	StartedAt string  `json:"started_at"`
+	Benchmark       string    `json:"benchmark"`
+	PoolAddresses   int       `json:"pool_addresses"`
+	BandSize        int       `json:"band_size"`
+	RawWritesPerSec float64   `json:"raw_status_writes_per_sec"`
+	RawWriteEntries int       `json:"raw_status_write_entries"`
+	Runs            []IPAMRun `json:"runs"`
+	Targets         []Target  `json:"targets"`
+	Machine         Machine   `json:"machine"`
+}
+
+// Run returns the run of allocator at nodes, if there is one.
+func (r IPAMReport) Run(allocator string, nodes int) (IPAMRun, bool) {
+	for _, run := range r.Runs {
+		if run.Allocator == allocator && run.Nodes == nodes {
+			return run, true
+		}
+	}
+	return IPAMRun{}, false
 }

@@ -37,12 +37,21 @@ func NewMinimumTarget(benchmark, name string, value, limit float64, unit, detail
 		Pass: value >= limit, Detail: detail}
 }
 
-// Verdict is PASS or MISS.
+// Verdict is PASS, or MISS with by how much: the factor by which the value exceeds its limit
+// (falls short of it, for a minimum), or the excess over a limit of 0.
 func (t Target) Verdict() string {
-	if t.Pass {
+	switch {
+	case t.Pass:
 		return "PASS"
+	case t.Limit == 0:
+		return fmt.Sprintf("MISS by %g", t.Value)
+	case t.AtLeast && t.Value <= 0:
+		return "MISS (no value)"
+	case t.AtLeast:
+		return fmt.Sprintf("MISS by %.2fx", t.Limit/t.Value)
+	default:
+		return fmt.Sprintf("MISS by %.2fx", t.Value/t.Limit)
 	}
-	return "MISS"
 }
 
 // Want renders the limit: "<= 1.00 x floor", ">= 150 allocations/s".

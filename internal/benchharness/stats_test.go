@@ -47,9 +47,11 @@ func TestTargetVerdicts(t *testing.T) {
 		want   string
 	}{
 		{"at the limit passes", NewTarget("b", "t", 1.2, 1.2, "x floor", ""), "PASS"},
-		{"above a maximum misses", NewTarget("b", "t", 1.21, 1.2, "x floor", ""), "MISS"},
+		{"above a maximum misses by the factor", NewTarget("b", "t", 1.8, 1.2, "x floor", ""), "MISS by 1.50x"},
+		{"above a limit of 0 misses by the excess", NewTarget("b", "t", 3, 0, "failures", ""), "MISS by 3"},
 		{"above a minimum passes", NewMinimumTarget("b", "t", 151, 150, "/s", ""), "PASS"},
-		{"below a minimum misses", NewMinimumTarget("b", "t", 149, 150, "/s", ""), "MISS"},
+		{"below a minimum misses by the factor", NewMinimumTarget("b", "t", 75, 150, "/s", ""), "MISS by 2.00x"},
+		{"no value misses", NewMinimumTarget("b", "t", 0, 150, "/s", ""), "MISS (no value)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

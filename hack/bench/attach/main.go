@@ -1,8 +1,14 @@
-// Command attach measures the latency of CNI ADD and DEL through the shim for Pods attached one
-// after another (primary bridge + host-local with antrea chained; one VLAN network with IPv4
-// IPAM), per band of bridge size, against the floor (the bare kernel and OVSDB work, no agent)
-// measured in the same run on a bridge of the same size. Floor and agent attachments alternate,
-// so that whatever else loads the machine weighs on both alike.
+// Command attach measures the latency of CNI ADD and DEL of Pods attached one after another
+// (primary bridge + host-local with antrea chained; one VLAN network with IPv4 IPAM), per band of
+// bridge size, beside what it is judged against, all measured in the same run and taking turns
+// Pod by Pod, so that whatever else loads the machine weighs on all alike:
+//
+//   - the floor: the bare kernel and OVSDB work of one attachment, no process, on a Node of its own;
+//   - the shim alone: the antrea binary against a server that does nothing;
+//   - the exec floor: a minimal static Go plugin that prints its prevResult;
+//   - a chained ADD of a Pod that asks for no secondary network;
+//   - the peer ovs-cni with host-local IPAM, as shipped and polling the link state every 10 ms,
+//     each on a Node of its own whose bridge grows as the agent's does.
 //
 // The agent's figure is the antrea plugin's part of the chained call (shim start, the agent's
 // work, the answer); the whole chain, primary plugins included, is reported next to it.
@@ -14,6 +20,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -65,6 +72,15 @@ func run(ctx context.Context, pods int, out string) error {
 	if err != nil {
 		return err
 	}
+	shipped, err := b.OVSCNINode(ctx, "pvbo-", 0)
+	if err != nil {
+		return err
+	}
+	fast, err := b.OVSCNINode(ctx, "pvbq-", bh.OVSCNIFastPoll)
+	if err != nil {
+		return err
+	}
+	peers := []*bh.OVSCNI{shipped, fast}
 
 	// One extra Pod of each kind warms caches (page cache of the plugins, the agent's first
 	// lookups) and is not counted.
@@ -85,6 +101,19 @@ func run(ctx context.Context, pods int, out string) error {
 		name := floorNS[i]
 		cleanup.Add(func() { bh.DeleteNetNS(context.Background(), name) })
 	}
+	peerNS := make([][]string, len(peers))
+	for k := range peers {
+		if peerNS[k], err = bh.PodNetNSes(ctx, cleanup, "pvbop-", pods+1); err != nil {
+			return err
+		}
+	}
+	// A Pod that asks for no secondary network: the chained ADD the shim answers from the Pod's
+	// annotations alone, once it does (DESIGN.md), and the agent otherwise.
+	plain, err := c.NewSandbox(ctx, agentNode.Name, namespace, "plain", "")
+	if err != nil {
+		return err
+	}
+	cleanup.Add(func() { bh.DeleteNetNS(context.Background(), plain.NetNS) })
 	cni := bh.NewCNI(bins, filepath.Join(agentNode.Dir, "cni-cache"))
 	null, err := bh.StartNullAgent()
 	if err != nil {
@@ -109,8 +138,22 @@ func run(ctx context.Context, pods int, out string) error {
 	if _, err := cni.Del(ctx, agentNode, list, sandboxes[warm]); err != nil {
 		return fmt.Errorf("warm-up DEL: %w", err)
 	}
+	for k, p := range peers {
+		if _, err := p.Add(ctx, warm, peerNS[k][warm]); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		if _, err := p.Del(ctx, warm, peerNS[k][warm]); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if _, err := cni.ExecFloor(ctx, "ADD", sandboxes[warm]); err != nil {
+		return fmt.Errorf("warm-up exec floor: %w", err)
+	}
+	if _, err := cni.ExecShim(ctx, agent, "ADD", plain); err != nil {
+		return fmt.Errorf("warm-up ADD of a Pod without networks: %w", err)
+	}
 
-	fmt.Printf("ADD of %d Pods, floor and agent alternating\n", pods)
+	fmt.Printf("ADD of %d Pods: floor, agent, shim alone, exec floor, Pod without networks, ovs-cni x2 taking turns\n", pods)
 	rep.Samples = make([]bh.AttachSample, pods)
 	for i := range pods {
 		if err := ctx.Err(); err != nil {
@@ -136,7 +179,27 @@ func run(ctx context.Context, pods int, out string) error {
 			s.ShimAlone = bh.Millis(d)
 			return err
 		}
-		if err := rotate(i, addFloor, addAgent, addShimAlone); err != nil {
+		addExecFloor := func() error {
+			d, err := cni.ExecFloor(ctx, "ADD", sandboxes[i])
+			s.ExecFloor = bh.Millis(d)
+			return err
+		}
+		addNoNetworks := func() error {
+			d, err := cni.ExecShim(ctx, agent, "ADD", plain)
+			s.NoNetworks = bh.Millis(d)
+			return err
+		}
+		addShipped := func() error {
+			d, err := shipped.Add(ctx, i, peerNS[0][i])
+			s.OVSCNIAdd = bh.Millis(d)
+			return err
+		}
+		addFast := func() error {
+			d, err := fast.Add(ctx, i, peerNS[1][i])
+			s.OVSCNIFastAdd = bh.Millis(d)
+			return err
+		}
+		if err := rotate(i, addFloor, addAgent, addShimAlone, addExecFloor, addNoNetworks, addShipped, addFast); err != nil {
 			return err
 		}
 	}
@@ -166,8 +229,13 @@ func run(ctx context.Context, pods int, out string) error {
 	if n := len(strings.Fields(ports)); n != pods {
 		return fmt.Errorf("%s has %d ports after %d ADDs", bh.BridgeName, n, pods)
 	}
+	for _, p := range peers {
+		if n, err := p.Ports(ctx); err != nil || n != pods {
+			return fmt.Errorf("%s's bridge has %d ports after %d ADDs (%v)", p.Name, n, pods, err)
+		}
+	}
 
-	fmt.Printf("DEL of %d Pods, floor and agent alternating\n", pods)
+	fmt.Printf("DEL of %d Pods, floor, agent and ovs-cni x2 taking turns\n", pods)
 	for i := range pods {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -187,7 +255,17 @@ func run(ctx context.Context, pods int, out string) error {
 			s.AgentDel, s.ChainDel = bh.Millis(steps.Of("antrea")), bh.Millis(total(steps))
 			return nil
 		}
-		if err := alternate(i, delFloor, delAgent); err != nil {
+		delShipped := func() error {
+			d, err := shipped.Del(ctx, idx, peerNS[0][idx])
+			s.OVSCNIDel = bh.Millis(d)
+			return err
+		}
+		delFast := func() error {
+			d, err := fast.Del(ctx, idx, peerNS[1][idx])
+			s.OVSCNIFastDel = bh.Millis(d)
+			return err
+		}
+		if err := rotate(i, delFloor, delAgent, delShipped, delFast); err != nil {
 			return err
 		}
 	}
@@ -206,7 +284,7 @@ func run(ctx context.Context, pods int, out string) error {
 		return fmt.Errorf("IPPool %s still records %d addresses after every DEL", network.Pool, len(allocs))
 	}
 
-	rep.Bands, rep.Targets = evaluate(rep.Samples)
+	rep.Bands, rep.All, rep.Targets = evaluate(rep.Samples)
 	rep.Machine.Finish()
 	printReport(rep)
 	if err := bh.WriteJSON(out, rep); err != nil {
@@ -228,18 +306,6 @@ func rotate(round int, steps ...func() error) error {
 	return nil
 }
 
-// alternate runs both steps, the floor's first on even rounds and the agent's first on odd ones.
-func alternate(round int, floor, agent func() error) error {
-	first, second := floor, agent
-	if round%2 == 1 {
-		first, second = agent, floor
-	}
-	if err := first(); err != nil {
-		return err
-	}
-	return second()
-}
-
 func total(steps bh.Steps) time.Duration {
 	var d time.Duration
 	for _, s := range steps {
@@ -248,66 +314,103 @@ func total(steps bh.Steps) time.Duration {
 	return d
 }
 
-func evaluate(samples []bh.AttachSample) ([]bh.AttachBand, []bh.Target) {
+// Targets of issue 18, as ratios to figures of the same run.
+const (
+	targetFloorShim    = 1.2 // ADD p50 <= 1.2 x (floor p50 + shim-alone p50), every band
+	targetFloorShimP99 = 1.5 // ADD p99 <= 1.5 x (floor p99 + shim-alone p99), every band
+	targetFastPoll     = 1.0 // ADD p50 below ovs-cni fast poll, every band
+	targetShipped      = 0.2 // ADD p50 <= 0.2 x ovs-cni as shipped, from 51 ports
+	targetShimExec     = 2.0 // shim alone <= 2 x the exec floor
+	targetNoNetworks   = 1.1 // a Pod without networks <= 1.1 x the exec floor
+)
+
+// band summarizes the samples whose bridge size lies in [from, to].
+func band(name string, from, to int, samples []bh.AttachSample) (bh.AttachBand, bool) {
+	var fa, aa, ca, fd, ad, cd, sa, ef, nn, oa, of, od, ofd []time.Duration
+	var shim, handler, engine, alloc, ovsWait, veth []float64
+	for _, s := range samples {
+		if s.Ports < from || s.Ports > to {
+			continue
+		}
+		shim = append(shim, s.AgentAdd-s.Server)
+		handler = append(handler, s.Server-s.Engine)
+		engine = append(engine, s.Engine)
+		alloc = append(alloc, s.Allocate)
+		ovsWait = append(ovsWait, s.OVS)
+		veth = append(veth, s.Veth)
+		fa, sa, aa, ca = append(fa, ms(s.FloorAdd)), append(sa, ms(s.ShimAlone)), append(aa, ms(s.AgentAdd)), append(ca, ms(s.ChainAdd))
+		fd, ad, cd = append(fd, ms(s.FloorDel)), append(ad, ms(s.AgentDel)), append(cd, ms(s.ChainDel))
+		ef, nn = append(ef, ms(s.ExecFloor)), append(nn, ms(s.NoNetworks))
+		oa, of, od, ofd = append(oa, ms(s.OVSCNIAdd)), append(of, ms(s.OVSCNIFastAdd)), append(od, ms(s.OVSCNIDel)), append(ofd, ms(s.OVSCNIFastDel))
+	}
+	if len(fa) == 0 {
+		return bh.AttachBand{}, false
+	}
+	r := bh.AttachBand{Band: name, FloorAdd: bh.Summarize(fa), AgentAdd: bh.Summarize(aa), ChainAdd: bh.Summarize(ca),
+		FloorDel: bh.Summarize(fd), AgentDel: bh.Summarize(ad), ChainDel: bh.Summarize(cd), ShimAlone: bh.Summarize(sa),
+		ExecFloor: bh.Summarize(ef), NoNetworks: bh.Summarize(nn), OVSCNIAdd: bh.Summarize(oa), OVSCNIFast: bh.Summarize(of),
+		OVSCNIDel: bh.Summarize(od), OVSCNIFDel: bh.Summarize(ofd)}
+	r.Shim, r.Handler, r.Engine = bh.Median(shim), bh.Median(handler), bh.Median(engine)
+	r.Allocate, r.OVS, r.Veth = bh.Median(alloc), bh.Median(ovsWait), bh.Median(veth)
+	r.P50Ratio = bh.Ratio(r.AgentAdd.P50, r.FloorAdd.P50+r.ShimAlone.P50)
+	r.P99Ratio = bh.Ratio(r.AgentAdd.P99, r.FloorAdd.P99+r.ShimAlone.P99)
+	return r, true
+}
+
+func evaluate(samples []bh.AttachSample) ([]bh.AttachBand, bh.AttachBand, []bh.Target) {
 	var results []bh.AttachBand
 	var targets []bh.Target
 	for _, b := range bands {
-		var fa, aa, ca, fd, ad, cd, sa []time.Duration
-		var shim, handler, engine, alloc, ovsWait, veth []float64
-		for _, s := range samples {
-			if s.Ports < b.From || s.Ports > b.To {
-				continue
-			}
-			shim = append(shim, s.AgentAdd-s.Server)
-			handler = append(handler, s.Server-s.Engine)
-			engine = append(engine, s.Engine)
-			alloc = append(alloc, s.Allocate)
-			ovsWait = append(ovsWait, s.OVS)
-			veth = append(veth, s.Veth)
-			fa = append(fa, ms(s.FloorAdd))
-			sa = append(sa, ms(s.ShimAlone))
-			aa = append(aa, ms(s.AgentAdd))
-			ca = append(ca, ms(s.ChainAdd))
-			fd = append(fd, ms(s.FloorDel))
-			ad = append(ad, ms(s.AgentDel))
-			cd = append(cd, ms(s.ChainDel))
-		}
-		if len(fa) == 0 {
+		r, ok := band(b.Name, b.From, b.To, samples)
+		if !ok {
 			continue
 		}
-		r := bh.AttachBand{Band: b.Name, FloorAdd: bh.Summarize(fa), AgentAdd: bh.Summarize(aa), ChainAdd: bh.Summarize(ca),
-			FloorDel: bh.Summarize(fd), AgentDel: bh.Summarize(ad), ChainDel: bh.Summarize(cd), ShimAlone: bh.Summarize(sa)}
-		r.Shim, r.Handler, r.Engine = bh.Median(shim), bh.Median(handler), bh.Median(engine)
-		r.Allocate, r.OVS, r.Veth = bh.Median(alloc), bh.Median(ovsWait), bh.Median(veth)
-		r.P50Ratio = bh.Ratio(r.AgentAdd.P50, r.FloorAdd.P50)
-		r.P99Ratio = bh.Ratio(r.AgentAdd.P99, r.FloorAdd.P99)
 		results = append(results, r)
 		targets = append(targets,
-			bh.NewTarget("attach", "ADD p50 vs floor, "+b.Name+" ports", r.P50Ratio, 1.0, "x floor",
-				fmt.Sprintf("agent %.1f ms, floor %.1f ms; shim alone %.1f ms", r.AgentAdd.P50, r.FloorAdd.P50, r.ShimAlone.P50)),
-			bh.NewTarget("attach", "ADD p99 vs floor, "+b.Name+" ports", r.P99Ratio, 1.3, "x floor",
-				fmt.Sprintf("agent %.1f ms, floor %.1f ms; shim alone %.1f ms", r.AgentAdd.P99, r.FloorAdd.P99, r.ShimAlone.P99)))
+			bh.NewTarget("attach", "ADD p50 vs floor + shim alone, "+b.Name+" ports", r.P50Ratio, targetFloorShim, "x (floor + shim alone)",
+				fmt.Sprintf("agent %.1f ms; floor %.1f + shim alone %.1f ms", r.AgentAdd.P50, r.FloorAdd.P50, r.ShimAlone.P50)),
+			bh.NewTarget("attach", "ADD p99 vs floor p99 + shim-alone p99, "+b.Name+" ports", r.P99Ratio, targetFloorShimP99,
+				"x (floor + shim alone)", fmt.Sprintf("agent %.1f ms; floor %.1f + shim alone %.1f ms", r.AgentAdd.P99, r.FloorAdd.P99, r.ShimAlone.P99)),
+			bh.NewTarget("attach", "ADD p50 vs ovs-cni fast poll, "+b.Name+" ports", bh.Ratio(r.AgentAdd.P50, r.OVSCNIFast.P50), targetFastPoll,
+				"x ovs-cni fast poll", fmt.Sprintf("agent %.1f ms, ovs-cni (10 ms poll) %.1f ms", r.AgentAdd.P50, r.OVSCNIFast.P50)))
+		if b.From > 50 {
+			targets = append(targets, bh.NewTarget("attach", "ADD p50 vs ovs-cni as shipped, "+b.Name+" ports",
+				bh.Ratio(r.AgentAdd.P50, r.OVSCNIAdd.P50), targetShipped, "x ovs-cni",
+				fmt.Sprintf("agent %.1f ms, ovs-cni as shipped %.1f ms", r.AgentAdd.P50, r.OVSCNIAdd.P50)))
+		}
 	}
-	return results, targets
+	all, _ := band("all", 0, math.MaxInt, samples)
+	targets = append(targets,
+		bh.NewTarget("attach", "shim alone vs exec floor, ADD p50", bh.Ratio(all.ShimAlone.P50, all.ExecFloor.P50), targetShimExec,
+			"x exec floor", fmt.Sprintf("shim alone %.1f ms, exec floor %.1f ms", all.ShimAlone.P50, all.ExecFloor.P50)),
+		bh.NewTarget("attach", "chained ADD of a Pod without networks vs exec floor, p50", bh.Ratio(all.NoNetworks.P50, all.ExecFloor.P50),
+			targetNoNetworks, "x exec floor", fmt.Sprintf("%.1f ms, exec floor %.1f ms", all.NoNetworks.P50, all.ExecFloor.P50)))
+	return results, all, targets
 }
 
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 
 func printReport(rep bh.AttachReport) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "band (ports)\tfloor ADD p50/p99\tagent ADD p50/p99\tratio p50/p99\tshim alone p50/p99\tchain ADD p50\tfloor DEL p50\tagent DEL p50/p99\t")
+	fmt.Fprintln(tw, "band (ports)\tfloor ADD p50/p99\tagent ADD p50/p99\tshim alone p50/p99\tovs-cni p50/p99\tovs-cni fast poll p50/p99\tchain ADD p50\t")
 	for _, b := range rep.Bands {
-		fmt.Fprintf(tw, "%s\t%.1f / %.1f ms\t%.1f / %.1f ms\t%.2f / %.2f\t%.1f / %.1f ms\t%.1f ms\t%.1f ms\t%.1f / %.1f ms\t\n", b.Band,
-			b.FloorAdd.P50, b.FloorAdd.P99, b.AgentAdd.P50, b.AgentAdd.P99, b.P50Ratio, b.P99Ratio, b.ShimAlone.P50, b.ShimAlone.P99,
-			b.ChainAdd.P50, b.FloorDel.P50, b.AgentDel.P50, b.AgentDel.P99)
+		fmt.Fprintf(tw, "%s\t%.1f / %.1f ms\t%.1f / %.1f ms\t%.1f / %.1f ms\t%.1f / %.1f ms\t%.1f / %.1f ms\t%.1f ms\t\n", b.Band,
+			b.FloorAdd.P50, b.FloorAdd.P99, b.AgentAdd.P50, b.AgentAdd.P99, b.ShimAlone.P50, b.ShimAlone.P99,
+			b.OVSCNIAdd.P50, b.OVSCNIAdd.P99, b.OVSCNIFast.P50, b.OVSCNIFast.P99, b.ChainAdd.P50)
 	}
-	fmt.Println("shim alone = the antrea binary's ADD against a server that does no work: the exec and the gRPC call, the least")
-	fmt.Println("any plugin that hands its work to a daemon costs here; the floor has no exec.")
+	tw.Flush()
+	fmt.Printf("exec floor ADD p50/p99 %.1f / %.1f ms; Pod without networks %.1f / %.1f ms (all bands)\n\n",
+		rep.All.ExecFloor.P50, rep.All.ExecFloor.P99, rep.All.NoNetworks.P50, rep.All.NoNetworks.P99)
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "band (ports)\tfloor DEL p50\tagent DEL p50/p99\tovs-cni DEL p50/p99\tovs-cni fast poll DEL p50/p99\t")
+	for _, b := range rep.Bands {
+		fmt.Fprintf(tw, "%s\t%.1f ms\t%.1f / %.1f ms\t%.1f / %.1f ms\t%.1f / %.1f ms\t\n", b.Band, b.FloorDel.P50,
+			b.AgentDel.P50, b.AgentDel.P99, b.OVSCNIDel.P50, b.OVSCNIDel.P99, b.OVSCNIFDel.P50, b.OVSCNIFDel.P99)
+	}
 	tw.Flush()
 	fmt.Println()
 	fmt.Println("Where the agent's ADD time goes (medians, ms): shim = exec of the shim and the call; handler = Pod and networks;")
-	fmt.Println("engine = attach engine, whose steps overlap (allocate, veth, OVS port: when each was done, from the engine's start):")
-	fmt.Println("the API write runs beside the veth and the OVS port, which is added as soon as the veth exists")
+	fmt.Println("engine = attach engine, whose steps overlap (allocate, veth, OVS port: when each was done, from the engine's start)")
 	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "band (ports)\tshim\thandler\tengine\tallocate\tveth\tOVS port\tfloor\t")
 	for _, b := range rep.Bands {

@@ -1,6 +1,9 @@
 // Command summary reads the results the other benchmark programs wrote under _output/bench/,
-// prints one table with every target of issue 9 and whether it was met, writes
-// _output/bench/summary.json, and draws the charts of docs/performance.md as PNG files.
+// prints one table with every target (issue 18's ratios to the floors, the shim alone and the
+// peers ovs-cni and Whereabouts, measured in the same run) and whether it was met, by how much
+// when it was not, writes _output/bench/summary.json, and has the charts of docs/performance.md
+// drawn: it writes what each chart shows to charts.json and runs hack/tools/plot (gonum/plot, a
+// module of its own) on it.
 //
 //	go run ./hack/bench/summary [-dir _output/bench] [-plots DIR]
 //
@@ -14,8 +17,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	bh "github.com/podvlan/podvlan/internal/benchharness"
@@ -41,18 +44,18 @@ func main() {
 }
 
 func run(dir, plots string) error {
+	root, err := teststack.FindRepoRoot()
+	if err != nil {
+		return err
+	}
 	if dir == "" {
-		root, err := teststack.FindRepoRoot()
-		if err != nil {
-			return err
-		}
 		dir = filepath.Join(root, "_output", "bench")
 	}
 	if plots == "" {
 		plots = dir
 	}
 	var sum Summary
-	var charts []func() error
+	var charts []bh.Chart
 	load := func(name string, v any) bool {
 		err := bh.ReadJSON(filepath.Join(dir, name), v)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -70,27 +73,27 @@ func run(dir, plots string) error {
 	var attach bh.AttachReport
 	if load("attach.json", &attach) {
 		sum.Targets = append(sum.Targets, attach.Targets...)
-		charts = append(charts, func() error { return attachCharts(plots, attach) })
+		charts = append(charts, attachCharts(attach)...)
 	}
 	var burst bh.BurstReport
 	if load("burst.json", &burst) {
 		sum.Targets = append(sum.Targets, burst.Targets...)
-		charts = append(charts, func() error { return burstChart(plots, burst) })
+		charts = append(charts, burstChart(burst))
 	}
 	var ipam bh.IPAMReport
 	if load("ipam.json", &ipam) {
-		sum.Targets = append(sum.Targets, ipamTarget(ipam))
-		charts = append(charts, func() error { return ipamChart(plots, ipam) })
+		sum.Targets = append(sum.Targets, ipam.Targets...)
+		charts = append(charts, ipamCharts(ipam)...)
 	}
 	var restart bh.RestartReport
 	if load("restart.json", &restart) {
 		sum.Targets = append(sum.Targets, restart.Targets...)
-		charts = append(charts, func() error { return restartChart(plots, restart) })
+		charts = append(charts, restartChart(restart))
 	}
 	var memory bh.MemoryReport
 	if load("memory.json", &memory) {
 		sum.Targets = append(sum.Targets, memory.Targets...)
-		charts = append(charts, func() error { return memoryChart(plots, memory, burst) })
+		charts = append(charts, memoryChart(memory, burst))
 	}
 
 	for _, t := range sum.Targets {
@@ -100,15 +103,15 @@ func run(dir, plots string) error {
 			sum.Missed++
 		}
 	}
-	fmt.Println("Issue 9 targets (each figure measured against a floor or ceiling of the same run):")
+	fmt.Println("Targets (each a ratio to a floor, a reference or a peer measured in the same run):")
 	bh.PrintTargets(os.Stdout, sum.Targets)
 	fmt.Printf("%d PASS, %d MISS", sum.Passed, sum.Missed)
 	if len(sum.Missing) > 0 {
 		fmt.Printf(", not run: %s", strings.Join(sum.Missing, ", "))
 	}
 	fmt.Println()
-	for _, draw := range charts {
-		if err := draw(); err != nil {
+	if len(charts) > 0 {
+		if err := draw(root, dir, plots, charts); err != nil {
 			return err
 		}
 	}
@@ -120,141 +123,171 @@ func run(dir, plots string) error {
 	return nil
 }
 
-// ipamTarget judges ipam.json the way hack/bench/ipam does: 8 allocators issuing every request at
-// once on one 1,024-address pool.
-func ipamTarget(r bh.IPAMReport) bh.Target {
-	limit := r.TargetAt8
-	if limit == 0 {
-		limit = 150
+func attachCharts(r bh.AttachReport) []bh.Chart {
+	series := []struct {
+		name, role string
+		y          func(bh.AttachSample) float64
+	}{
+		{"floor", bh.RoleFloor, func(s bh.AttachSample) float64 { return s.FloorAdd }},
+		{"agent through the shim", bh.RoleAgent, func(s bh.AttachSample) float64 { return s.AgentAdd }},
+		{"shim alone (server doing nothing)", bh.RoleShimAlone, func(s bh.AttachSample) float64 { return s.ShimAlone }},
+		{"exec floor", bh.RoleExecFloor, func(s bh.AttachSample) float64 { return s.ExecFloor }},
+		{"Pod without networks (chained ADD)", bh.RoleNoNetworks, func(s bh.AttachSample) float64 { return s.NoNetworks }},
+		{"ovs-cni, 10 ms poll", bh.RoleOVSCNIFast, func(s bh.AttachSample) float64 { return s.OVSCNIFastAdd }},
+		{"ovs-cni as shipped", bh.RoleOVSCNI, func(s bh.AttachSample) float64 { return s.OVSCNIAdd }},
 	}
-	value, detail := 0.0, "no run with 8 allocators"
-	for _, run := range r.Runs {
-		if run.Allocators == 8 && run.InFlight == 0 {
-			value = run.AllocsPerSec
-			detail = fmt.Sprintf("%d status writes, %d conflict retries, no duplicate; raw single-object writes %.0f/s",
-				run.StatusWrites, run.ConflictRetries, r.RawWritesPerSec)
+	latency := bh.Chart{File: "attach-latency.png", Title: "CNI ADD latency, one Pod after another (rolling median of 15)",
+		XLabel: "Pod ports on the bridge", YLabel: "ADD latency (ms, log scale)", LogY: true}
+	for _, sr := range series {
+		var pts []bh.Point
+		for _, s := range r.Samples {
+			if y := sr.y(s); y > 0 {
+				pts = append(pts, bh.Point{X: float64(s.Ports), Y: y})
+			}
+		}
+		if len(pts) > 0 {
+			latency.Lines = append(latency.Lines, bh.Line{Name: sr.name, Role: sr.role, Points: bh.RollingMedian(pts, 15)})
 		}
 	}
-	return bh.NewMinimumTarget("ipam", "allocations/s with 8 allocating Nodes", value, limit, "allocations/s", detail)
+	bands := bh.Chart{File: "attach-bands.png", Title: "Median ADD by bridge size, the agent beside its references and ovs-cni",
+		YLabel: "ADD p50 (ms, log scale)", LogY: true}
+	breakdown := bh.Chart{File: "attach-breakdown.png", Title: "Where the agent's median ADD goes, against floor + shim alone and ovs-cni",
+		YLabel: "milliseconds"}
+	var floor, shimAlone, execFloor, noNetworks, agent, fast, shipped, engine, handler, shim, floorShim []float64
+	for _, b := range r.Bands {
+		bands.Groups = append(bands.Groups, b.Band+" ports")
+		breakdown.Groups = append(breakdown.Groups, b.Band+" ports")
+		floor, shimAlone, execFloor = append(floor, b.FloorAdd.P50), append(shimAlone, b.ShimAlone.P50), append(execFloor, b.ExecFloor.P50)
+		agent, fast, shipped = append(agent, b.AgentAdd.P50), append(fast, b.OVSCNIFast.P50), append(shipped, b.OVSCNIAdd.P50)
+		engine, handler, shim = append(engine, b.Engine), append(handler, max(0, b.Handler)), append(shim, max(0, b.Shim))
+		floorShim = append(floorShim, b.ShimAlone.P50)
+		noNetworks = append(noNetworks, b.NoNetworks.P50)
+	}
+	bands.Bars = []bh.BarSeries{
+		{Name: "exec floor", Role: bh.RoleExecFloor, Values: execFloor},
+		{Name: "Pod without networks", Role: bh.RoleNoNetworks, Values: noNetworks},
+		{Name: "shim alone", Role: bh.RoleShimAlone, Values: shimAlone},
+		{Name: "floor", Role: bh.RoleFloor, Values: floor},
+		{Name: "agent", Role: bh.RoleAgent, Values: agent},
+		{Name: "ovs-cni, 10 ms poll", Role: bh.RoleOVSCNIFast, Values: fast},
+		{Name: "ovs-cni as shipped", Role: bh.RoleOVSCNI, Values: shipped},
+	}
+	breakdown.Bars = []bh.BarSeries{
+		{Name: "floor", Role: bh.RoleFloor, Values: floor},
+		{Name: "+ shim alone", Role: bh.RoleShimAlone, Values: floorShim, StackOn: "floor"},
+		{Name: "agent: engine", Role: bh.RoleAgent, Values: engine},
+		{Name: "agent: handler", Role: bh.RoleAgentPart2, Values: handler, StackOn: "agent: engine"},
+		{Name: "agent: shim, exec and call", Role: bh.RoleAgentPart3, Values: shim, StackOn: "agent: handler"},
+		{Name: "ovs-cni, 10 ms poll", Role: bh.RoleOVSCNIFast, Values: fast},
+	}
+	return []bh.Chart{latency, bands, breakdown}
 }
 
-func attachCharts(dir string, r bh.AttachReport) error {
-	var floor, agent, shim []bh.Point
-	var top []float64
-	for _, s := range r.Samples {
-		floor = append(floor, bh.Point{X: float64(s.Ports), Y: s.FloorAdd})
-		agent = append(agent, bh.Point{X: float64(s.Ports), Y: s.AgentAdd})
-		if s.ShimAlone > 0 {
-			shim = append(shim, bh.Point{X: float64(s.Ports), Y: s.ShimAlone})
+func burstChart(r bh.BurstReport) bh.Chart {
+	c := bh.Chart{File: "burst.png", Title: fmt.Sprintf("%d Pods ADDed at once (medians of %d rounds)", r.Pods, len(r.Rounds)),
+		YLabel: "seconds until all answered", Groups: []string{""}}
+	c.Bars = []bh.BarSeries{
+		{Name: "exec floor", Role: bh.RoleExecFloor, Values: []float64{r.ExecFloorMedianS}},
+		{Name: "shim alone", Role: bh.RoleShimAlone, Values: []float64{r.ShimAloneMedianS}},
+		{Name: "floor", Role: bh.RoleFloor, Values: []float64{r.FloorMedianS}},
+		{Name: "agent", Role: bh.RoleAgent, Values: []float64{r.AgentMedianS}},
+		{Name: "ovs-cni, 10 ms poll", Role: bh.RoleOVSCNIFast, Values: []float64{r.OVSCNIFastMedS}},
+		{Name: "ovs-cni as shipped", Role: bh.RoleOVSCNI, Values: []float64{r.OVSCNIMedianS}},
+	}
+	c.References = []bh.Reference{
+		{Name: "target 1.2 x (floor + shim alone)", Y: 1.2 * (r.FloorMedianS + r.ShimAloneMedianS), Role: bh.RoleTarget},
+		{Name: "target 0.8 x ovs-cni", Y: 0.8 * r.OVSCNIMedianS, Role: bh.RoleOVSCNI},
+	}
+	return c
+}
+
+func ipamCharts(r bh.IPAMReport) []bh.Chart {
+	rate := bh.Chart{File: "ipam.png", Title: fmt.Sprintf("Allocations/s while a pool fills, per %d allocations", r.BandSize),
+		XLabel: "allocations in the pool at the band's end", YLabel: "allocations/s (log scale)", LogY: true}
+	p99 := bh.Chart{File: "ipam-p99.png", Title: fmt.Sprintf("Allocation p99 while a pool fills, per %d allocations", r.BandSize),
+		XLabel: "allocations in the pool at the band's end", YLabel: "p99 (ms, log scale)", LogY: true}
+	for _, run := range r.Runs {
+		role, name := bh.RoleAgent, "podvlan"
+		if run.Allocator == "whereabouts" {
+			role, name = bh.RoleWhereabouts, "Whereabouts"
 		}
-		top = append(top, s.AgentAdd, s.FloorAdd)
+		if run.Allocations == 0 {
+			continue // every request failed: no rate to draw (the table says why)
+		}
+		var rp, pp []bh.Point
+		for _, b := range run.Bands {
+			rp = append(rp, bh.Point{X: float64(b.To), Y: b.AllocsPerSec})
+			pp = append(pp, bh.Point{X: float64(b.To), Y: b.Latency.P99})
+		}
+		if len(rp) == 0 {
+			continue
+		}
+		nodes := "Nodes"
+		if run.Nodes == 1 {
+			nodes = "Node"
+		}
+		label := fmt.Sprintf("%s, %d %s x %d in flight", name, run.Nodes, nodes, run.InFlight)
+		dashed := run.Nodes != 8
+		rate.Lines = append(rate.Lines, bh.Line{Name: label, Role: role, Points: rp, Dashed: dashed})
+		p99.Lines = append(p99.Lines, bh.Line{Name: label, Role: role, Points: pp, Dashed: dashed})
 	}
-	yMax := 0.0
-	if len(top) > 0 {
-		yMax = percentile(top, 97) * 1.1
+	if len(rate.Lines) == 0 {
+		return nil
 	}
-	lc := bh.LineChart{
-		Title:  "CNI ADD latency, one Pod after another",
-		XLabel: "Pod ports on the bridge",
-		YLabel: "ADD latency (ms)",
-		YMax:   yMax,
-		Series: []bh.Series{
-			{Color: bh.ColorFloor, Points: floor, Dots: true, Faint: true},
-			{Color: bh.ColorAgent, Points: agent, Dots: true, Faint: true},
-			{Name: "floor (rolling median of 15)", Color: bh.ColorFloor, Points: bh.RollingMedian(floor, 15), Line: true},
-			{Name: "agent through the shim (rolling median of 15)", Color: bh.ColorAgent, Points: bh.RollingMedian(agent, 15), Line: true},
-		},
+	return []bh.Chart{rate, p99}
+}
+
+// restartChart has no peer series: neither ovs-cni nor Whereabouts runs a daemon that restarts.
+func restartChart(r bh.RestartReport) bh.Chart {
+	c := bh.Chart{File: "restart.png", Title: fmt.Sprintf("kill -9 to ready, %d Pods x %d networks", r.Pods, r.Networks), YLabel: "seconds"}
+	var ready []float64
+	for i, x := range r.Restarts {
+		c.Groups = append(c.Groups, fmt.Sprintf("restart %d", i+1))
+		ready = append(ready, x.ReadySeconds)
 	}
-	if len(shim) > 0 {
-		lc.Series = append(lc.Series, bh.Series{Name: "the shim alone, against a server doing nothing (rolling median of 15)",
-			Color: bh.ColorAgent3, Points: bh.RollingMedian(shim, 15), Line: true})
+	c.Bars = []bh.BarSeries{{Name: "STATUS ready, reconciled", Role: bh.RoleAgent, Values: ready}}
+	c.References = []bh.Reference{{Name: "target 2 s", Y: 2, Role: bh.RoleTarget}}
+	return c
+}
+
+// memoryChart has no peer series: ovs-cni and Whereabouts keep no process between calls.
+func memoryChart(m bh.MemoryReport, burst bh.BurstReport) bh.Chart {
+	c := bh.Chart{File: "memory.png", Title: "antrea-agent resident memory", YLabel: "MiB",
+		Groups: []string{fmt.Sprintf("%d Pods, 0 others", m.Pods), fmt.Sprintf("%d Pods, %d others", m.Pods, m.OtherPods)}}
+	rss := []float64{m.RSSBaseMiB, m.RSSWithOthersMiB}
+	anon := []float64{m.AnonBaseMiB, m.AnonWithOthersMiB}
+	if burst.AgentPeakRSSMiB > 0 {
+		c.Groups = append(c.Groups, fmt.Sprintf("burst of %d ADDs (peak)", burst.Pods))
+		rss = append(rss, burst.AgentPeakRSSMiB)
+		anon = append(anon, burst.AgentPeakAnonMiB)
+		c.References = []bh.Reference{{Name: "target 80 MiB", Y: 80, Role: bh.RoleTarget}}
 	}
-	if err := lc.Render(filepath.Join(dir, "attach-latency.png")); err != nil {
+	c.Bars = []bh.BarSeries{{Name: "RSS (peak: VmHWM)", Role: bh.RoleAgent, Values: rss},
+		{Name: "anonymous RSS (burst: peak of RssAnon)", Role: bh.RoleAgentPart2, Values: anon}}
+	return c
+}
+
+// draw writes the charts' description next to the results and runs hack/tools/plot, which draws
+// them into dir.
+func draw(root, results, dir string, charts []bh.Chart) error {
+	for _, c := range charts {
+		if err := c.Validate(); err != nil {
+			return err
+		}
+	}
+	spec := filepath.Join(results, "charts.json")
+	if err := bh.WriteJSON(spec, charts); err != nil {
 		return err
 	}
-	bc := bh.BarChart{Title: "Median ADD by bridge size: the floor, the agent's parts, the shim alone", YLabel: "milliseconds", Unit: ""}
-	for _, b := range r.Bands {
-		bc.Groups = append(bc.Groups, bh.BarGroup{Label: b.Band + " ports", Bars: []bh.Bar{
-			{Label: "floor", Segments: []bh.Segment{{Name: "floor", Value: b.FloorAdd.P50, Color: bh.ColorFloor}}},
-			{Label: "agent", Segments: []bh.Segment{
-				{Name: "engine: allocation beside veth and OVS port", Value: b.Engine, Color: bh.ColorAgent},
-				{Name: "handler: Pod and networks", Value: b.Handler, Color: bh.ColorAgent2},
-				{Name: "shim: exec and call", Value: b.Shim, Color: bh.ColorAgent3},
-			}},
-			{Label: "shim", Segments: []bh.Segment{{Name: "shim: exec and call", Value: b.ShimAlone.P50, Color: bh.ColorAgent3}}},
-		}})
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
 	}
-	return bc.Render(filepath.Join(dir, "attach-breakdown.png"))
-}
-
-func burstChart(dir string, r bh.BurstReport) error {
-	bc := bh.BarChart{Title: fmt.Sprintf("%d Pods ADDed at once (medians of %d rounds)", r.Pods, len(r.Rounds)), YLabel: "seconds until all done", Unit: " s"}
-	bc.Groups = []bh.BarGroup{{Label: "", Bars: []bh.Bar{
-		{Label: "floor", Segments: []bh.Segment{{Name: "floor", Value: r.FloorMedianS, Color: bh.ColorFloor}}},
-		{Label: "agent", Segments: []bh.Segment{
-			{Name: "agent: until the last shim's request is in", Value: r.ReceivedMedianS, Color: bh.ColorAgent3},
-			{Name: "agent: until the engine attached the last Pod", Value: max(0, r.EngineMedianS-r.ReceivedMedianS), Color: bh.ColorAgent},
-			{Name: "agent: answers", Value: max(0, r.AgentMedianS-r.EngineMedianS), Color: bh.ColorAgent2},
-		}},
-		{Label: "shim alone", Segments: []bh.Segment{{Name: "the shims alone, answered by a server doing nothing", Value: r.ShimAloneMedianS, Color: bh.ColorAgent4}}},
-	}}}
-	bc.References = []bh.Reference{{Name: "target 1.2 x floor", Y: 1.2 * r.FloorMedianS, Color: bh.ColorTarget}}
-	return bc.Render(filepath.Join(dir, "burst.png"))
-}
-
-func ipamChart(dir string, r bh.IPAMReport) error {
-	bc := bh.BarChart{Title: "IPPool allocations/s on one 1,024-address pool", YLabel: "allocations per second", LogY: true}
-	byAllocators := map[int][]bh.Bar{}
-	var order []int
-	for _, run := range r.Runs {
-		if _, ok := byAllocators[run.Allocators]; !ok {
-			order = append(order, run.Allocators)
-		}
-		label, name, col := "burst", "every request at once", bh.ColorAgent
-		if run.InFlight > 0 {
-			label, name, col = fmt.Sprintf("%d MAX", run.InFlight), fmt.Sprintf("at most %d requests in flight per Node", run.InFlight), bh.ColorAgent2
-		}
-		byAllocators[run.Allocators] = append(byAllocators[run.Allocators], bh.Bar{Label: label,
-			Segments: []bh.Segment{{Name: name, Value: run.AllocsPerSec, Color: col}}})
+	cmd := exec.Command("go", "run", ".", "-in", spec, "-out", absDir)
+	cmd.Dir = filepath.Join(root, "hack", "tools", "plot")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("hack/tools/plot: %w", err)
 	}
-	for _, n := range order {
-		bc.Groups = append(bc.Groups, bh.BarGroup{Label: fmt.Sprintf("%d Nodes", n), Bars: byAllocators[n]})
-	}
-	bc.References = []bh.Reference{
-		{Name: "target 150/s at 8 Nodes", Y: 150, Color: bh.ColorTarget},
-		{Name: "raw writes/s of one object", Y: r.RawWritesPerSec, Color: bh.ColorFloor},
-	}
-	return bc.Render(filepath.Join(dir, "ipam.png"))
-}
-
-func restartChart(dir string, r bh.RestartReport) error {
-	bc := bh.BarChart{Title: fmt.Sprintf("kill -9 to ready, %d Pods x %d networks", r.Pods, r.Networks), YLabel: "seconds", Unit: " s"}
-	var bars []bh.Bar
-	for i, x := range r.Restarts {
-		bars = append(bars, bh.Bar{Label: fmt.Sprintf("#%d", i+1), Segments: []bh.Segment{{Name: "STATUS ready, reconciled", Value: x.ReadySeconds, Color: bh.ColorAgent}}})
-	}
-	bc.Groups = []bh.BarGroup{{Label: "restarts", Bars: bars}}
-	bc.References = []bh.Reference{{Name: "target 2 s", Y: 2, Color: bh.ColorTarget}}
-	return bc.Render(filepath.Join(dir, "restart.png"))
-}
-
-func memoryChart(dir string, m bh.MemoryReport, burst bh.BurstReport) error {
-	bc := bh.BarChart{Title: "antrea-agent resident memory", YLabel: "MiB", Unit: ""}
-	bc.Groups = []bh.BarGroup{{Label: fmt.Sprintf("%d Pods on its Node", m.Pods), Bars: []bh.Bar{
-		{Label: "0 others", Segments: []bh.Segment{{Name: "RSS", Value: m.RSSBaseMiB, Color: bh.ColorAgent}}},
-		{Label: fmt.Sprintf("%d others", m.OtherPods), Segments: []bh.Segment{{Name: "RSS", Value: m.RSSWithOthersMiB, Color: bh.ColorAgent}}},
-	}}}
-	if burst.AgentPeakRSSMiB > 0 {
-		bc.Groups = append(bc.Groups, bh.BarGroup{Label: fmt.Sprintf("burst of %d ADDs", burst.Pods), Bars: []bh.Bar{
-			{Label: "peak", Segments: []bh.Segment{{Name: "peak RSS (VmHWM)", Value: burst.AgentPeakRSSMiB, Color: bh.ColorAgent4}}},
-		}})
-		bc.References = []bh.Reference{{Name: "burst target 80 MiB", Y: 80, Color: bh.ColorTarget}}
-	}
-	return bc.Render(filepath.Join(dir, "memory.png"))
-}
-
-func percentile(values []float64, p float64) float64 {
-	s := slices.Clone(values)
-	slices.Sort(s)
-	return bh.Percentile(s, p)
+	return nil
 }
