@@ -1,0 +1,1070 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	crdlisters "github.com/podvlan/podvlan/pkg/client/listers/crd/v1beta1"
+)
+
+var everything = labels.Everything()
+
+// byPoolIndex indexes IPPoolBlocks by spec.pool.
+const byPoolIndex = "pool"
+
+// Attempts of one conditional write of a shared block, and of block claims per request.
+const (
+	sharedWriteAttempts = 8
+	claimAttempts       = 8
+)
+
+// blockMode allocates inside IPPoolBlocks on behalf of one Node (Options.NodeName).
+//
+// Locks: nodePool.mu guards a pool's owned blocks and is held while a record is written (a local
+// file write, never an API request, except while converting blocks to shared); nodePool.claimMu
+// serializes claims of one pool. blockMode.mu guards the pools map only.
+type blockMode struct {
+	a        *Allocator
+	node     string
+	maxSize  int
+	delay    time.Duration
+	store    *recordStore
+	lister   crdlisters.IPPoolBlockLister
+	informer cache.SharedIndexInformer
+
+	loadMu  sync.Mutex
+	loaded  bool
+	records []*blockRecord // read at construction, adopted by ensureLoaded
+
+	mu    sync.Mutex
+	pools map[string]*nodePool
+
+	claims, writes, conflicts atomic.Uint64
+}
+
+// nodePool is the Node's share of one pool: the blocks it owns.
+type nodePool struct {
+	name string
+
+	mu     sync.Mutex
+	blocks map[string]*ownedBlock // by block name
+
+	claimMu     sync.Mutex
+	prefetching atomic.Bool
+	converting  atomic.Bool
+}
+
+// ownedBlock is a block this Node allocates inside, with its authoritative holders.
+type ownedBlock struct {
+	name    string
+	cidr    netip.Prefix
+	holders map[netip.Addr]v1beta1.PodOwner
+	// lost: the IPPoolBlock no longer names this Node (the controller took it back after the Node
+	// object was deleted, or it is gone). Its holders are still reported and released; nothing new
+	// is handed out from it.
+	lost        bool
+	syncPending bool
+}
+
+func (b *ownedBlock) holderOf(key string) (netip.Addr, bool) {
+	for a, o := range b.holders {
+		if ownerKey(&o) == key {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (b *ownedBlock) record(pool, node string) *blockRecord {
+	return &blockRecord{Block: b.name, Pool: pool, CIDR: b.cidr.String(), Node: node, Holders: holderStates(b.holders)}
+}
+
+// holderStates lists holders as status entries, by address.
+func holderStates(h map[netip.Addr]v1beta1.PodOwner) []v1beta1.IPAddressState {
+	addrs := make([]netip.Addr, 0, len(h))
+	for a := range h {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	out := make([]v1beta1.IPAddressState, 0, len(addrs))
+	for _, a := range addrs {
+		o := h[a]
+		out = append(out, v1beta1.IPAddressState{IPAddress: a.String(), Phase: v1beta1.IPAddressPhaseAllocated,
+			Owner: v1beta1.IPAddressOwner{Pod: &o}})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// holdersOf reads status entries back into a holder map, skipping entries without a Pod owner or
+// a parsable address.
+func holdersOf(st []v1beta1.IPAddressState) map[netip.Addr]v1beta1.PodOwner {
+	h := make(map[netip.Addr]v1beta1.PodOwner, len(st))
+	for _, e := range st {
+		a, err := netip.ParseAddr(e.IPAddress)
+		if err != nil || e.Owner.Pod == nil {
+			continue
+		}
+		h[a.Unmap()] = *e.Owner.Pod
+	}
+	return h
+}
+
+func newBlockMode(a *Allocator, o Options) (*blockMode, error) {
+	m := &blockMode{
+		a: a, node: o.NodeName, maxSize: o.BlockSize, delay: o.BlockSyncDelay,
+		store:    &recordStore{dir: o.StateDir},
+		lister:   o.Blocks.Lister(),
+		informer: o.Blocks.Informer(),
+		pools:    map[string]*nodePool{},
+	}
+	if err := m.informer.AddIndexers(cache.Indexers{byPoolIndex: func(obj any) ([]string, error) {
+		if b, ok := obj.(*v1beta1.IPPoolBlock); ok {
+			return []string{b.Spec.Pool}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return nil, fmt.Errorf("index IPPoolBlocks by pool: %w", err)
+	}
+	if _, err := m.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if b, ok := obj.(*v1beta1.IPPoolBlock); ok {
+				m.poolFilling(b.Spec.Pool)
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watch IPPoolBlocks: %w", err)
+	}
+	records, err := m.store.load()
+	if err != nil {
+		return nil, err
+	}
+	m.records = records
+	return m, nil
+}
+
+func (m *blockMode) pool(name string) *nodePool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pools[name]
+	if !ok {
+		p = &nodePool{name: name, blocks: map[string]*ownedBlock{}}
+		m.pools[name] = p
+	}
+	return p
+}
+
+func (m *blockMode) allPools() []*nodePool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*nodePool, 0, len(m.pools))
+	for _, p := range m.pools {
+		out = append(out, p)
+	}
+	return out
+}
+
+// ensureLoaded adopts, once the IPPoolBlock cache has synced, the blocks this Node owns: its local
+// records, checked against the API, and blocks the API names this Node for without a local record
+// (the agent died between claiming and recording, or the Node rebooted), whose holders are taken
+// from the block's status.
+func (m *blockMode) ensureLoaded(ctx context.Context) error {
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
+	if m.loaded {
+		return nil
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), m.informer.HasSynced) {
+		return fmt.Errorf("IPPoolBlocks not synced yet: %w", context.Cause(ctx))
+	}
+	seen := map[string]bool{}
+	for _, r := range m.records {
+		cidr := netip.MustParsePrefix(r.CIDR).Masked()
+		b := &ownedBlock{name: r.Block, cidr: cidr, holders: holdersOf(r.Holders)}
+		obj, err := m.lister.Get(r.Block)
+		if err != nil || obj.Spec.NodeName != m.node {
+			// Confirm with a quorum read: the cache may lag behind a claim made just before a restart.
+			live, gerr := m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, r.Block, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(gerr):
+				b.lost = true
+			case gerr != nil:
+				return fmt.Errorf("read IPPoolBlock %s: %w", r.Block, gerr)
+			case live.Spec.NodeName != m.node:
+				b.lost = true
+			}
+		}
+		if b.lost {
+			if len(b.holders) == 0 {
+				if err := m.store.remove(r.Block); err != nil {
+					return err
+				}
+				continue
+			}
+			klog.InfoS("IPPoolBlock is no longer this Node's: keeping its recorded holders, handing out nothing new",
+				"ipPoolBlock", r.Block, "ippool", r.Pool, "holders", len(b.holders))
+		}
+		p := m.pool(r.Pool)
+		p.mu.Lock()
+		p.blocks[r.Block] = b
+		p.mu.Unlock()
+		seen[r.Block] = true
+	}
+	objs, err := m.lister.List(everything)
+	if err != nil {
+		return fmt.Errorf("list IPPoolBlocks from the cache: %w", err)
+	}
+	for _, obj := range objs {
+		if obj.Spec.NodeName != m.node || seen[obj.Name] {
+			continue
+		}
+		ref, ok := parseBlock(obj)
+		if !ok {
+			continue
+		}
+		b := &ownedBlock{name: obj.Name, cidr: ref.cidr, holders: holdersOf(obj.Status.IPAddresses)}
+		if err := m.store.save(b.record(obj.Spec.Pool, m.node)); err != nil {
+			return err
+		}
+		p := m.pool(obj.Spec.Pool)
+		p.mu.Lock()
+		p.blocks[obj.Name] = b
+		p.mu.Unlock()
+		klog.InfoS("Adopted an IPPoolBlock of this Node without a local record", "ipPoolBlock", obj.Name,
+			"ippool", obj.Spec.Pool, "holders", len(b.holders))
+	}
+	m.records = nil
+	m.loaded = true
+	return nil
+}
+
+// listHeld maps the addresses recorded in the pool's status.ipAddresses (allocations of the
+// previous version, or of allocators without a Node) to their owners.
+func listHeld(pool *v1beta1.IPPool) map[netip.Addr]*v1beta1.PodOwner {
+	out := make(map[netip.Addr]*v1beta1.PodOwner, len(pool.Status.IPAddresses))
+	for i := range pool.Status.IPAddresses {
+		e := &pool.Status.IPAddresses[i]
+		if a, err := netip.ParseAddr(e.IPAddress); err == nil {
+			out[a.Unmap()] = e.Owner.Pod
+		}
+	}
+	return out
+}
+
+// do serves one operation on one pool. Releases go through release, never here.
+func (m *blockMode) do(ctx context.Context, poolObj *v1beta1.IPPool, space *poolSpace, op poolOp) opOutcome {
+	if err := m.ensureLoaded(ctx); err != nil {
+		return opOutcome{err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.a.opts.Timeout)
+	defer cancel()
+	p := m.pool(poolObj.Name)
+	list := listHeld(poolObj)
+	key := ownerKey(&op.owner)
+	// The owner's existing address, wherever it is recorded.
+	for a, o := range list {
+		if o != nil && ownerKey(o) == key {
+			return m.existing(poolObj.Name, op, a)
+		}
+	}
+	if a, ok := p.holderOf(key); ok {
+		return m.existing(poolObj.Name, op, a)
+	}
+	if a, ok := m.sharedHolderOf(poolObj.Name, key); ok {
+		return m.existing(poolObj.Name, op, a)
+	}
+	if op.kind == opClaim {
+		return m.claimStatic(ctx, p, space, list, op)
+	}
+	bits := blockBits(space.subnet, m.maxSize)
+	for attempt := 0; attempt < 2; attempt++ {
+		if a, err, ok := m.allocLocal(p, space, list, op.owner, false); ok || err != nil {
+			return opOutcome{addr: a, err: err}
+		}
+		claimed, err := m.claim(ctx, p, space, bits, list)
+		if err != nil {
+			return opOutcome{err: err}
+		}
+		if !claimed {
+			break
+		}
+	}
+	// No block to claim: recently released addresses of the Node's blocks, then shared blocks.
+	if a, err, ok := m.allocLocal(p, space, list, op.owner, true); ok || err != nil {
+		return opOutcome{addr: a, err: err}
+	}
+	return m.allocShared(ctx, poolObj.Name, space, list, op.owner)
+}
+
+func (m *blockMode) existing(pool string, op poolOp, held netip.Addr) opOutcome {
+	if op.kind == opClaim && held != op.addr {
+		return opOutcome{err: &StaticAddressError{Pool: pool, Address: op.addr,
+			Reason: fmt.Sprintf("the interface already holds %s", held)}}
+	}
+	return opOutcome{addr: held, existing: true}
+}
+
+func (p *nodePool) holderOf(key string) (netip.Addr, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.blocks {
+		if a, ok := b.holderOf(key); ok {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// sharedHolderOf finds the owner in the cached shared blocks of a pool.
+func (m *blockMode) sharedHolderOf(pool, key string) (netip.Addr, bool) {
+	for _, obj := range m.blocksOf(pool) {
+		if obj.Spec.NodeName != "" {
+			continue
+		}
+		for _, e := range obj.Status.IPAddresses {
+			if e.Owner.Pod != nil && ownerKey(e.Owner.Pod) == key {
+				if a, err := netip.ParseAddr(e.IPAddress); err == nil {
+					return a.Unmap(), true
+				}
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// blocksOf returns the cached blocks of a pool.
+func (m *blockMode) blocksOf(pool string) []*v1beta1.IPPoolBlock {
+	objs, err := m.informer.GetIndexer().ByIndex(byPoolIndex, pool)
+	if err != nil {
+		return nil
+	}
+	out := make([]*v1beta1.IPPoolBlock, 0, len(objs))
+	for _, o := range objs {
+		if b, ok := o.(*v1beta1.IPPoolBlock); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// allocLocal hands out a free address of one of the Node's blocks and records it before
+// returning. ok is false when no block has one (quarantined addresses count as taken unless
+// allowHeld). A full, or nearly full, Node share starts a claim in the background.
+func (m *blockMode) allocLocal(p *nodePool, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, owner v1beta1.PodOwner, allowHeld bool) (netip.Addr, error, bool) {
+	recent := map[netip.Addr]struct{}{}
+	for _, a := range m.a.quarantine.recent(p.name, time.Now()) {
+		recent[a] = struct{}{}
+	}
+	p.mu.Lock()
+	names := make([]string, 0, len(p.blocks))
+	for n, b := range p.blocks {
+		if !b.lost {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var got netip.Addr
+	var in *ownedBlock
+	free := 0
+	size := 0
+	for _, n := range names {
+		b := p.blocks[n]
+		size = 1 << (b.cidr.Addr().BitLen() - b.cidr.Bits())
+		space.blockAddrs(b.cidr, func(a netip.Addr) bool {
+			if _, held := b.holders[a]; held {
+				return true
+			}
+			if _, listed := list[a]; listed {
+				return true
+			}
+			if _, q := recent[a]; q {
+				if !allowHeld || got.IsValid() {
+					return true
+				}
+			}
+			if !got.IsValid() {
+				got, in = a, b
+				return true
+			}
+			free++
+			return free < size // enough counted to know whether to claim ahead
+		})
+	}
+	if !got.IsValid() {
+		p.mu.Unlock()
+		return netip.Addr{}, nil, false
+	}
+	in.holders[got] = owner
+	if err := m.store.save(in.record(p.name, m.node)); err != nil {
+		delete(in.holders, got)
+		p.mu.Unlock()
+		return netip.Addr{}, err, true
+	}
+	m.scheduleSync(p, in)
+	p.mu.Unlock()
+	if free < max(1, size/4) {
+		m.prefetch(p, space)
+	}
+	return got, nil, true
+}
+
+// prefetch claims another block in the background, so that the next requests find a free address
+// without waiting for the API server.
+func (m *blockMode) prefetch(p *nodePool, space *poolSpace) {
+	if !p.prefetching.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer p.prefetching.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), m.a.opts.Timeout)
+		defer cancel()
+		poolObj, err := m.a.currentPool(ctx, p.name)
+		if err != nil {
+			return
+		}
+		bits := blockBits(space.subnet, m.maxSize)
+		if _, err := m.claimAhead(ctx, p, space, bits, listHeld(poolObj)); err != nil {
+			klog.V(2).InfoS("Could not claim an IPPoolBlock ahead of demand", "ippool", p.name, "err", err)
+		}
+	}()
+}
+
+// hasFree reports whether a block of the Node has an address neither held, listed nor recent.
+func (p *nodePool) hasFree(space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, threshold int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	free := 0
+	for _, b := range p.blocks {
+		if b.lost {
+			continue
+		}
+		space.blockAddrs(b.cidr, func(a netip.Addr) bool {
+			_, held := b.holders[a]
+			_, listed := list[a]
+			if !held && !listed {
+				free++
+			}
+			return free < threshold
+		})
+		if free >= threshold {
+			return true
+		}
+	}
+	return false
+}
+
+// claim claims a block for the Node unless a concurrent claim already gave it a free address. It
+// returns false when no block is left to claim.
+func (m *blockMode) claim(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (bool, error) {
+	p.claimMu.Lock()
+	defer p.claimMu.Unlock()
+	if p.hasFree(space, list, 1) {
+		return true, nil
+	}
+	return m.claimLocked(ctx, p, space, bits, list)
+}
+
+// claimAhead claims a block while the Node's share runs low (the background prefetch).
+func (m *blockMode) claimAhead(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (bool, error) {
+	p.claimMu.Lock()
+	defer p.claimMu.Unlock()
+	size := 1 << (space.subnet.Addr().BitLen() - bits)
+	if p.hasFree(space, list, max(1, size/4)) {
+		return true, nil
+	}
+	return m.claimLocked(ctx, p, space, bits, list)
+}
+
+// claimLocked creates the IPPoolBlock of a block nobody holds: one create, which the API server
+// lets succeed once per name. The scan starts at a point derived from the Node's name, so that
+// Nodes claiming at once mostly aim at different blocks; after losing a race it restarts at a
+// random point.
+func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (bool, error) {
+	taken := map[netip.Prefix]bool{}
+	for _, obj := range m.blocksOf(p.name) {
+		if ref, ok := parseBlock(obj); ok {
+			taken[ref.cidr] = true
+		}
+	}
+	p.mu.Lock()
+	for _, b := range p.blocks {
+		taken[b.cidr] = true
+	}
+	p.mu.Unlock()
+	skip := func(b netip.Prefix) bool {
+		if taken[b] {
+			return true
+		}
+		usable := false
+		space.blockAddrs(b, func(a netip.Addr) bool {
+			_, listed := list[a]
+			usable = !listed
+			return !usable
+		})
+		return !usable
+	}
+	h := fnv.New64a()
+	h.Write([]byte(m.node))
+	start := space.addrAt(h.Sum64())
+	for attempt := 0; attempt < claimAttempts; attempt++ {
+		cidr, ok := space.nextBlock(start, bits, skip)
+		if !ok {
+			return false, nil
+		}
+		obj := &v1beta1.IPPoolBlock{
+			ObjectMeta: metav1.ObjectMeta{Name: BlockName(p.name, cidr)},
+			Spec:       v1beta1.IPPoolBlockSpec{Pool: p.name, CIDR: cidr.String(), NodeName: m.node},
+		}
+		m.writes.Add(1)
+		_, err := m.a.client.CrdV1beta1().IPPoolBlocks().Create(ctx, obj, metav1.CreateOptions{})
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			m.conflicts.Add(1)
+			taken[cidr] = true
+			start = space.addrAt(rand.Uint64())
+			continue
+		case err != nil:
+			return false, fmt.Errorf("claim IPPoolBlock %s of IPPool %q: %w", obj.Name, p.name, err)
+		}
+		b := &ownedBlock{name: obj.Name, cidr: cidr, holders: map[netip.Addr]v1beta1.PodOwner{}}
+		p.mu.Lock()
+		err = m.store.save(b.record(p.name, m.node))
+		if err == nil {
+			p.blocks[b.name] = b
+		}
+		p.mu.Unlock()
+		if err != nil {
+			// The block stays claimed in the API; the next start adopts it.
+			return false, err
+		}
+		m.claims.Add(1)
+		klog.V(2).InfoS("Claimed an IPPoolBlock", "ippool", p.name, "ipPoolBlock", obj.Name, "cidr", cidr)
+		return true, nil
+	}
+	return false, nil
+}
+
+// addrAt maps a number onto an address of the pool's ranges (for spreading claim scans).
+func (s *poolSpace) addrAt(n uint64) netip.Addr {
+	if len(s.ranges) == 0 {
+		return netip.Addr{}
+	}
+	r := s.ranges[n%uint64(len(s.ranges))]
+	size := rangeSize(r)
+	return addN(r.first, (n/uint64(len(s.ranges)))%size)
+}
+
+// rangeSize is the number of addresses of a range, saturated at 2^63.
+func rangeSize(r addrRange) uint64 {
+	f, l := r.first.As16(), r.last.As16()
+	for i := 0; i < 8; i++ {
+		if f[i] != l[i] {
+			return 1 << 63
+		}
+	}
+	var lo, hi uint64
+	for i := 8; i < 16; i++ {
+		lo, hi = lo<<8|uint64(f[i]), hi<<8|uint64(l[i])
+	}
+	if hi-lo >= 1<<63-1 {
+		return 1 << 63
+	}
+	return hi - lo + 1
+}
+
+// addN adds n to an address (no overflow check: callers stay inside a range).
+func addN(a netip.Addr, n uint64) netip.Addr {
+	b := a.As16()
+	carry := n
+	for i := 15; i >= 0 && carry > 0; i-- {
+		s := uint64(b[i]) + carry&0xff
+		b[i] = byte(s)
+		carry = carry>>8 + s>>8
+	}
+	out := netip.AddrFrom16(b)
+	if a.Is4() {
+		return out.Unmap()
+	}
+	return out
+}
+
+// allocShared hands out an address of a shared block with a conditional write of the block.
+func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, owner v1beta1.PodOwner) opOutcome {
+	recent := map[netip.Addr]struct{}{}
+	for _, a := range m.a.quarantine.recent(pool, time.Now()) {
+		recent[a] = struct{}{}
+	}
+	shared := m.blocksOf(pool)
+	rand.Shuffle(len(shared), func(i, j int) { shared[i], shared[j] = shared[j], shared[i] })
+	for _, allowRecent := range []bool{false, true} {
+		for _, obj := range shared {
+			if obj.Spec.NodeName != "" {
+				continue
+			}
+			ref, ok := parseBlock(obj)
+			if !ok {
+				continue
+			}
+			var got netip.Addr
+			_, err := m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
+				if b.Spec.NodeName != "" {
+					return false
+				}
+				held := holdersOf(b.Status.IPAddresses)
+				got = netip.Addr{}
+				space.blockAddrs(ref.cidr, func(a netip.Addr) bool {
+					_, h := held[a]
+					_, l := list[a]
+					_, q := recent[a]
+					if h || l || (q && !allowRecent) {
+						return true
+					}
+					got = a
+					return false
+				})
+				if !got.IsValid() {
+					return false
+				}
+				held[got] = owner
+				b.Status.IPAddresses = holderStates(held)
+				b.Status.Used = len(b.Status.IPAddresses)
+				return true
+			})
+			if err != nil {
+				return opOutcome{err: err}
+			}
+			if got.IsValid() {
+				klog.V(2).InfoS("Allocated from a shared IPPoolBlock", "ippool", pool, "ipPoolBlock", obj.Name, "address", got)
+				return opOutcome{addr: got}
+			}
+		}
+	}
+	return opOutcome{err: &PoolExhaustedError{Pool: pool, Total: space.total}}
+}
+
+// updateShared applies change to a block and writes it with its resourceVersion, re-reading the
+// block after a conflict. change returns false when there is nothing to write; updateShared then
+// returns the block as read.
+func (m *blockMode) updateShared(ctx context.Context, start *v1beta1.IPPoolBlock, change func(*v1beta1.IPPoolBlock) bool) (*v1beta1.IPPoolBlock, error) {
+	cur := start
+	for attempt := 1; ; attempt++ {
+		b := cur.DeepCopy()
+		if !change(b) {
+			return cur, nil
+		}
+		m.writes.Add(1)
+		written, err := m.a.client.CrdV1beta1().IPPoolBlocks().Update(ctx, b, metav1.UpdateOptions{})
+		switch {
+		case err == nil:
+			return written, nil
+		case apierrors.IsNotFound(err):
+			return cur, nil
+		case !apierrors.IsConflict(err) || attempt >= sharedWriteAttempts:
+			return nil, fmt.Errorf("update IPPoolBlock %s: %w", start.Name, err)
+		}
+		m.conflicts.Add(1)
+		time.Sleep(rand.N(time.Duration(attempt) * 5 * time.Millisecond))
+		cur, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, start.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return start, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("re-read IPPoolBlock %s: %w", start.Name, err)
+		}
+	}
+}
+
+// claimStatic gives the owner a static address: in a block of the Node, locally; in a shared
+// block, with a conditional write; in a block nobody holds, by creating it shared with the
+// address recorded. An address in another Node's block cannot be handed out safely (that Node
+// allocates inside it without asking the API server) and is refused with the Node's name.
+func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, op poolOp) opOutcome {
+	addr := op.addr
+	switch {
+	case !space.contains(addr):
+		return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr, Reason: "outside the pool's ranges"}}
+	case space.isReserved(addr):
+		return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr, Reason: "reserved (network, broadcast or gateway address)"}}
+	}
+	if o, ok := list[addr]; ok {
+		return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr, Reason: "in use by " + describeOwner(o)}}
+	}
+	cidr := blockOf(addr, blockBits(space.subnet, m.maxSize))
+	name := BlockName(p.name, cidr)
+	for attempt := 0; attempt < sharedWriteAttempts; attempt++ {
+		p.mu.Lock()
+		if b, ok := p.blocks[name]; ok && !b.lost {
+			defer p.mu.Unlock()
+			if o, held := b.holders[addr]; held {
+				return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr, Reason: "in use by " + describeOwner(&o)}}
+			}
+			b.holders[addr] = op.owner
+			if err := m.store.save(b.record(p.name, m.node)); err != nil {
+				delete(b.holders, addr)
+				return opOutcome{err: err}
+			}
+			m.scheduleSync(p, b)
+			return opOutcome{addr: addr}
+		}
+		p.mu.Unlock()
+		obj, err := m.lister.Get(name)
+		if apierrors.IsNotFound(err) {
+			obj, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, name, metav1.GetOptions{})
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			o := op.owner
+			nb := &v1beta1.IPPoolBlock{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       v1beta1.IPPoolBlockSpec{Pool: p.name, CIDR: cidr.String()},
+				Status: v1beta1.IPPoolBlockStatus{Used: 1, IPAddresses: []v1beta1.IPAddressState{{IPAddress: addr.String(),
+					Phase: v1beta1.IPAddressPhaseAllocated, Owner: v1beta1.IPAddressOwner{Pod: &o}}}},
+			}
+			m.writes.Add(1)
+			_, err := m.a.client.CrdV1beta1().IPPoolBlocks().Create(ctx, nb, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				m.conflicts.Add(1)
+				continue
+			}
+			if err != nil {
+				return opOutcome{err: fmt.Errorf("create shared IPPoolBlock %s for static address %s: %w", name, addr, err)}
+			}
+			return opOutcome{addr: addr}
+		case err != nil:
+			return opOutcome{err: fmt.Errorf("read IPPoolBlock %s: %w", name, err)}
+		case obj.Spec.NodeName == m.node:
+			// Ours, but not adopted yet (claimed by a request a moment ago): look again.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		case obj.Spec.NodeName != "":
+			return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr,
+				Reason: fmt.Sprintf("inside IPPoolBlock %s, which Node %s allocates from", name, obj.Spec.NodeName)}}
+		}
+		var inUse *v1beta1.PodOwner
+		_, err = m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
+			held := holdersOf(b.Status.IPAddresses)
+			inUse = nil
+			if o, ok := held[addr]; ok {
+				inUse = &o
+				return false
+			}
+			if b.Spec.NodeName != "" {
+				return false
+			}
+			held[addr] = op.owner
+			b.Status.IPAddresses = holderStates(held)
+			b.Status.Used = len(b.Status.IPAddresses)
+			return true
+		})
+		switch {
+		case err != nil:
+			return opOutcome{err: err}
+		case inUse != nil:
+			return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr, Reason: "in use by " + describeOwner(inUse)}}
+		}
+		return opOutcome{addr: addr}
+	}
+	return opOutcome{err: &WriteConflictError{Pool: p.name, Attempts: sharedWriteAttempts,
+		Err: fmt.Errorf("IPPoolBlock %s kept changing", name)}}
+}
+
+// release frees the addresses whose owner matches, in the Node's blocks (locally) and in shared
+// blocks (conditional writes). It returns the released addresses by pool.
+func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) bool) (map[string][]netip.Addr, error) {
+	out := map[string][]netip.Addr{}
+	var errs []error
+	for _, p := range m.allPools() {
+		p.mu.Lock()
+		for _, b := range p.blocks {
+			var freed []netip.Addr
+			removed := map[netip.Addr]v1beta1.PodOwner{}
+			for a, o := range b.holders {
+				if match(&o) {
+					freed = append(freed, a)
+					removed[a] = o
+				}
+			}
+			if len(freed) == 0 {
+				continue
+			}
+			for _, a := range freed {
+				delete(b.holders, a)
+			}
+			var err error
+			if b.lost && len(b.holders) == 0 {
+				err = m.store.remove(b.name)
+				if err == nil {
+					delete(p.blocks, b.name)
+				}
+			} else {
+				err = m.store.save(b.record(p.name, m.node))
+			}
+			if err != nil {
+				// Keep the holders: the record on disk still has them, and a retry finds them again.
+				maps.Copy(b.holders, removed)
+				errs = append(errs, err)
+				continue
+			}
+			if !b.lost {
+				m.scheduleSync(p, b)
+			}
+			out[p.name] = append(out[p.name], freed...)
+			m.a.quarantine.add(p.name, freed, time.Now())
+		}
+		p.mu.Unlock()
+	}
+	objs, err := m.lister.List(everything)
+	if err != nil {
+		return out, errors.Join(append(errs, fmt.Errorf("list IPPoolBlocks from the cache: %w", err))...)
+	}
+	for _, obj := range objs {
+		if obj.Spec.NodeName != "" {
+			continue
+		}
+		hit := false
+		for _, e := range obj.Status.IPAddresses {
+			if e.Owner.Pod != nil && match(e.Owner.Pod) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			continue
+		}
+		var freed []netip.Addr
+		_, err := m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
+			freed = freed[:0]
+			kept := b.Status.IPAddresses[:0:0]
+			for _, e := range b.Status.IPAddresses {
+				if e.Owner.Pod != nil && match(e.Owner.Pod) {
+					if a, err := netip.ParseAddr(e.IPAddress); err == nil {
+						freed = append(freed, a.Unmap())
+					}
+					continue
+				}
+				kept = append(kept, e)
+			}
+			if len(kept) == len(b.Status.IPAddresses) {
+				return false
+			}
+			b.Status.IPAddresses = kept
+			b.Status.Used = len(kept)
+			return true
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[obj.Spec.Pool] = append(out[obj.Spec.Pool], freed...)
+		m.a.quarantine.add(obj.Spec.Pool, freed, time.Now())
+	}
+	return out, errors.Join(errs...)
+}
+
+// scheduleSync writes the block's holders to its status after the sync delay, so that a burst of
+// allocations costs one write. Called with p.mu held.
+func (m *blockMode) scheduleSync(p *nodePool, b *ownedBlock) {
+	if b.syncPending {
+		return
+	}
+	b.syncPending = true
+	time.AfterFunc(m.delay, func() { m.syncBlock(p, b) })
+}
+
+// syncBlock copies an owned block's holders into its IPPoolBlock's status.
+func (m *blockMode) syncBlock(p *nodePool, b *ownedBlock) {
+	p.mu.Lock()
+	b.syncPending = false
+	if b.lost {
+		p.mu.Unlock()
+		return
+	}
+	want := holderStates(b.holders)
+	p.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), m.a.opts.Timeout)
+	defer cancel()
+	obj, err := m.lister.Get(b.name)
+	if err != nil {
+		obj, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, b.name, metav1.GetOptions{})
+	}
+	if err == nil {
+		_, err = m.updateShared(ctx, obj, func(o *v1beta1.IPPoolBlock) bool {
+			if o.Spec.NodeName != m.node {
+				return false
+			}
+			if slices.EqualFunc(o.Status.IPAddresses, want, sameEntry) {
+				return false
+			}
+			o.Status.IPAddresses, o.Status.Used = want, len(want)
+			return true
+		})
+	}
+	if err == nil {
+		if live, gerr := m.lister.Get(b.name); gerr == nil && live.Spec.NodeName != m.node && live.Spec.NodeName != "" {
+			err = fmt.Errorf("IPPoolBlock %s now names Node %s", b.name, live.Spec.NodeName)
+		}
+	}
+	if err != nil {
+		klog.V(2).InfoS("Could not report the holders of an IPPoolBlock; retrying", "ipPoolBlock", b.name, "err", err)
+		p.mu.Lock()
+		m.scheduleSync(p, b)
+		p.mu.Unlock()
+	}
+}
+
+func sameEntry(x, y v1beta1.IPAddressState) bool {
+	if x.IPAddress != y.IPAddress || x.Phase != y.Phase || (x.Owner.Pod == nil) != (y.Owner.Pod == nil) {
+		return false
+	}
+	return x.Owner.Pod == nil || *x.Owner.Pod == *y.Owner.Pod
+}
+
+// poolFilling reacts to a new block of a pool: once no block of the pool is left to claim, the
+// Node turns its blocks that still have free addresses into shared blocks, so that other Nodes can
+// take the pool's last addresses (single-address allocation with a conditional write each).
+func (m *blockMode) poolFilling(pool string) {
+	m.mu.Lock()
+	p, ok := m.pools[pool]
+	m.mu.Unlock()
+	if !ok || !p.converting.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer p.converting.Store(false)
+		poolObj, err := m.a.lister.Get(pool)
+		if err != nil {
+			return
+		}
+		space, err := m.a.space(poolObj)
+		if err != nil {
+			return
+		}
+		list := listHeld(poolObj)
+		bits := blockBits(space.subnet, m.maxSize)
+		taken := map[netip.Prefix]bool{}
+		for _, obj := range m.blocksOf(pool) {
+			if ref, ok := parseBlock(obj); ok {
+				taken[ref.cidr] = true
+			}
+		}
+		if _, free := space.nextBlock(netip.Addr{}, bits, func(b netip.Prefix) bool {
+			if taken[b] {
+				return true
+			}
+			usable := false
+			space.blockAddrs(b, func(a netip.Addr) bool { _, l := list[a]; usable = !l; return !usable })
+			return !usable
+		}); free {
+			return
+		}
+		m.shareBlocks(p, space, list)
+	}()
+}
+
+// shareBlocks turns the Node's blocks with free addresses into shared blocks. It holds the pool's
+// lock during the writes: no local allocation may happen in a block while it changes hands.
+func (m *blockMode) shareBlocks(p *nodePool, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.a.opts.Timeout)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, b := range p.blocks {
+		if b.lost {
+			continue
+		}
+		free := false
+		space.blockAddrs(b.cidr, func(a netip.Addr) bool {
+			_, h := b.holders[a]
+			_, l := list[a]
+			free = !h && !l
+			return !free
+		})
+		if !free {
+			continue
+		}
+		obj, err := m.lister.Get(name)
+		if err != nil {
+			obj, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, name, metav1.GetOptions{})
+		}
+		if err != nil {
+			continue
+		}
+		want := holderStates(b.holders)
+		shared := false
+		_, err = m.updateShared(ctx, obj, func(o *v1beta1.IPPoolBlock) bool {
+			if o.Spec.NodeName != m.node {
+				return false
+			}
+			o.Spec.NodeName = ""
+			o.Status.IPAddresses, o.Status.Used = want, len(want)
+			shared = true
+			return true
+		})
+		if err != nil || !shared {
+			continue
+		}
+		if err := m.store.remove(name); err != nil {
+			klog.ErrorS(err, "Could not remove the local record of a block now shared", "ipPoolBlock", name)
+		}
+		delete(p.blocks, name)
+		klog.InfoS("Shared an IPPoolBlock: its pool has no block left to claim", "ippool", p.name, "ipPoolBlock", name,
+			"holders", len(want))
+	}
+}
+
+// allocations lists the holders the Node's records and the cached blocks know of.
+func (m *blockMode) allocations(filter Filter) []Allocation {
+	var out []Allocation
+	for _, p := range m.allPools() {
+		if filter.Pool != "" && filter.Pool != p.name {
+			continue
+		}
+		p.mu.Lock()
+		for _, b := range p.blocks {
+			for a, o := range b.holders {
+				al := Allocation{Pool: p.name, Address: a, Phase: v1beta1.IPAddressPhaseAllocated, Owner: ownerOf(&o)}
+				if filter.accepts(al) {
+					out = append(out, al)
+				}
+			}
+		}
+		p.mu.Unlock()
+	}
+	objs, _ := m.lister.List(everything)
+	for _, obj := range objs {
+		if obj.Spec.NodeName == m.node || (filter.Pool != "" && filter.Pool != obj.Spec.Pool) {
+			continue
+		}
+		for _, e := range obj.Status.IPAddresses {
+			a, err := netip.ParseAddr(e.IPAddress)
+			if err != nil || e.Owner.Pod == nil {
+				continue
+			}
+			al := Allocation{Pool: obj.Spec.Pool, Address: a.Unmap(), Phase: e.Phase, Owner: ownerOf(e.Owner.Pod)}
+			if filter.accepts(al) {
+				out = append(out, al)
+			}
+		}
+	}
+	return out
+}
