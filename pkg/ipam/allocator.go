@@ -151,6 +151,15 @@ func (a *Allocator) Stats() Stats {
 	return s
 }
 
+// FlushBlocks writes now the holders of the Node's blocks that are waiting for their report to
+// the API server (Options.BlockSyncDelay). Without block allocation it does nothing. The agent
+// calls it on shutdown; tests call it before reading the blocks.
+func (a *Allocator) FlushBlocks() {
+	if a.blocks != nil {
+		a.blocks.flush()
+	}
+}
+
 // do runs one operation on one pool: in the Node's blocks, or as a status entry of the pool.
 func (a *Allocator) do(ctx context.Context, pool string, space *poolSpace, op poolOp) opOutcome {
 	if a.blocks == nil || op.kind == opRelease {

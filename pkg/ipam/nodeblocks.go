@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -33,6 +34,7 @@ const byPoolIndex = "pool"
 const (
 	sharedWriteAttempts = 8
 	claimAttempts       = 8
+	claimCandidates     = 8
 )
 
 // blockMode allocates inside IPPoolBlocks on behalf of one Node (Options.NodeName).
@@ -68,7 +70,8 @@ type nodePool struct {
 
 	claimMu     sync.Mutex
 	prefetching atomic.Bool
-	converting  atomic.Bool
+	converting  atomic.Bool // a fill check runs
+	fillDirty   atomic.Bool // a block was added since the check started
 }
 
 // ownedBlock is a block this Node allocates inside, with its authoritative holders.
@@ -81,6 +84,7 @@ type ownedBlock struct {
 	// is handed out from it.
 	lost        bool
 	syncPending bool
+	written     *v1beta1.IPPoolBlock // the object as this Allocator last wrote it
 }
 
 func (b *ownedBlock) holderOf(key string) (netip.Addr, bool) {
@@ -137,7 +141,9 @@ func newBlockMode(a *Allocator, o Options) (*blockMode, error) {
 		informer: o.Blocks.Informer(),
 		pools:    map[string]*nodePool{},
 	}
-	if err := m.informer.AddIndexers(cache.Indexers{byPoolIndex: func(obj any) ([]string, error) {
+	if _, has := m.informer.GetIndexer().GetIndexers()[byPoolIndex]; has {
+		// Another Allocator on the same informer (simulated Nodes in tests) added it.
+	} else if err := m.informer.AddIndexers(cache.Indexers{byPoolIndex: func(obj any) ([]string, error) {
 		if b, ok := obj.(*v1beta1.IPPoolBlock); ok {
 			return []string{b.Spec.Pool}, nil
 		}
@@ -377,6 +383,9 @@ func (m *blockMode) allocLocal(p *nodePool, space *poolSpace, list map[netip.Add
 	p.mu.Lock()
 	names := make([]string, 0, len(p.blocks))
 	for n, b := range p.blocks {
+		if obj, err := m.lister.Get(n); err == nil && obj.Spec.NodeName != m.node {
+			b.lost = true // taken back by the controller, or shared: nothing new from it
+		}
 		if !b.lost {
 			names = append(names, n)
 		}
@@ -526,10 +535,25 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 	h.Write([]byte(m.node))
 	start := space.addrAt(h.Sum64())
 	for attempt := 0; attempt < claimAttempts; attempt++ {
-		cidr, ok := space.nextBlock(start, bits, skip)
-		if !ok {
+		// One of the next few free blocks at random: Nodes whose scans start in the same run of
+		// claimed blocks then rarely aim at the same free one.
+		var candidates []netip.Prefix
+		from := start
+		for len(candidates) < claimCandidates {
+			c, ok := space.nextBlock(from, bits, func(b netip.Prefix) bool { return slices.Contains(candidates, b) || skip(b) })
+			if !ok {
+				break
+			}
+			candidates = append(candidates, c)
+			from = lastOf(c).Next()
+			if !from.IsValid() {
+				break
+			}
+		}
+		if len(candidates) == 0 {
 			return false, nil
 		}
+		cidr := candidates[rand.IntN(len(candidates))]
 		obj := &v1beta1.IPPoolBlock{
 			ObjectMeta: metav1.ObjectMeta{Name: BlockName(p.name, cidr)},
 			Spec:       v1beta1.IPPoolBlockSpec{Pool: p.name, CIDR: cidr.String(), NodeName: m.node},
@@ -904,11 +928,17 @@ func (m *blockMode) syncBlock(p *nodePool, b *ownedBlock) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.a.opts.Timeout)
 	defer cancel()
 	obj, err := m.lister.Get(b.name)
+	p.mu.Lock()
+	if last := b.written; last != nil && (err != nil || newerBlock(last, obj)) {
+		obj, err = last, nil
+	}
+	p.mu.Unlock()
 	if err != nil {
 		obj, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, b.name, metav1.GetOptions{})
 	}
 	if err == nil {
-		_, err = m.updateShared(ctx, obj, func(o *v1beta1.IPPoolBlock) bool {
+		var written *v1beta1.IPPoolBlock
+		written, err = m.updateShared(ctx, obj, func(o *v1beta1.IPPoolBlock) bool {
 			if o.Spec.NodeName != m.node {
 				return false
 			}
@@ -918,6 +948,14 @@ func (m *blockMode) syncBlock(p *nodePool, b *ownedBlock) {
 			o.Status.IPAddresses, o.Status.Used = want, len(want)
 			return true
 		})
+		if err == nil {
+			p.mu.Lock()
+			b.written = written
+			if written.Spec.NodeName != m.node {
+				b.lost = true
+			}
+			p.mu.Unlock()
+		}
 	}
 	if err == nil {
 		if live, gerr := m.lister.Get(b.name); gerr == nil && live.Spec.NodeName != m.node && live.Spec.NodeName != "" {
@@ -929,6 +967,29 @@ func (m *blockMode) syncBlock(p *nodePool, b *ownedBlock) {
 		p.mu.Lock()
 		m.scheduleSync(p, b)
 		p.mu.Unlock()
+	}
+}
+
+// newerBlock reports whether x is a later version of the block than y.
+func newerBlock(x, y *v1beta1.IPPoolBlock) bool {
+	c, err := resourceversion.CompareResourceVersion(x.ResourceVersion, y.ResourceVersion)
+	return err == nil && c > 0
+}
+
+// flush writes now every pending holder report of the Node's blocks.
+func (m *blockMode) flush() {
+	for _, p := range m.allPools() {
+		p.mu.Lock()
+		var pending []*ownedBlock
+		for _, b := range p.blocks {
+			if b.syncPending && !b.lost {
+				pending = append(pending, b)
+			}
+		}
+		p.mu.Unlock()
+		for _, b := range pending {
+			m.syncBlock(p, b)
+		}
 	}
 }
 
@@ -946,39 +1007,59 @@ func (m *blockMode) poolFilling(pool string) {
 	m.mu.Lock()
 	p, ok := m.pools[pool]
 	m.mu.Unlock()
-	if !ok || !p.converting.CompareAndSwap(false, true) {
+	if !ok {
 		return
 	}
+	p.fillDirty.Store(true)
+	if !p.converting.CompareAndSwap(false, true) {
+		return // the running check looks again
+	}
 	go func() {
-		defer p.converting.Store(false)
-		poolObj, err := m.a.lister.Get(pool)
-		if err != nil {
-			return
-		}
-		space, err := m.a.space(poolObj)
-		if err != nil {
-			return
-		}
-		list := listHeld(poolObj)
-		bits := blockBits(space.subnet, m.maxSize)
-		taken := map[netip.Prefix]bool{}
-		for _, obj := range m.blocksOf(pool) {
-			if ref, ok := parseBlock(obj); ok {
-				taken[ref.cidr] = true
+		for {
+			for p.fillDirty.Swap(false) {
+				m.checkFilling(p)
+			}
+			p.converting.Store(false)
+			if !p.fillDirty.Load() || !p.converting.CompareAndSwap(false, true) {
+				return
 			}
 		}
-		if _, free := space.nextBlock(netip.Addr{}, bits, func(b netip.Prefix) bool {
-			if taken[b] {
-				return true
-			}
-			usable := false
-			space.blockAddrs(b, func(a netip.Addr) bool { _, l := list[a]; usable = !l; return !usable })
-			return !usable
-		}); free {
-			return
-		}
-		m.shareBlocks(p, space, list)
 	}()
+}
+
+// checkFilling shares the Node's blocks of a pool that has no block left to claim.
+func (m *blockMode) checkFilling(p *nodePool) {
+	poolObj, err := m.a.lister.Get(p.name)
+	if err != nil {
+		return
+	}
+	space, err := m.a.space(poolObj)
+	if err != nil {
+		return
+	}
+	list := listHeld(poolObj)
+	bits := blockBits(space.subnet, m.maxSize)
+	blocks := m.blocksOf(p.name)
+	if size := 1 << (space.subnet.Addr().BitLen() - bits); len(blocks)*size+len(list) < space.total {
+		return // some allocatable address lies outside every block: a block is left to claim
+	}
+	taken := map[netip.Prefix]bool{}
+	for _, obj := range blocks {
+		if ref, ok := parseBlock(obj); ok {
+			taken[ref.cidr] = true
+		}
+	}
+	if _, free := space.nextBlock(netip.Addr{}, bits, func(b netip.Prefix) bool {
+		if taken[b] {
+			return true
+		}
+		usable := false
+		space.blockAddrs(b, func(a netip.Addr) bool { _, l := list[a]; usable = !l; return !usable })
+		return !usable
+	}); free {
+		return
+	}
+	m.shareBlocks(p, space, list)
 }
 
 // shareBlocks turns the Node's blocks with free addresses into shared blocks. It holds the pool's
