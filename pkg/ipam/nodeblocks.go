@@ -508,6 +508,10 @@ func (m *blockMode) claimAhead(ctx context.Context, p *nodePool, space *poolSpac
 // Nodes claiming at once mostly aim at different blocks; after losing a race it restarts at a
 // random point.
 func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (bool, error) {
+	poolObj, err := m.a.currentPool(ctx, p.name)
+	if err != nil {
+		return false, err
+	}
 	taken := map[netip.Prefix]bool{}
 	for _, obj := range m.blocksOf(p.name) {
 		if ref, ok := parseBlock(obj); ok {
@@ -555,7 +559,7 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		}
 		cidr := candidates[rand.IntN(len(candidates))]
 		obj := &v1beta1.IPPoolBlock{
-			ObjectMeta: metav1.ObjectMeta{Name: BlockName(p.name, cidr)},
+			ObjectMeta: metav1.ObjectMeta{Name: BlockName(p.name, cidr), OwnerReferences: poolRef(poolObj)},
 			Spec:       v1beta1.IPPoolBlockSpec{Pool: p.name, CIDR: cidr.String(), NodeName: m.node},
 		}
 		m.writes.Add(1)
@@ -585,6 +589,11 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		return true, nil
 	}
 	return false, nil
+}
+
+// poolRef makes the pool the owner of its blocks: deleting the pool deletes them.
+func poolRef(p *v1beta1.IPPool) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: v1beta1.SchemeGroupVersion.String(), Kind: "IPPool", Name: p.Name, UID: p.UID}}
 }
 
 // addrAt maps a number onto an address of the pool's ranges (for spreading claim scans).
@@ -673,6 +682,9 @@ func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpa
 				b.Status.Used = len(b.Status.IPAddresses)
 				return true
 			})
+			if errors.Is(err, errBlockGone) {
+				continue
+			}
 			if err != nil {
 				return opOutcome{err: err}
 			}
@@ -685,9 +697,12 @@ func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpa
 	return opOutcome{err: &PoolExhaustedError{Pool: pool, Total: space.total}}
 }
 
+// errBlockGone says an IPPoolBlock was deleted while it was being written.
+var errBlockGone = errors.New("the IPPoolBlock is gone")
+
 // updateShared applies change to a block and writes it with its resourceVersion, re-reading the
 // block after a conflict. change returns false when there is nothing to write; updateShared then
-// returns the block as read.
+// returns the block as read. A block deleted meanwhile gives errBlockGone: nothing was written.
 func (m *blockMode) updateShared(ctx context.Context, start *v1beta1.IPPoolBlock, change func(*v1beta1.IPPoolBlock) bool) (*v1beta1.IPPoolBlock, error) {
 	cur := start
 	for attempt := 1; ; attempt++ {
@@ -701,7 +716,7 @@ func (m *blockMode) updateShared(ctx context.Context, start *v1beta1.IPPoolBlock
 		case err == nil:
 			return written, nil
 		case apierrors.IsNotFound(err):
-			return cur, nil
+			return nil, errBlockGone
 		case !apierrors.IsConflict(err) || attempt >= sharedWriteAttempts:
 			return nil, fmt.Errorf("update IPPoolBlock %s: %w", start.Name, err)
 		}
@@ -709,7 +724,7 @@ func (m *blockMode) updateShared(ctx context.Context, start *v1beta1.IPPoolBlock
 		time.Sleep(rand.N(time.Duration(attempt) * 5 * time.Millisecond))
 		cur, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, start.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return start, nil
+			return nil, errBlockGone
 		}
 		if err != nil {
 			return nil, fmt.Errorf("re-read IPPoolBlock %s: %w", start.Name, err)
@@ -757,14 +772,18 @@ func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpa
 		switch {
 		case apierrors.IsNotFound(err):
 			o := op.owner
+			poolObj, err := m.a.currentPool(ctx, p.name)
+			if err != nil {
+				return opOutcome{err: err}
+			}
 			nb := &v1beta1.IPPoolBlock{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
+				ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: poolRef(poolObj)},
 				Spec:       v1beta1.IPPoolBlockSpec{Pool: p.name, CIDR: cidr.String()},
 				Status: v1beta1.IPPoolBlockStatus{Used: 1, IPAddresses: []v1beta1.IPAddressState{{IPAddress: addr.String(),
 					Phase: v1beta1.IPAddressPhaseAllocated, Owner: v1beta1.IPAddressOwner{Pod: &o}}}},
 			}
 			m.writes.Add(1)
-			_, err := m.a.client.CrdV1beta1().IPPoolBlocks().Create(ctx, nb, metav1.CreateOptions{})
+			_, err = m.a.client.CrdV1beta1().IPPoolBlocks().Create(ctx, nb, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				m.conflicts.Add(1)
 				continue
@@ -800,6 +819,8 @@ func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpa
 			return true
 		})
 		switch {
+		case errors.Is(err, errBlockGone):
+			continue // deleted as empty meanwhile: create it again
 		case err != nil:
 			return opOutcome{err: err}
 		case inUse != nil:
@@ -894,6 +915,9 @@ func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) b
 			b.Status.Used = len(kept)
 			return true
 		})
+		if errors.Is(err, errBlockGone) {
+			continue // and its holders with it
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -948,7 +972,14 @@ func (m *blockMode) syncBlock(p *nodePool, b *ownedBlock) {
 			o.Status.IPAddresses, o.Status.Used = want, len(want)
 			return true
 		})
-		if err == nil {
+		if errors.Is(err, errBlockGone) {
+			p.mu.Lock()
+			b.lost = true
+			p.mu.Unlock()
+			klog.ErrorS(err, "An IPPoolBlock of this Node was deleted: handing out nothing new from it", "ipPoolBlock", b.name)
+			return
+		}
+		if err == nil && written != nil {
 			p.mu.Lock()
 			b.written = written
 			if written.Spec.NodeName != m.node {
@@ -1096,6 +1127,7 @@ func (m *blockMode) shareBlocks(p *nodePool, space *poolSpace, list map[netip.Ad
 			if o.Spec.NodeName != m.node {
 				return false
 			}
+			shared = false
 			o.Spec.NodeName = ""
 			o.Status.IPAddresses, o.Status.Used = want, len(want)
 			shared = true
