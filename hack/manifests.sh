@@ -2,7 +2,7 @@
 # Assembles the one-file install manifest from its pieces under build/yamls/, in the order
 # `kubectl apply -f` needs (CRDs first, the webhook configuration after the Service it calls):
 #
-#   crds/network-attachment-definition.yaml, crds/ippool.yaml   the CRDs
+#   crds/network-attachment-definition.yaml, crds/ippool.yaml, crds/ippoolblock.yaml   the CRDs
 #   base/config.yaml                                            ConfigMap antrea-config (gates off)
 #   base/agent-rbac.yaml, base/controller-rbac.yaml             ServiceAccounts and RBAC
 #   base/agent-daemonset.yaml                                   antrea-agent DaemonSet
@@ -24,7 +24,7 @@ out=${1:-$yamls/antrea.yml}
 pull_policy=${IMAGE_PULL_POLICY:-IfNotPresent}
 case "$pull_policy" in Always | IfNotPresent | Never) ;; *) die "IMAGE_PULL_POLICY must be Always, IfNotPresent or Never" ;; esac
 
-pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yaml" "$yamls/base/config.yaml"
+pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yaml" "$yamls/crds/ippoolblock.yaml" "$yamls/base/config.yaml"
 	"$yamls/base/agent-rbac.yaml" "$yamls/base/controller-rbac.yaml" "$yamls/base/agent-daemonset.yaml"
 	"$yamls/base/controller-deployment.yaml")
 for f in "$yamls"/webhook/*.yaml; do [ -e "$f" ] && pieces+=("$f"); done

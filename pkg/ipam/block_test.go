@@ -18,10 +18,10 @@ func TestBlockBitsCutsTheSubnetIntoAtLeast64BlocksOfAtMostTheMaximum(t *testing.
 		{"10.0.0.0/16", 64, 26},
 		{"10.0.0.0/15", 64, 26},
 		{"10.0.0.0/16", 16, 28},
-		{"10.0.0.0/20", 64, 26}, // 4096 addresses: 64 blocks of 64
-		{"10.0.0.0/22", 64, 28}, // 1024: 64 blocks of 16
-		{"10.0.0.0/24", 64, 30}, // 256: blocks of 4
-		{"10.0.0.0/28", 64, 32}, // 16: single addresses
+		{"10.0.0.0/20", 64, 26},  // 4096 addresses: 64 blocks of 64
+		{"10.0.0.0/22", 64, 28},  // 1024: 64 blocks of 16
+		{"10.0.0.0/24", 64, 30},  // 256: blocks of 4
+		{"10.0.0.0/28", 64, 32},  // 16: single addresses
 		{"10.0.0.0/16", 100, 26}, // rounded down to 64
 		{"10.0.0.0/16", 0, 32},
 		{"fd00::/64", 64, 122},
