@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +25,11 @@ import (
 
 var everything = labels.Everything()
 
-// byPoolIndex indexes IPPoolBlocks by spec.pool.
-const byPoolIndex = "pool"
+// byPoolIndex indexes IPPoolBlocks by spec.pool; sharedIndex indexes shared ones only.
+const (
+	byPoolIndex = "pool"
+	sharedIndex = "sharedPool"
+)
 
 // Attempts of one conditional write of a shared block, and of block claims per request.
 const (
@@ -65,8 +66,11 @@ type blockMode struct {
 type nodePool struct {
 	name string
 
-	mu     sync.Mutex
-	blocks map[string]*ownedBlock // by block name
+	mu      sync.Mutex
+	blocks  map[string]*ownedBlock // by block name
+	byOwner map[string]netip.Addr  // ownerKey -> address, over all blocks
+
+	sharedMu sync.Mutex // one shared-block write of this Node at a time: its requests do not race each other
 
 	claimMu     sync.Mutex
 	prefetching atomic.Bool
@@ -85,15 +89,46 @@ type ownedBlock struct {
 	lost        bool
 	syncPending bool
 	written     *v1beta1.IPPoolBlock // the object as this Allocator last wrote it
+	allocatable int                  // allocatable addresses of the block (-1: not counted yet)
 }
 
-func (b *ownedBlock) holderOf(key string) (netip.Addr, bool) {
-	for a, o := range b.holders {
-		if ownerKey(&o) == key {
-			return a, true
-		}
+// full reports whether every allocatable address of the block is held.
+func (b *ownedBlock) full(space *poolSpace) bool {
+	if b.allocatable < 0 {
+		b.allocatable = 0
+		space.blockAddrs(b.cidr, func(netip.Addr) bool { b.allocatable++; return true })
 	}
-	return netip.Addr{}, false
+	return len(b.holders) >= b.allocatable
+}
+
+// add indexes a block and its holders. Called with p.mu held.
+func (p *nodePool) add(b *ownedBlock) {
+	p.blocks[b.name] = b
+	for a, o := range b.holders {
+		p.byOwner[ownerKey(&o)] = a
+	}
+}
+
+// drop forgets a block and its holders. Called with p.mu held.
+func (p *nodePool) drop(b *ownedBlock) {
+	delete(p.blocks, b.name)
+	for _, o := range b.holders {
+		delete(p.byOwner, ownerKey(&o))
+	}
+}
+
+// hold records a holder in a block. Called with p.mu held.
+func (p *nodePool) hold(b *ownedBlock, a netip.Addr, o v1beta1.PodOwner) {
+	b.holders[a] = o
+	p.byOwner[ownerKey(&o)] = a
+}
+
+// unhold removes a holder from a block. Called with p.mu held.
+func (p *nodePool) unhold(b *ownedBlock, a netip.Addr) {
+	if o, ok := b.holders[a]; ok {
+		delete(p.byOwner, ownerKey(&o))
+		delete(b.holders, a)
+	}
 }
 
 func (b *ownedBlock) record(pool, node string) *blockRecord {
@@ -143,12 +178,20 @@ func newBlockMode(a *Allocator, o Options) (*blockMode, error) {
 	}
 	if _, has := m.informer.GetIndexer().GetIndexers()[byPoolIndex]; has {
 		// Another Allocator on the same informer (simulated Nodes in tests) added it.
-	} else if err := m.informer.AddIndexers(cache.Indexers{byPoolIndex: func(obj any) ([]string, error) {
-		if b, ok := obj.(*v1beta1.IPPoolBlock); ok {
-			return []string{b.Spec.Pool}, nil
-		}
-		return nil, nil
-	}}); err != nil {
+	} else if err := m.informer.AddIndexers(cache.Indexers{
+		byPoolIndex: func(obj any) ([]string, error) {
+			if b, ok := obj.(*v1beta1.IPPoolBlock); ok {
+				return []string{b.Spec.Pool}, nil
+			}
+			return nil, nil
+		},
+		sharedIndex: func(obj any) ([]string, error) {
+			if b, ok := obj.(*v1beta1.IPPoolBlock); ok && b.Spec.NodeName == "" {
+				return []string{b.Spec.Pool}, nil
+			}
+			return nil, nil
+		},
+	}); err != nil {
 		return nil, fmt.Errorf("index IPPoolBlocks by pool: %w", err)
 	}
 	if _, err := m.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -173,7 +216,7 @@ func (m *blockMode) pool(name string) *nodePool {
 	defer m.mu.Unlock()
 	p, ok := m.pools[name]
 	if !ok {
-		p = &nodePool{name: name, blocks: map[string]*ownedBlock{}}
+		p = &nodePool{name: name, blocks: map[string]*ownedBlock{}, byOwner: map[string]netip.Addr{}}
 		m.pools[name] = p
 	}
 	return p
@@ -205,7 +248,7 @@ func (m *blockMode) ensureLoaded(ctx context.Context) error {
 	seen := map[string]bool{}
 	for _, r := range m.records {
 		cidr := netip.MustParsePrefix(r.CIDR).Masked()
-		b := &ownedBlock{name: r.Block, cidr: cidr, holders: holdersOf(r.Holders)}
+		b := &ownedBlock{name: r.Block, cidr: cidr, holders: holdersOf(r.Holders), allocatable: -1}
 		obj, err := m.lister.Get(r.Block)
 		if err != nil || obj.Spec.NodeName != m.node {
 			// Confirm with a quorum read: the cache may lag behind a claim made just before a restart.
@@ -231,7 +274,7 @@ func (m *blockMode) ensureLoaded(ctx context.Context) error {
 		}
 		p := m.pool(r.Pool)
 		p.mu.Lock()
-		p.blocks[r.Block] = b
+		p.add(b)
 		p.mu.Unlock()
 		seen[r.Block] = true
 	}
@@ -247,13 +290,13 @@ func (m *blockMode) ensureLoaded(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		b := &ownedBlock{name: obj.Name, cidr: ref.cidr, holders: holdersOf(obj.Status.IPAddresses)}
+		b := &ownedBlock{name: obj.Name, cidr: ref.cidr, holders: holdersOf(obj.Status.IPAddresses), allocatable: -1}
 		if err := m.store.save(b.record(obj.Spec.Pool, m.node)); err != nil {
 			return err
 		}
 		p := m.pool(obj.Spec.Pool)
 		p.mu.Lock()
-		p.blocks[obj.Name] = b
+		p.add(b)
 		p.mu.Unlock()
 		klog.InfoS("Adopted an IPPoolBlock of this Node without a local record", "ipPoolBlock", obj.Name,
 			"ippool", obj.Spec.Pool, "holders", len(b.holders))
@@ -332,17 +375,13 @@ func (m *blockMode) existing(pool string, op poolOp, held netip.Addr) opOutcome 
 func (p *nodePool) holderOf(key string) (netip.Addr, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, b := range p.blocks {
-		if a, ok := b.holderOf(key); ok {
-			return a, true
-		}
-	}
-	return netip.Addr{}, false
+	a, ok := p.byOwner[key]
+	return a, ok
 }
 
 // sharedHolderOf finds the owner in the cached shared blocks of a pool.
 func (m *blockMode) sharedHolderOf(pool, key string) (netip.Addr, bool) {
-	for _, obj := range m.blocksOf(pool) {
+	for _, obj := range m.sharedOf(pool) {
 		if obj.Spec.NodeName != "" {
 			continue
 		}
@@ -358,8 +397,13 @@ func (m *blockMode) sharedHolderOf(pool, key string) (netip.Addr, bool) {
 }
 
 // blocksOf returns the cached blocks of a pool.
-func (m *blockMode) blocksOf(pool string) []*v1beta1.IPPoolBlock {
-	objs, err := m.informer.GetIndexer().ByIndex(byPoolIndex, pool)
+func (m *blockMode) blocksOf(pool string) []*v1beta1.IPPoolBlock { return m.indexed(byPoolIndex, pool) }
+
+// sharedOf returns the cached shared blocks of a pool.
+func (m *blockMode) sharedOf(pool string) []*v1beta1.IPPoolBlock { return m.indexed(sharedIndex, pool) }
+
+func (m *blockMode) indexed(index, pool string) []*v1beta1.IPPoolBlock {
+	objs, err := m.informer.GetIndexer().ByIndex(index, pool)
 	if err != nil {
 		return nil
 	}
@@ -381,23 +425,25 @@ func (m *blockMode) allocLocal(p *nodePool, space *poolSpace, list map[netip.Add
 		recent[a] = struct{}{}
 	}
 	p.mu.Lock()
-	names := make([]string, 0, len(p.blocks))
+	// Blocks with room, lowest first; full ones cost one comparison each.
+	var open []*ownedBlock
+	size := 0
 	for n, b := range p.blocks {
+		size = 1 << (b.cidr.Addr().BitLen() - b.cidr.Bits())
+		if b.lost || b.full(space) {
+			continue
+		}
 		if obj, err := m.lister.Get(n); err == nil && obj.Spec.NodeName != m.node {
 			b.lost = true // taken back by the controller, or shared: nothing new from it
+			continue
 		}
-		if !b.lost {
-			names = append(names, n)
-		}
+		open = append(open, b)
 	}
-	sort.Strings(names)
+	slices.SortFunc(open, func(x, y *ownedBlock) int { return x.cidr.Addr().Compare(y.cidr.Addr()) })
 	var got netip.Addr
 	var in *ownedBlock
 	free := 0
-	size := 0
-	for _, n := range names {
-		b := p.blocks[n]
-		size = 1 << (b.cidr.Addr().BitLen() - b.cidr.Bits())
+	for _, b := range open {
 		space.blockAddrs(b.cidr, func(a netip.Addr) bool {
 			if _, held := b.holders[a]; held {
 				return true
@@ -417,14 +463,17 @@ func (m *blockMode) allocLocal(p *nodePool, space *poolSpace, list map[netip.Add
 			free++
 			return free < size // enough counted to know whether to claim ahead
 		})
+		if free >= size {
+			break
+		}
 	}
 	if !got.IsValid() {
 		p.mu.Unlock()
 		return netip.Addr{}, nil, false
 	}
-	in.holders[got] = owner
+	p.hold(in, got, owner)
 	if err := m.store.save(in.record(p.name, m.node)); err != nil {
-		delete(in.holders, got)
+		p.unhold(in, got)
 		p.mu.Unlock()
 		return netip.Addr{}, err, true
 	}
@@ -463,7 +512,7 @@ func (p *nodePool) hasFree(space *poolSpace, list map[netip.Addr]*v1beta1.PodOwn
 	defer p.mu.Unlock()
 	free := 0
 	for _, b := range p.blocks {
-		if b.lost {
+		if b.lost || b.full(space) {
 			continue
 		}
 		space.blockAddrs(b.cidr, func(a netip.Addr) bool {
@@ -573,11 +622,11 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		case err != nil:
 			return false, fmt.Errorf("claim IPPoolBlock %s of IPPool %q: %w", obj.Name, p.name, err)
 		}
-		b := &ownedBlock{name: obj.Name, cidr: cidr, holders: map[netip.Addr]v1beta1.PodOwner{}}
+		b := &ownedBlock{name: obj.Name, cidr: cidr, holders: map[netip.Addr]v1beta1.PodOwner{}, allocatable: -1}
 		p.mu.Lock()
 		err = m.store.save(b.record(p.name, m.node))
 		if err == nil {
-			p.blocks[b.name] = b
+			p.add(b)
 		}
 		p.mu.Unlock()
 		if err != nil {
@@ -646,8 +695,12 @@ func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpa
 	for _, a := range m.a.quarantine.recent(pool, time.Now()) {
 		recent[a] = struct{}{}
 	}
-	shared := m.blocksOf(pool)
+	p := m.pool(pool)
+	p.sharedMu.Lock()
+	defer p.sharedMu.Unlock()
+	shared := m.sharedOf(pool)
 	rand.Shuffle(len(shared), func(i, j int) { shared[i], shared[j] = shared[j], shared[i] })
+	var lastErr error
 	for _, allowRecent := range []bool{false, true} {
 		for _, obj := range shared {
 			if obj.Spec.NodeName != "" {
@@ -686,13 +739,17 @@ func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpa
 				continue
 			}
 			if err != nil {
-				return opOutcome{err: err}
+				lastErr = err // others keep writing this block: try the next one
+				continue
 			}
 			if got.IsValid() {
 				klog.V(2).InfoS("Allocated from a shared IPPoolBlock", "ippool", pool, "ipPoolBlock", obj.Name, "address", got)
 				return opOutcome{addr: got}
 			}
 		}
+	}
+	if lastErr != nil {
+		return opOutcome{err: &WriteConflictError{Pool: pool, Attempts: sharedWriteAttempts, Err: lastErr}}
 	}
 	return opOutcome{err: &PoolExhaustedError{Pool: pool, Total: space.total}}
 }
@@ -756,9 +813,9 @@ func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpa
 			if o, held := b.holders[addr]; held {
 				return opOutcome{err: &StaticAddressError{Pool: p.name, Address: addr, Reason: "in use by " + describeOwner(&o)}}
 			}
-			b.holders[addr] = op.owner
+			p.hold(b, addr, op.owner)
 			if err := m.store.save(b.record(p.name, m.node)); err != nil {
-				delete(b.holders, addr)
+				p.unhold(b, addr)
 				return opOutcome{err: err}
 			}
 			m.scheduleSync(p, b)
@@ -852,20 +909,22 @@ func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) b
 				continue
 			}
 			for _, a := range freed {
-				delete(b.holders, a)
+				p.unhold(b, a)
 			}
 			var err error
 			if b.lost && len(b.holders) == 0 {
 				err = m.store.remove(b.name)
 				if err == nil {
-					delete(p.blocks, b.name)
+					p.drop(b)
 				}
 			} else {
 				err = m.store.save(b.record(p.name, m.node))
 			}
 			if err != nil {
 				// Keep the holders: the record on disk still has them, and a retry finds them again.
-				maps.Copy(b.holders, removed)
+				for a, o := range removed {
+					p.hold(b, a, o)
+				}
 				errs = append(errs, err)
 				continue
 			}
@@ -877,14 +936,11 @@ func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) b
 		}
 		p.mu.Unlock()
 	}
-	objs, err := m.lister.List(everything)
-	if err != nil {
-		return out, errors.Join(append(errs, fmt.Errorf("list IPPoolBlocks from the cache: %w", err))...)
+	var shared []*v1beta1.IPPoolBlock
+	for _, pool := range m.informer.GetIndexer().ListIndexFuncValues(sharedIndex) {
+		shared = append(shared, m.sharedOf(pool)...)
 	}
-	for _, obj := range objs {
-		if obj.Spec.NodeName != "" {
-			continue
-		}
+	for _, obj := range shared {
 		hit := false
 		for _, e := range obj.Status.IPAddresses {
 			if e.Owner.Pod != nil && match(e.Owner.Pod) {
@@ -1139,7 +1195,7 @@ func (m *blockMode) shareBlocks(p *nodePool, space *poolSpace, list map[netip.Ad
 		if err := m.store.remove(name); err != nil {
 			klog.ErrorS(err, "Could not remove the local record of a block now shared", "ipPoolBlock", name)
 		}
-		delete(p.blocks, name)
+		p.drop(b)
 		klog.InfoS("Shared an IPPoolBlock: its pool has no block left to claim", "ippool", p.name, "ipPoolBlock", name,
 			"holders", len(want))
 	}
