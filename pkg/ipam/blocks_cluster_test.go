@@ -619,3 +619,55 @@ func TestBlocksStaticAddresses(t *testing.T) {
 		t.Errorf("after the release the shared block holds %v (%v)", blk.Status.IPAddresses, err)
 	}
 }
+
+// TestBlocksTakenBackAreNotHandedOutAgainByTheirFormerNode: once the controller has made a Node's
+// block shared (its Node object was deleted while the agent still ran), the agent hands out nothing
+// new from it locally; its holders stay, and further allocations of both Nodes are unique.
+func TestBlocksTakenBackAreNotHandedOutAgainByTheirFormerNode(t *testing.T) {
+	c := newRealCluster(t)
+	pool, _ := c.widePool(t, 20)
+	ctx := context.Background()
+	x := c.nodeAllocator(t, "takeback-x", t.TempDir(), Options{})
+	y := c.nodeAllocator(t, "takeback-y", t.TempDir(), Options{})
+	got := map[netip.Addr]string{}
+	alloc := func(a *Allocator, id string) {
+		t.Helper()
+		res, err := a.Allocate(ctx, Request{Owner: podOwner(id, "eth1"), Pools: []string{pool}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := res.IPs[0].Address.Addr()
+		if prev, dup := got[addr]; dup {
+			t.Fatalf("%s handed out to %s and %s", addr, prev, id)
+		}
+		got[addr] = id
+	}
+	for i := range 10 {
+		alloc(x, fmt.Sprintf("x-%d", i))
+	}
+	x.FlushBlocks()
+	_, blocks := c.blockHolders(t, pool)
+	if len(blocks) == 0 {
+		t.Fatal("no block claimed")
+	}
+	// What the controller does for a deleted Node.
+	for _, b := range blocks {
+		b.Spec.NodeName = ""
+		if _, err := c.admin.CrdV1beta1().IPPoolBlocks().Update(ctx, &b, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the watch brings the change to both Nodes
+	for i := range 100 {
+		alloc(x, fmt.Sprintf("x-after-%d", i))
+		alloc(y, fmt.Sprintf("y-after-%d", i))
+	}
+	x.FlushBlocks()
+	y.FlushBlocks()
+	recorded, _ := c.blockHolders(t, pool)
+	for addr, id := range got {
+		if recorded[addr] != id+"/eth1" {
+			t.Errorf("%s handed to %s, recorded for %q", addr, id, recorded[addr])
+		}
+	}
+}

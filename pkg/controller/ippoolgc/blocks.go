@@ -66,7 +66,9 @@ type blockPass struct {
 }
 
 // scanBlocks judges every IPPoolBlock from the caches.
-func (c *Collector) scanBlocks() (blockPass, error) {
+// Blocks of pools the collector does not select (PoolSelector), or of pools gone from the cache
+// (their owner reference lets the API server's garbage collector delete them), are skipped.
+func (c *Collector) scanBlocks(selected map[string]*v1beta1.IPPool) (blockPass, error) {
 	bp := blockPass{reasons: map[Key]string{}, inBlock: map[Key]string{}, takeBack: map[Key]*v1beta1.IPPoolBlock{},
 		usage: map[string]v1beta1.IPPoolUsage{}}
 	blocks, err := c.opts.Blocks.List(labels.Everything())
@@ -74,6 +76,9 @@ func (c *Collector) scanBlocks() (blockPass, error) {
 		return bp, fmt.Errorf("list IPPoolBlocks from the cache: %w", err)
 	}
 	for _, b := range blocks {
+		if selected[b.Spec.Pool] == nil {
+			continue
+		}
 		u := bp.usage[b.Spec.Pool]
 		u.Blocks++
 		u.InBlocks += len(b.Status.IPAddresses)

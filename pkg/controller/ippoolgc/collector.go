@@ -194,7 +194,7 @@ func (c *Collector) collect(ctx context.Context) (Result, error) {
 	}
 	var bp blockPass
 	if c.opts.Blocks != nil {
-		if bp, err = c.scanBlocks(); err != nil {
+		if bp, err = c.scanBlocks(byName); err != nil {
 			return Result{}, err
 		}
 		orphans = append(orphans, bp.orphans...)
