@@ -698,54 +698,22 @@ func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpa
 	p := m.pool(pool)
 	p.sharedMu.Lock()
 	defer p.sharedMu.Unlock()
-	shared := m.sharedOf(pool)
-	rand.Shuffle(len(shared), func(i, j int) { shared[i], shared[j] = shared[j], shared[i] })
+	// Conflicts mean other Nodes are taking addresses of the same blocks: progress, so try the
+	// other blocks and come round again until the request's deadline.
 	var lastErr error
-	for _, allowRecent := range []bool{false, true} {
-		for _, obj := range shared {
-			if obj.Spec.NodeName != "" {
-				continue
-			}
-			ref, ok := parseBlock(obj)
-			if !ok {
-				continue
-			}
-			var got netip.Addr
-			_, err := m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
-				if b.Spec.NodeName != "" {
-					return false
+	for round := 0; ctx.Err() == nil; round++ {
+		lastErr = nil
+		shared := m.sharedOf(pool)
+		rand.Shuffle(len(shared), func(i, j int) { shared[i], shared[j] = shared[j], shared[i] })
+		for _, allowRecent := range []bool{false, true} {
+			for _, obj := range shared {
+				if out, done := m.tryShared(ctx, obj, space, list, recent, owner, allowRecent, &lastErr); done {
+					return out
 				}
-				held := holdersOf(b.Status.IPAddresses)
-				got = netip.Addr{}
-				space.blockAddrs(ref.cidr, func(a netip.Addr) bool {
-					_, h := held[a]
-					_, l := list[a]
-					_, q := recent[a]
-					if h || l || (q && !allowRecent) {
-						return true
-					}
-					got = a
-					return false
-				})
-				if !got.IsValid() {
-					return false
-				}
-				held[got] = owner
-				b.Status.IPAddresses = holderStates(held)
-				b.Status.Used = len(b.Status.IPAddresses)
-				return true
-			})
-			if errors.Is(err, errBlockGone) {
-				continue
 			}
-			if err != nil {
-				lastErr = err // others keep writing this block: try the next one
-				continue
-			}
-			if got.IsValid() {
-				klog.V(2).InfoS("Allocated from a shared IPPoolBlock", "ippool", pool, "ipPoolBlock", obj.Name, "address", got)
-				return opOutcome{addr: got}
-			}
+		}
+		if lastErr == nil {
+			break
 		}
 	}
 	if lastErr != nil {
@@ -756,6 +724,55 @@ func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpa
 
 // errBlockGone says an IPPoolBlock was deleted while it was being written.
 var errBlockGone = errors.New("the IPPoolBlock is gone")
+
+// tryShared tries to take a free address of one shared block. done is true when the request is
+// answered (an address); a write that kept conflicting is left in *lastErr.
+func (m *blockMode) tryShared(ctx context.Context, obj *v1beta1.IPPoolBlock, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner,
+	recent map[netip.Addr]struct{}, owner v1beta1.PodOwner, allowRecent bool, lastErr *error) (opOutcome, bool) {
+	if obj.Spec.NodeName != "" {
+		return opOutcome{}, false
+	}
+	ref, ok := parseBlock(obj)
+	if !ok {
+		return opOutcome{}, false
+	}
+	var got netip.Addr
+	_, err := m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
+		got = netip.Addr{}
+		if b.Spec.NodeName != "" {
+			return false
+		}
+		held := holdersOf(b.Status.IPAddresses)
+		space.blockAddrs(ref.cidr, func(a netip.Addr) bool {
+			_, h := held[a]
+			_, l := list[a]
+			_, q := recent[a]
+			if h || l || (q && !allowRecent) {
+				return true
+			}
+			got = a
+			return false
+		})
+		if !got.IsValid() {
+			return false
+		}
+		held[got] = owner
+		b.Status.IPAddresses = holderStates(held)
+		b.Status.Used = len(b.Status.IPAddresses)
+		return true
+	})
+	switch {
+	case errors.Is(err, errBlockGone):
+		return opOutcome{}, false
+	case err != nil:
+		*lastErr = err // others keep writing this block: try the next one
+		return opOutcome{}, false
+	case got.IsValid():
+		klog.V(2).InfoS("Allocated from a shared IPPoolBlock", "ippool", obj.Spec.Pool, "ipPoolBlock", obj.Name, "address", got)
+		return opOutcome{addr: got}, true
+	}
+	return opOutcome{}, false
+}
 
 // updateShared applies change to a block and writes it with its resourceVersion, re-reading the
 // block after a conflict. change returns false when there is nothing to write; updateShared then
