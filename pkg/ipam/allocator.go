@@ -53,7 +53,7 @@ type Options struct {
 	// are rounded down). Every agent of a cluster must use the same value. Default 64.
 	BlockSize int
 	// BlockSyncDelay is how long after a change of a Node's block its holders are copied into the
-	// IPPoolBlock's status (one write for a burst of changes). Default 2s.
+	// IPPoolBlock's status (one write for a burst of changes). Default 5s.
 	BlockSyncDelay time.Duration
 }
 
@@ -74,7 +74,7 @@ func (o Options) withDefaults() Options {
 		o.BlockSize = DefaultBlockSize
 	}
 	if o.BlockSyncDelay <= 0 {
-		o.BlockSyncDelay = 2 * time.Second
+		o.BlockSyncDelay = 5 * time.Second
 	}
 	return o
 }
@@ -147,6 +147,7 @@ func (a *Allocator) Stats() Stats {
 	s := Stats{Operations: a.operations.Load(), Writes: a.writes.Load(), Conflicts: a.conflicts.Load()}
 	if m := a.blocks; m != nil {
 		s.BlocksClaimed, s.BlockWrites, s.BlockConflicts = m.claims.Load(), m.writes.Load(), m.conflicts.Load()
+		s.SharedWrites = m.sharedWrites.Load()
 	}
 	return s
 }

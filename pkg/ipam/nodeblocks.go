@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -34,8 +33,7 @@ const (
 // Attempts of one conditional write of a shared block, and of block claims per request.
 const (
 	sharedWriteAttempts = 8
-	claimAttempts       = 8
-	claimCandidates     = 8
+	claimCandidates     = 4
 )
 
 // blockMode allocates inside IPPoolBlocks on behalf of one Node (Options.NodeName).
@@ -59,7 +57,7 @@ type blockMode struct {
 	mu    sync.Mutex
 	pools map[string]*nodePool
 
-	claims, writes, conflicts atomic.Uint64
+	claims, writes, conflicts, sharedWrites atomic.Uint64
 }
 
 // nodePool is the Node's share of one pool: the blocks it owns.
@@ -553,9 +551,7 @@ func (m *blockMode) claimAhead(ctx context.Context, p *nodePool, space *poolSpac
 }
 
 // claimLocked creates the IPPoolBlock of a block nobody holds: one create, which the API server
-// lets succeed once per name. The scan starts at a point derived from the Node's name, so that
-// Nodes claiming at once mostly aim at different blocks; after losing a race it restarts at a
-// random point.
+// lets succeed once per name. After losing a race it picks another block.
 func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (bool, error) {
 	poolObj, err := m.a.currentPool(ctx, p.name)
 	if err != nil {
@@ -584,24 +580,22 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		})
 		return !usable
 	}
-	h := fnv.New64a()
-	h.Write([]byte(m.node))
-	start := space.addrAt(h.Sum64())
-	for attempt := 0; attempt < claimAttempts; attempt++ {
-		// One of the next few free blocks at random: Nodes whose scans start in the same run of
-		// claimed blocks then rarely aim at the same free one.
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			// Lost a race: others claim right now, and this Node's cache lags behind them. Give
+			// the watch a moment to bring their blocks before choosing again.
+			time.Sleep(rand.N(time.Duration(min(attempt, 10)) * 20 * time.Millisecond))
+		}
+		// The first free block after each of a few random points, one of them at random: Nodes
+		// claiming at once then rarely aim at the same block, even in a pool mostly claimed
+		// (where the first free block after one point would be the same for many).
 		var candidates []netip.Prefix
-		from := start
-		for len(candidates) < claimCandidates {
-			c, ok := space.nextBlock(from, bits, func(b netip.Prefix) bool { return slices.Contains(candidates, b) || skip(b) })
+		for range claimCandidates {
+			c, ok := space.nextBlock(space.addrAt(rand.Uint64()), bits, skip)
 			if !ok {
 				break
 			}
 			candidates = append(candidates, c)
-			from = lastOf(c).Next()
-			if !from.IsValid() {
-				break
-			}
 		}
 		if len(candidates) == 0 {
 			return false, nil
@@ -617,10 +611,21 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		case apierrors.IsAlreadyExists(err):
 			m.conflicts.Add(1)
 			taken[cidr] = true
-			start = space.addrAt(rand.Uint64())
+			for _, obj := range m.blocksOf(p.name) { // what the watch brought meanwhile
+				if ref, ok := parseBlock(obj); ok {
+					taken[ref.cidr] = true
+				}
+			}
 			continue
 		case err != nil:
-			return false, fmt.Errorf("claim IPPoolBlock %s of IPPool %q: %w", obj.Name, p.name, err)
+			// The create may have succeeded with its answer lost (a timeout): a block naming this
+			// Node must not be left unused until the next restart.
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			live, gerr := m.a.client.CrdV1beta1().IPPoolBlocks().Get(rctx, obj.Name, metav1.GetOptions{})
+			cancel()
+			if gerr != nil || live.Spec.NodeName != m.node {
+				return false, fmt.Errorf("claim IPPoolBlock %s of IPPool %q: %w", obj.Name, p.name, err)
+			}
 		}
 		b := &ownedBlock{name: obj.Name, cidr: cidr, holders: map[netip.Addr]v1beta1.PodOwner{}, allocatable: -1}
 		p.mu.Lock()
@@ -637,7 +642,7 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		klog.V(2).InfoS("Claimed an IPPoolBlock", "ippool", p.name, "ipPoolBlock", obj.Name, "cidr", cidr)
 		return true, nil
 	}
-	return false, nil
+	return false, fmt.Errorf("claim a block of IPPool %q: %w", p.name, context.Cause(ctx))
 }
 
 // poolRef makes the pool the owner of its blocks: deleting the pool deletes them.
@@ -737,6 +742,8 @@ func (m *blockMode) tryShared(ctx context.Context, obj *v1beta1.IPPoolBlock, spa
 		return opOutcome{}, false
 	}
 	var got netip.Addr
+	before := m.writes.Load()
+	defer func() { m.sharedWrites.Add(m.writes.Load() - before) }()
 	_, err := m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
 		got = netip.Addr{}
 		if b.Spec.NodeName != "" {
@@ -969,6 +976,7 @@ func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) b
 			continue
 		}
 		var freed []netip.Addr
+		m.sharedWrites.Add(1)
 		_, err := m.updateShared(ctx, obj, func(b *v1beta1.IPPoolBlock) bool {
 			freed = freed[:0]
 			kept := b.Status.IPAddresses[:0:0]
@@ -1196,6 +1204,7 @@ func (m *blockMode) shareBlocks(p *nodePool, space *poolSpace, list map[netip.Ad
 		}
 		want := holderStates(b.holders)
 		shared := false
+		m.sharedWrites.Add(1)
 		_, err = m.updateShared(ctx, obj, func(o *v1beta1.IPPoolBlock) bool {
 			if o.Spec.NodeName != m.node {
 				return false
