@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 	poolInformer := crdFactory.Crd().V1beta1().IPPools()
 
 	a.pods = &objects.Pods{Client: a.kube, Lister: podInformer.Lister()}
-	lookup := &objects.Networks{NADClient: nads, NADLister: nadInformer.Lister(), CRDClient: crds, PoolLister: poolInformer.Lister()}
+	lookup := &objects.Lookup{NADClient: nads, NADLister: nadInformer.Lister(), CRDClient: crds, PoolLister: poolInformer.Lister()}
 	if ipamOn {
 		// Address blocks of this Node; their records sit next to the CNI socket, on the Node's
 		// /var/run (they must outlive the agent, not the Node's sandboxes).
@@ -153,7 +153,7 @@ func Run(ctx context.Context, o Options) error {
 		handlerAddrs = a.allocator
 	}
 	a.handler = cnihandler.New(cnihandler.Options{Gates: cfg.Gates, NoEngine: noEngine, Addrs: handlerAddrs,
-		Pods: a.pods, Lookup: lookup, Reporter: a.reporter, Ready: a.ready})
+		Pods: a.pods, Lookup: lookup, Reporter: a.reporter, Ready: a.ready, PoolsSynced: poolInformer.Informer().HasSynced})
 
 	reconcileNow := make(chan struct{}, 1)
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -239,9 +239,9 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	if a.allocator != nil {
 		addrs = a.allocator
 	}
-	eng := engine.New(ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
+	eng := engine.New(ovsClient, ovsClient, addrs, engine.Options{Bridge: br.BridgeName,
 		DisableTXChecksum: cfg.OVSDatapathType == config.DatapathNetdev})
-	reconciler := reconcile.New(br.BridgeName, ovsClient, eng, a.pods, reconcile.KernelLinkExists)
+	reconciler := reconcile.New(br.BridgeName, ovsClient, ovsClient, eng, a.pods, reconcile.KernelLinkExists, reconcile.KernelNetNSExists)
 	reconciler.RestoreStatuses(a.reporter, func(namespace, name string) (*corev1.Pod, error) {
 		return a.pods.Lister.Pods(namespace).Get(name)
 	})

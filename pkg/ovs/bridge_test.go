@@ -103,7 +103,7 @@ func TestEnsureBridge(t *testing.T) {
 
 	t.Run("an invalid name is refused before touching OVSDB", func(t *testing.T) {
 		err := s.client.EnsureBridge(testContext(t), ovs.BridgeConfig{Name: "name-longer-than-15", DatapathType: ovs.DatapathNetdev})
-		if err == nil || !strings.Contains(err.Error(), "longer than 15") {
+		if err == nil || !strings.Contains(err.Error(), "must be at most 15 characters") {
 			t.Fatalf("EnsureBridge = %v, want an invalid-name error", err)
 		}
 	})

@@ -236,7 +236,7 @@ func TestValidateUplinkNames(t *testing.T) {
 		{"nine", []string{"e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9"}, "at most 8"},
 		{"duplicate", []string{"e1", "e1"}, "listed twice"},
 		{"the bridge itself", []string{"br-sec"}, "bridge's own interface"},
-		{"invalid name", []string{"this-name-is-too-long"}, "longer than 15"},
+		{"invalid name", []string{"this-name-is-too-long"}, "must be at most 15 characters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validateUplinkNames("br-sec", tc.ifaces)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/podvlan/podvlan/pkg/ifname"
 )
 
 // external_ids keys this package writes. OwnerKey=OwnerValue marks a row as ours; nothing else is
@@ -25,8 +27,14 @@ const (
 	ContainerIDKey  = "podvlan-container-id"
 	IfNameKey       = "podvlan-ifname"
 	NetworkKey      = "podvlan-network"
+	// WayKey records how the CNI call that made the port came in (chained or delegate), so that
+	// CNI GC of one way in never touches another's ports.
+	WayKey = "podvlan-way"
 	AddressesKey    = "podvlan-addresses"
-	// NetworkStatusKey holds the Pod interface's network-status entry (see RecordAttachment).
+	// GatewaysKey holds the gateways of the interface's addresses (at most one per family), which
+	// routes without a next hop go through.
+	GatewaysKey = "podvlan-gateways"
+	// NetworkStatusKey holds the Pod interface's network-status entry (see SetPortRecord).
 	NetworkStatusKey = "podvlan-network-status"
 )
 
@@ -38,7 +46,10 @@ type PortOwner struct {
 	ContainerID  string // the sandbox's container ID from the CNI call
 	IfName       string // the interface name inside the Pod, e.g. eth1
 	Network      string // the NetworkAttachmentDefinition as "namespace/name"
+	Way          string // WayChained or WayDelegate; empty on ports made before it was recorded
 	Addresses    []string
+	// Gateways are the gateways of the addresses, at most one per family.
+	Gateways []string
 }
 
 // Validate reports what is missing or malformed; the key fields are required because
@@ -61,7 +72,7 @@ func (o PortOwner) Validate() error {
 			errs = append(errs, fmt.Errorf("network %q is neither a name nor namespace/name", o.Network))
 		}
 	}
-	errs = append(errs, validateAddresses(o.Addresses))
+	errs = append(errs, validateAddresses(o.Addresses), validateGateways(o.Gateways))
 	return errors.Join(errs...)
 }
 
@@ -76,11 +87,22 @@ func validateAddresses(addresses []string) error {
 	return errors.Join(errs...)
 }
 
+// validateGateways reports gateways that are not IP addresses.
+func validateGateways(gateways []string) error {
+	var errs []error
+	for _, g := range gateways {
+		if _, err := netip.ParseAddr(g); err != nil {
+			errs = append(errs, fmt.Errorf("gateway %q is not an IP address", g))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Equal reports whether two owners describe the same Pod interface with the same addresses.
 func (o PortOwner) Equal(other PortOwner) bool {
 	return o.PodNamespace == other.PodNamespace && o.PodName == other.PodName &&
 		o.PodUID == other.PodUID && o.ContainerID == other.ContainerID && o.IfName == other.IfName &&
-		o.Network == other.Network && slices.Equal(o.Addresses, other.Addresses)
+		o.Network == other.Network && o.Way == other.Way && slices.Equal(o.Addresses, other.Addresses) && slices.Equal(o.Gateways, other.Gateways)
 }
 
 // String names the owner for logs and errors.
@@ -102,7 +124,9 @@ func (o PortOwner) externalIDs() map[string]string {
 	set(ContainerIDKey, o.ContainerID)
 	set(IfNameKey, o.IfName)
 	set(NetworkKey, o.Network)
+	set(WayKey, o.Way)
 	set(AddressesKey, strings.Join(o.Addresses, ","))
+	set(GatewaysKey, strings.Join(o.Gateways, ","))
 	return ids
 }
 
@@ -119,9 +143,13 @@ func ownerFromExternalIDs(ids map[string]string) (owner PortOwner, ok bool) {
 		ContainerID:  ids[ContainerIDKey],
 		IfName:       ids[IfNameKey],
 		Network:      ids[NetworkKey],
+		Way:          ids[WayKey],
 	}
 	if a := ids[AddressesKey]; a != "" {
 		owner.Addresses = strings.Split(a, ",")
+	}
+	if g := ids[GatewaysKey]; g != "" {
+		owner.Gateways = strings.Split(g, ",")
 	}
 	return owner, true
 }
@@ -134,21 +162,11 @@ func isOurs(ids map[string]string, role string) bool {
 	return ids[OwnerKey] == OwnerValue && ids[RoleKey] == role
 }
 
-// maxInterfaceNameLen is Linux's IFNAMSIZ minus the terminating NUL.
-const maxInterfaceNameLen = 15
-
-// validateInterfaceName applies the kernel's rules for a network device name, which OVS port,
-// interface and bridge names must follow too.
+// validateInterfaceName applies the kernel's rules for a network device name (package ifname),
+// which OVS port, interface and bridge names must follow too.
 func validateInterfaceName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("interface name is empty")
-	case len(name) > maxInterfaceNameLen:
-		return fmt.Errorf("interface name %q is longer than %d bytes", name, maxInterfaceNameLen)
-	case name == "." || name == "..":
-		return fmt.Errorf("interface name %q is reserved", name)
-	case strings.ContainsAny(name, "/: \t\n\r\x00"):
-		return fmt.Errorf("interface name %q contains '/', ':', whitespace or NUL", name)
+	if err := ifname.Validate(name); err != nil {
+		return fmt.Errorf("interface name %q: %w", name, err)
 	}
 	return nil
 }

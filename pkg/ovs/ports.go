@@ -56,7 +56,7 @@ type PodPort struct {
 	VLAN   uint16
 	Owner  PortOwner
 	Error  string // vswitchd's error column of the interface, if any
-	// NetworkStatus is the network-status entry recorded by RecordAttachment (JSON), if any.
+	// NetworkStatus is the network-status entry recorded by SetPortRecord (JSON), if any.
 	NetworkStatus string
 }
 
@@ -118,8 +118,9 @@ func (c *Client) createAccessPort(ctx context.Context, spec PortSpec) (PodPort, 
 		if err := sameAccessPort(spec, existing); err != nil {
 			return PodPort{}, err
 		}
-		if !slices.Equal(existing.Owner.Addresses, spec.Owner.Addresses) {
-			if err := c.setExternalIDs(ctx, spec.Name, map[string]string{AddressesKey: strings.Join(spec.Owner.Addresses, ",")}); err != nil {
+		if !slices.Equal(existing.Owner.Addresses, spec.Owner.Addresses) || !slices.Equal(existing.Owner.Gateways, spec.Owner.Gateways) {
+			ids := map[string]string{AddressesKey: strings.Join(spec.Owner.Addresses, ","), GatewaysKey: strings.Join(spec.Owner.Gateways, ",")}
+			if err := c.setExternalIDs(ctx, spec.Name, ids); err != nil {
 				return PodPort{}, fmt.Errorf("create port %s: existing port: %w", spec.Name, err)
 			}
 		}
@@ -200,7 +201,10 @@ func (c *Client) accessPortOps(br *vswitchd.Bridge, spec PortSpec) ([]ovsdb.Oper
 func sameAccessPort(spec PortSpec, existing *PodPort) error {
 	owner := existing.Owner
 	if len(owner.Addresses) == 0 {
-		owner.Addresses = spec.Owner.Addresses
+		owner.Addresses, owner.Gateways = spec.Owner.Addresses, spec.Owner.Gateways
+	}
+	if owner.Way == "" {
+		owner.Way = spec.Owner.Way // a port made before ports recorded their way in
 	}
 	switch {
 	case !owner.Equal(spec.Owner):
@@ -213,29 +217,32 @@ func sameAccessPort(spec PortSpec, existing *PodPort) error {
 	return nil
 }
 
-// AttachmentRecord is what a port records of the Pod interface behind it, besides its owner.
-type AttachmentRecord struct {
+// PortRecord is what a port records of the Pod interface behind it, besides its owner.
+type PortRecord struct {
 	// Addresses are the interface's addresses in CIDR notation.
 	Addresses []string
+	// Gateways are the gateways of the addresses, at most one per family.
+	Gateways []string
 	// NetworkStatus is the interface's k8s.v1.cni.cncf.io/network-status entry (JSON), for the
 	// agent to write the annotation again if it was lost; empty when the agent does not write one.
 	NetworkStatus string
 }
 
-// RecordAttachment records the addresses and the network-status entry of the Pod interface
-// behind one of our ports in its external_ids (empty values remove them). It does not wait for
-// ovs-vswitchd, which has nothing to apply: the attach engine adds the port while the addresses
-// are still being allocated, and records them once they are.
-func (c *Client) RecordAttachment(ctx context.Context, name string, rec AttachmentRecord) error {
-	if err := validateAddresses(rec.Addresses); err != nil {
-		return fmt.Errorf("record attachment of port %s: %w", name, err)
+// SetPortRecord records the addresses, gateways and the network-status entry of the Pod
+// interface behind one of our ports in its external_ids (empty values remove them). It does not
+// wait for ovs-vswitchd, which has nothing to apply: the attach engine adds the port while the
+// addresses are still being allocated, and records them once they are.
+func (c *Client) SetPortRecord(ctx context.Context, name string, rec PortRecord) error {
+	if err := errors.Join(validateAddresses(rec.Addresses), validateGateways(rec.Gateways)); err != nil {
+		return fmt.Errorf("record on port %s: %w", name, err)
 	}
 	if err := c.checkConnected(); err != nil {
-		return fmt.Errorf("record attachment of port %s: %w", name, err)
+		return fmt.Errorf("record on port %s: %w", name, err)
 	}
-	ids := map[string]string{AddressesKey: strings.Join(rec.Addresses, ","), NetworkStatusKey: rec.NetworkStatus}
+	ids := map[string]string{AddressesKey: strings.Join(rec.Addresses, ","), GatewaysKey: strings.Join(rec.Gateways, ","),
+		NetworkStatusKey: rec.NetworkStatus}
 	if err := c.retryOnStaleCache(ctx, func() error { return c.setExternalIDs(ctx, name, ids) }); err != nil {
-		return fmt.Errorf("record attachment of port %s: %w", name, err)
+		return fmt.Errorf("record on port %s: %w", name, err)
 	}
 	return nil
 }
@@ -377,40 +384,6 @@ func (c *Client) DeletePort(ctx context.Context, name string) error {
 	}
 	klog.V(2).InfoS("Deleted access port", "port", name)
 	return nil
-}
-
-// DeletePortsOf removes every Pod port whose owner has containerID, and returns their names.
-func (c *Client) DeletePortsOf(ctx context.Context, containerID string) ([]string, error) {
-	if containerID == "" {
-		return nil, errors.New("delete ports: empty container ID")
-	}
-	return c.DeletePodPorts(ctx, func(p PodPort) bool { return p.Owner.ContainerID == containerID })
-}
-
-// DeletePodPorts removes, in one transaction, every Pod port of ours (on any bridge) for which
-// match is true, and returns their names.
-func (c *Client) DeletePodPorts(ctx context.Context, match func(PodPort) bool) ([]string, error) {
-	if err := c.checkConnected(); err != nil {
-		return nil, fmt.Errorf("delete ports: %w", err)
-	}
-	all, err := c.podPorts(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("delete ports: %w", err)
-	}
-	var names []string
-	for _, p := range all {
-		if match(p) {
-			names = append(names, p.Name)
-		}
-	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	if err := c.removePorts(ctx, names); err != nil {
-		return nil, fmt.Errorf("delete ports %s: %w", strings.Join(names, ", "), err)
-	}
-	klog.V(2).InfoS("Deleted access ports", "ports", names)
-	return names, nil
 }
 
 // ListPodPorts returns our Pod ports on bridge (on every bridge when empty), sorted by name.

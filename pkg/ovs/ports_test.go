@@ -68,11 +68,11 @@ func TestAccessPorts(t *testing.T) {
 			t.Fatalf("a port created without addresses records them: %s", got)
 		}
 		status := `{"name":"networks/vlan100","interface":"eth1","ips":["10.78.0.9"],"default":false}`
-		if err := s.client.RecordAttachment(testContext(t), p.host, ovs.AttachmentRecord{Addresses: addresses, NetworkStatus: status}); err != nil {
+		if err := s.client.SetPortRecord(testContext(t), p.host, ovs.PortRecord{Addresses: addresses, NetworkStatus: status}); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Trim(s.vsctlField(t, "Port", p.host, "external_ids:podvlan-addresses"), `"`); got != "10.78.0.9/24" {
-			t.Errorf("after RecordAttachment the port records %q", got)
+			t.Errorf("after SetPortRecord the port records %q", got)
 		}
 		ports, err := s.client.ListPodPorts(testContext(t), br)
 		if err != nil {
@@ -83,7 +83,7 @@ func TestAccessPorts(t *testing.T) {
 				t.Errorf("ListPodPorts gives network-status %q, want %q", port.NetworkStatus, status)
 			}
 		}
-		if err := s.client.RecordAttachment(testContext(t), p.host, ovs.AttachmentRecord{}); err != nil {
+		if err := s.client.SetPortRecord(testContext(t), p.host, ovs.PortRecord{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := s.vsctlField(t, "Port", p.host, "external_ids"); strings.Contains(got, "podvlan-addresses") || strings.Contains(got, "podvlan-network-status") {
@@ -102,8 +102,8 @@ func TestAccessPorts(t *testing.T) {
 		if got := strings.Trim(s.vsctlField(t, "Port", p.host, "external_ids:podvlan-container-id"), `"`); got != owner.ContainerID {
 			t.Errorf("container ID became %s", got)
 		}
-		if err := s.client.RecordAttachment(testContext(t), "no-such-port", ovs.AttachmentRecord{Addresses: addresses}); err == nil {
-			t.Error("RecordAttachment on a missing port succeeded")
+		if err := s.client.SetPortRecord(testContext(t), "no-such-port", ovs.PortRecord{Addresses: addresses}); err == nil {
+			t.Error("SetPortRecord on a missing port succeeded")
 		}
 	})
 
@@ -198,7 +198,7 @@ func TestAccessPorts(t *testing.T) {
 		}
 	})
 
-	t.Run("ListPodPorts returns our ports with their owners and DeletePortsOf removes one sandbox's", func(t *testing.T) {
+	t.Run("ListPodPorts returns our ports with their owners and DeletePort removes them one by one", func(t *testing.T) {
 		br := s.bridge(t)
 		foreign, _ := s.vethInOVSNetNS(t, "pvf")
 		s.ovs.Vsctl(t, "add-port", br, foreign)
@@ -240,18 +240,16 @@ func TestAccessPorts(t *testing.T) {
 			}
 		}
 
-		deleted, err := s.client.DeletePortsOf(testContext(t), sandbox.owner("").ContainerID)
-		if err != nil {
-			t.Fatalf("DeletePortsOf: %v", err)
-		}
-		if got, want := sorted(deleted...), sorted(sandbox.host, second); !reflect.DeepEqual(got, want) {
-			t.Errorf("DeletePortsOf deleted %v, want %v", got, want)
+		for _, name := range []string{sandbox.host, second} {
+			if err := s.client.DeletePort(testContext(t), name); err != nil {
+				t.Fatalf("DeletePort(%s): %v", name, err)
+			}
 		}
 		if got, want := strings.Fields(s.ovs.Vsctl(t, "list-ports", br)), sorted(other.host, foreign); !reflect.DeepEqual(got, want) {
 			t.Errorf("ports left = %v, want %v", got, want)
 		}
-		if deleted, err := s.client.DeletePortsOf(testContext(t), sandbox.owner("").ContainerID); err != nil || len(deleted) != 0 {
-			t.Errorf("DeletePortsOf again = %v, %v; want nothing deleted and no error", deleted, err)
+		if err := s.client.DeletePort(testContext(t), sandbox.host); err != nil {
+			t.Errorf("DeletePort of a deleted port = %v, want nil", err)
 		}
 	})
 }

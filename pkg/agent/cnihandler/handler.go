@@ -8,12 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 
 	"github.com/containernetworking/cni/pkg/types"
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -45,6 +43,18 @@ type Addresses interface {
 	Allocations(filter ipam.Filter) ([]ipam.Allocation, error)
 }
 
+// Attacher is what the handler needs of the attach engine (an *engine.Engine).
+type Attacher interface {
+	Attach(ctx context.Context, sb plan.Sandbox, attachments []plan.Attachment) ([]engine.Attached, error)
+	Detach(ctx context.Context, sb plan.Sandbox) error
+	DetachInterfaces(ctx context.Context, sb plan.Sandbox, ifNames ...string) error
+	Check(ctx context.Context, sb plan.Sandbox, attachments []plan.Attachment) error
+	// Allocate and Release serve the IPAM-only way in, with intents (crash safety).
+	Allocate(ctx context.Context, sb plan.Sandbox, a plan.Attachment) (plan.Addressing, error)
+	Release(ctx context.Context, sb plan.Sandbox, ifName string) error
+	GC(ctx context.Context, way plan.Way, network string, keep engine.Keep) ([]string, error)
+}
+
 // Reporter surfaces outcomes on the Pod.
 type Reporter interface {
 	AttachFailed(pod podstatus.PodRef, err error)
@@ -58,13 +68,14 @@ type Reporter interface {
 type Handler struct {
 	gates featuregate.FeatureGate
 	// engine is set once the agent is connected to OVSDB; noEngine says why it never will be.
-	engine   atomic.Pointer[engine.Engine]
+	engine   atomic.Pointer[Attacher]
 	noEngine error
 	addrs    Addresses // nil when AntreaIPAM is disabled
 	pods     Pods
 	lookup   plan.Lookup
 	reporter Reporter
 	ready    func() error
+	synced   func() bool
 }
 
 // Options are the Handler's collaborators.
@@ -79,20 +90,23 @@ type Options struct {
 	Reporter Reporter
 	// Ready returns nil when ADD can be served (OVSDB connected, caches synced).
 	Ready func() error
+	// PoolsSynced reports whether the IPPool cache has synced; until then the IPAM-only way in
+	// answers "try again" rather than from an incomplete cache. Nil means synced.
+	PoolsSynced func() bool
 }
 
 // New returns a Handler.
 func New(o Options) *Handler {
 	return &Handler{gates: o.Gates, noEngine: o.NoEngine, addrs: o.Addrs, pods: o.Pods, lookup: o.Lookup,
-		reporter: o.Reporter, ready: o.Ready}
+		reporter: o.Reporter, ready: o.Ready, synced: o.PoolsSynced}
 }
 
 // SetEngine makes secondary networks available; the agent calls it once OVSDB is connected.
 // Until then Pods without secondary networks are served, and Pods with them get "try again".
-func (h *Handler) SetEngine(e *engine.Engine) { h.engine.Store(e) }
+func (h *Handler) SetEngine(e Attacher) { h.engine.Store(&e) }
 
 // attachEngine returns the engine, or a CNI error saying why networks cannot be attached now.
-func (h *Handler) attachEngine() (*engine.Engine, error) {
+func (h *Handler) attachEngine() (Attacher, error) {
 	if err := h.gateError(config.SecondaryNetwork); err != nil {
 		return nil, err
 	}
@@ -100,19 +114,38 @@ func (h *Handler) attachEngine() (*engine.Engine, error) {
 		return nil, invalidConfig(h.noEngine)
 	}
 	if e := h.engine.Load(); e != nil {
-		return e, nil
+		return *e, nil
 	}
 	return nil, tryAgain(errors.New("antrea-agent is not connected to OVSDB yet"))
 }
 
 // detachEngine returns the engine for DEL and GC; nil with no error when this agent cannot
 // have attached anything.
-func (h *Handler) detachEngine() (*engine.Engine, error) {
+func (h *Handler) detachEngine() (Attacher, error) {
 	if h.gateError(config.SecondaryNetwork) != nil || h.noEngine != nil {
 		return nil, nil
 	}
 	if e := h.engine.Load(); e != nil {
-		return e, nil
+		return *e, nil
+	}
+	return nil, tryAgain(errors.New("antrea-agent is not connected to OVSDB yet"))
+}
+
+// ipamEngine returns the engine for the IPAM-only way in: nil with no error when no engine is
+// ever expected (SecondaryNetwork off or no bridge: addresses are then served without intents,
+// since intents live in OVSDB), "try again" while the IPPool cache or the engine is not ready.
+func (h *Handler) ipamEngine() (Attacher, error) {
+	if err := h.gateError(config.AntreaIPAM); err != nil {
+		return nil, err
+	}
+	if h.synced != nil && !h.synced() {
+		return nil, tryAgain(errors.New("antrea-agent is starting: the IPPool cache has not synced yet"))
+	}
+	if h.gateError(config.SecondaryNetwork) != nil || h.noEngine != nil {
+		return nil, nil
+	}
+	if e := h.engine.Load(); e != nil {
+		return *e, nil
 	}
 	return nil, tryAgain(errors.New("antrea-agent is not connected to OVSDB yet"))
 }
@@ -131,7 +164,12 @@ func tryAgain(err error) error {
 	return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 }
 
+// internal is an error of the agent's own doing: code 999, except that a call cut short (the
+// runtime gave up, or the agent is stopping) is "try again later", which is what it is.
 func internal(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return tryAgain(err)
+	}
 	return types.NewError(types.ErrInternal, err.Error(), "")
 }
 
@@ -158,8 +196,8 @@ func parse(req *server.Request) (*netconf.Stdin, parsedArgs, error) {
 	return stdin, args, nil
 }
 
-func sandboxOf(req *server.Request, args parsedArgs) engine.Sandbox {
-	return engine.Sandbox{PodNamespace: args.Namespace, PodName: args.Name, PodUID: args.UID,
+func sandboxOf(req *server.Request, args parsedArgs) plan.Sandbox {
+	return plan.Sandbox{PodNamespace: args.Namespace, PodName: args.Name, PodUID: args.UID,
 		ContainerID: req.ContainerID, NetNS: req.Netns}
 }
 
@@ -221,22 +259,19 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 	if err != nil {
 		return fail(invalidConfig(err))
 	}
-	if len(p.Networks) == 0 {
+	if len(p.Attachments) == 0 {
 		return prev, nil // every network belongs to another plugin
-	}
-	for i := range p.Networks {
-		p.Networks[i].WritesStatus = true
 	}
 	eng, err := h.attachEngine()
 	if err != nil {
-		return fail(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, p.Networks[0].Key, err))
+		return fail(fmt.Errorf("Pod %s/%s asks for network %s: %w", pod.Namespace, pod.Name, p.Attachments[0].Network, err))
 	}
-	if err := h.checkIPAMGate(p.Networks); err != nil {
+	if err := h.checkIPAMGate(p.Attachments); err != nil {
 		return fail(err)
 	}
 	sb := sandboxOf(req, args)
 	sb.PodUID = string(pod.UID)
-	attached, err := eng.Attach(ctx, sb, p.Networks)
+	attached, err := eng.Attach(ctx, sb, p.Attachments)
 	if err != nil {
 		return fail(internal(err))
 	}
@@ -250,38 +285,33 @@ func (h *Handler) addChained(ctx context.Context, req *server.Request, stdin *ne
 	return prev, nil
 }
 
-func (h *Handler) checkIPAMGate(networks []engine.Network) error {
-	for _, n := range networks {
-		if len(n.Pools) > 0 || len(n.Static) > 0 {
+func (h *Handler) checkIPAMGate(attachments []plan.Attachment) error {
+	for _, a := range attachments {
+		if a.WantsAddresses() {
 			if err := h.gateError(config.AntreaIPAM); err != nil {
-				return invalidConfig(fmt.Errorf("network %s assigns addresses (ipam or ips): %w", n.Key, err))
+				return invalidConfig(fmt.Errorf("network %s assigns addresses (ipam or ips): %w", a.Network, err))
 			}
 		}
 	}
 	return nil
 }
 
-// delegateNetwork plans the one network of a Multus delegate call.
-func (h *Handler) delegateNetwork(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (*engine.Network, error) {
-	n, err := plan.Network(ctx, stdin.Network, h.lookup)
-	if err != nil {
-		return nil, invalidConfig(err)
-	}
-	n.IfName = req.IfName
-	n.MAC = stdin.Runtime.MAC
-	if n.MAC == nil {
-		n.MAC = args.MAC
+// delegateAttachment plans the one attachment of a Multus delegate call; Multus passes the
+// annotation's mac and ips in runtimeConfig, or else in CNI_ARGS.
+func (h *Handler) delegateAttachment(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (*plan.Attachment, error) {
+	mac := stdin.Runtime.MAC
+	if mac == nil {
+		mac = args.MAC
 	}
 	ips := stdin.Runtime.IPs
 	if len(ips) == 0 {
 		ips = args.IPs
 	}
-	statics, err := plan.StaticAddresses(ctx, n.Key, ips, n.Pools, h.lookup)
+	a, err := plan.ForDelegate(ctx, stdin.Network, req.IfName, mac, ips, h.lookup)
 	if err != nil {
 		return nil, invalidConfig(err)
 	}
-	n.Static = append(n.Static, statics...)
-	return n, nil
+	return a, nil
 }
 
 func (h *Handler) addDelegate(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (types.Result, error) {
@@ -303,103 +333,56 @@ func (h *Handler) addDelegate(ctx context.Context, req *server.Request, stdin *n
 	if err != nil {
 		return fail(err)
 	}
-	n, err := h.delegateNetwork(ctx, req, stdin, args)
+	a, err := h.delegateAttachment(ctx, req, stdin, args)
 	if err != nil {
 		return fail(err)
 	}
-	if err := h.checkIPAMGate([]engine.Network{*n}); err != nil {
+	if err := h.checkIPAMGate([]plan.Attachment{*a}); err != nil {
 		return fail(err)
 	}
 	sb := sandboxOf(req, args)
 	if pod != nil {
 		sb.PodUID = string(pod.UID)
 	}
-	attached, err := eng.Attach(ctx, sb, []engine.Network{*n})
+	attached, err := eng.Attach(ctx, sb, []plan.Attachment{*a})
 	if err != nil {
 		return fail(internal(err))
 	}
-	a := attached[0]
 	if pod != nil {
 		h.reporter.Attached(podRef(pod), engine.Describe(attached))
 	}
-	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: a.Network.DNS,
-		Interfaces: []*current.Interface{{Name: req.IfName, Mac: a.MAC.String(), Sandbox: req.Netns}}}
-	idx := 0
-	for _, ip := range a.IPs {
-		result.IPs = append(result.IPs, ipConfig(ip, &idx))
-	}
-	result.Routes = resultRoutes(a.IPs, a.Network)
-	return result, nil
-}
-
-func ipConfig(ip ipam.IPConfig, iface *int) *current.IPConfig {
-	c := &current.IPConfig{Interface: iface, Address: net.IPNet{IP: net.IP(ip.Address.Addr().AsSlice()),
-		Mask: net.CIDRMask(ip.Address.Bits(), ip.Address.Addr().BitLen())}}
-	if ip.Gateway.IsValid() {
-		c.Gateway = net.IP(ip.Gateway.AsSlice())
-	}
-	return c
-}
-
-func resultRoutes(ips []ipam.IPConfig, n engine.Network) []*types.Route {
-	var routes []*types.Route
-	for _, r := range n.Routes {
-		route := &types.Route{Dst: net.IPNet{IP: net.IP(r.Dst.Masked().Addr().AsSlice()),
-			Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())}}
-		gw := r.GW
-		if !gw.IsValid() {
-			for _, ip := range ips {
-				if ip.Gateway.IsValid() && ip.Gateway.Is6() == r.Dst.Addr().Is6() {
-					gw = ip.Gateway
-					break
-				}
-			}
-		}
-		if gw.IsValid() {
-			route.GW = net.IP(gw.AsSlice())
-		}
-		routes = append(routes, route)
-	}
-	return routes
-}
-
-func (h *Handler) ipamRequest(req *server.Request, stdin *netconf.Stdin, args parsedArgs) (ipam.Request, error) {
-	r := ipam.Request{Owner: ipam.Owner{Namespace: args.Namespace, Name: args.Name, UID: args.UID,
-		ContainerID: req.ContainerID, IFName: req.IfName}}
-	if stdin.IPAM == nil {
-		return r, invalidConfig(errors.New("ipam: Required value"))
-	}
-	r.Pools = stdin.IPAM.IPPools
-	for _, a := range stdin.IPAM.Addresses {
-		r.Static = append(r.Static, ipam.StaticAddress{Address: a.Address, Gateway: a.Gateway})
-	}
-	for _, ip := range args.IPs {
-		if !ip.HasPrefix() {
-			return r, invalidConfig(fmt.Errorf("CNI_ARGS IP=%s: write the address with its prefix length", ip.Addr))
-		}
-		r.Static = append(r.Static, ipam.StaticAddress{Address: ip.Prefix()})
-	}
-	return r, nil
+	return attached[0].Result(req.Netns), nil
 }
 
 func (h *Handler) addIPAMOnly(ctx context.Context, req *server.Request, stdin *netconf.Stdin, args parsedArgs) (types.Result, error) {
-	if err := h.gateError(config.AntreaIPAM); err != nil {
-		return nil, err
-	}
-	r, err := h.ipamRequest(req, stdin, args)
+	eng, err := h.ipamEngine()
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.addrs.Allocate(ctx, r)
+	a, err := plan.ForIPAMOnly(stdin.Name, stdin.IPAM, req.IfName, args.IPs)
 	if err != nil {
-		return nil, internal(fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err))
+		return nil, invalidConfig(err)
 	}
-	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: stdin.IPAM.DNS}
-	for _, ip := range res.IPs {
-		result.IPs = append(result.IPs, ipConfig(ip, nil))
+	sb := sandboxOf(req, args)
+	var x plan.Addressing
+	if eng != nil {
+		x, err = eng.Allocate(ctx, sb, *a)
+	} else {
+		var res *ipam.Result
+		if res, err = h.addrs.Allocate(ctx, a.Request(sb)); err == nil {
+			x = a.Addressing(res.IPs)
+		} else {
+			err = fmt.Errorf("allocate addresses for %s of container %s: %w", req.IfName, req.ContainerID, err)
+		}
 	}
-	result.Routes = resultRoutes(res.IPs, engine.Network{Routes: stdin.IPAM.Routes})
-	return result, nil
+	if err != nil {
+		err = internal(err)
+		if args.hasPod() {
+			h.reporter.AttachFailed(podstatus.PodRef{Namespace: args.Namespace, Name: args.Name, UID: k8stypes.UID(args.UID)}, err)
+		}
+		return nil, err
+	}
+	return x.Result(nil, a.DNS), nil
 }
 
 // Del implements CNI DEL: it succeeds when there is nothing (left) to remove.
@@ -409,7 +392,7 @@ func (h *Handler) Del(ctx context.Context, req *server.Request) error {
 		// A configuration that no longer parses must not block the sandbox's removal forever:
 		// clean up by container ID, which needs no configuration.
 		klog.FromContext(ctx).Error(err, "DEL with an invalid configuration; cleaning up by container ID", "container", req.ContainerID)
-		return h.delChained(ctx, engine.Sandbox{ContainerID: req.ContainerID, NetNS: req.Netns})
+		return h.delChained(ctx, plan.Sandbox{ContainerID: req.ContainerID, NetNS: req.Netns})
 	}
 	switch stdin.Mode {
 	case netconf.ModeChained:
@@ -432,15 +415,27 @@ func (h *Handler) Del(ctx context.Context, req *server.Request) error {
 		if h.addrs == nil {
 			return nil
 		}
-		owner := ipam.Owner{Namespace: args.Namespace, Name: args.Name, UID: args.UID, ContainerID: req.ContainerID, IFName: req.IfName}
-		if err := h.addrs.Release(ctx, owner); err != nil {
-			return internal(fmt.Errorf("release addresses of %s of container %s: %w", req.IfName, req.ContainerID, err))
+		eng, err := h.ipamEngine()
+		if err != nil {
+			if h.gateError(config.AntreaIPAM) != nil {
+				return nil // nothing can have been allocated
+			}
+			return err
+		}
+		if eng != nil {
+			err = eng.Release(ctx, sandboxOf(req, args), req.IfName)
+		} else if err = h.addrs.Release(ctx, plan.OwnerOf(sandboxOf(req, args), req.IfName)); err != nil {
+			err = fmt.Errorf("release addresses of %s of container %s: %w", req.IfName, req.ContainerID, err)
+		}
+		if err != nil {
+			h.detachFailed(args, err)
+			return internal(err)
 		}
 		return nil
 	}
 }
 
-func (h *Handler) delChained(ctx context.Context, sb engine.Sandbox) error {
+func (h *Handler) delChained(ctx context.Context, sb plan.Sandbox) error {
 	eng, err := h.detachEngine()
 	if eng == nil || sb.ContainerID == "" {
 		return err
@@ -478,26 +473,26 @@ func (h *Handler) Check(ctx context.Context, req *server.Request) error {
 		if err != nil {
 			return invalidConfig(err)
 		}
-		if len(p.Networks) == 0 {
+		if len(p.Attachments) == 0 {
 			return nil
 		}
 		eng, err := h.attachEngine()
 		if err != nil {
 			return err
 		}
-		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), p.Networks))
+		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), p.Attachments))
 	case netconf.ModeDelegate:
 		eng, err := h.attachEngine()
 		if err != nil {
 			return err
 		}
-		n, err := h.delegateNetwork(ctx, req, stdin, args)
+		a, err := h.delegateAttachment(ctx, req, stdin, args)
 		if err != nil {
 			return err
 		}
-		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), []engine.Network{*n}))
+		return wrapCheck(eng.Check(ctx, sandboxOf(req, args), []plan.Attachment{*a}))
 	default:
-		if err := h.gateError(config.AntreaIPAM); err != nil {
+		if _, err := h.ipamEngine(); err != nil {
 			return err
 		}
 		return h.checkIPAMOnly(req, stdin)
@@ -530,36 +525,87 @@ func (h *Handler) checkIPAMOnly(req *server.Request, stdin *netconf.Stdin) error
 	return nil
 }
 
-// validAttachments is the part of a GC configuration that lists what must be kept.
-type validAttachments struct {
-	Attachments []struct {
-		ContainerID string `json:"containerID"`
-		IfName      string `json:"ifname"`
-	} `json:"cni.dev/valid-attachments"`
+// gcKeys are the keys a runtime adds to the network configuration of a GC call: the attachments
+// to keep, under the name of CNI 1.1 and under the older draft's name.
+var gcKeys = []string{"cni.dev/valid-attachments", "cni.dev/attachments"}
+
+type validAttachment struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
 }
 
-// GC implements CNI GC: attachments of sandboxes missing from the valid list are removed. A
-// sandbox counts as valid when any of its interfaces is listed, because in chained mode the
-// runtime lists the primary interface only.
-func (h *Handler) GC(ctx context.Context, req *server.Request) error {
-	var valid validAttachments
-	if err := json.Unmarshal(req.Config, &valid); err != nil {
-		return invalidConfig(fmt.Errorf("cni.dev/valid-attachments: %w", err))
+// parseGC splits a GC configuration into the network configuration and the attachments to keep.
+func parseGC(config []byte) (*netconf.Stdin, []validAttachment, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(config, &raw); err != nil {
+		return nil, nil, invalidConfig(fmt.Errorf("GC configuration: %w", err))
 	}
-	eng, err := h.detachEngine()
-	if eng == nil {
+	var valid []validAttachment
+	for _, key := range gcKeys {
+		if v, ok := raw[key]; ok {
+			var list []validAttachment
+			if err := json.Unmarshal(v, &list); err != nil {
+				return nil, nil, invalidConfig(fmt.Errorf("%s: %w", key, err))
+			}
+			valid = append(valid, list...)
+			delete(raw, key)
+		}
+	}
+	rest, err := json.Marshal(raw)
+	if err != nil {
+		return nil, nil, internal(err)
+	}
+	stdin, err := netconf.ParseStdin(rest)
+	if err != nil {
+		return nil, nil, invalidConfig(err)
+	}
+	return stdin, valid, nil
+}
+
+// GC implements CNI GC: the attachments of the network in the call that are missing from its
+// valid list are removed; another way in's or another network's are never touched (see
+// engine.GC). A chained sandbox counts as valid when any of its interfaces is listed, because
+// the runtime lists the primary interface only.
+func (h *Handler) GC(ctx context.Context, req *server.Request) error {
+	stdin, valid, err := parseGC(req.Config)
+	if err != nil {
 		return err
 	}
-	keep := make(map[string]bool, len(valid.Attachments))
-	for _, a := range valid.Attachments {
-		keep[a.ContainerID] = true
+	keepContainer := make(map[string]bool, len(valid))
+	keepAttachment := make(map[validAttachment]bool, len(valid))
+	for _, a := range valid {
+		keepContainer[a.ContainerID] = true
+		keepAttachment[a] = true
 	}
-	removed, err := eng.DetachAllExcept(ctx, keep)
+	var way plan.Way
+	var network string
+	var eng Attacher
+	keep := func(containerID, ifName string) bool {
+		return keepAttachment[validAttachment{ContainerID: containerID, IfName: ifName}]
+	}
+	switch stdin.Mode {
+	case netconf.ModeChained:
+		way, network = plan.Chained, stdin.Name
+		keep = func(containerID, _ string) bool { return keepContainer[containerID] }
+		eng, err = h.detachEngine()
+	case netconf.ModeDelegate:
+		way, network = plan.Delegate, stdin.Network.Key()
+		eng, err = h.detachEngine()
+	default:
+		way, network = plan.IPAMOnly, stdin.Name
+		if eng, err = h.ipamEngine(); err != nil && h.gateError(config.AntreaIPAM) != nil {
+			return nil // nothing can have been allocated
+		}
+	}
+	if eng == nil {
+		return err // nil: nothing of this way in can exist without the engine
+	}
+	removed, err := eng.GC(ctx, way, network, keep)
 	if err != nil {
-		return internal(fmt.Errorf("garbage-collect attachments: %w", err))
+		return internal(fmt.Errorf("garbage-collect attachments of network %s (%s): %w", network, way, err))
 	}
 	if len(removed) > 0 {
-		klog.FromContext(ctx).Info("Garbage-collected attachments of vanished sandboxes", "containers", removed)
+		klog.FromContext(ctx).Info("Garbage-collected attachments missing from the valid list", "network", network, "way", way, "removed", removed)
 	}
 	return nil
 }

@@ -57,8 +57,9 @@ func (p *Pods) Exists(ctx context.Context, namespace, name, uid string) (bool, e
 	return uid == "" || string(pod.UID) == uid, nil
 }
 
-// Networks finds NetworkAttachmentDefinitions and IPPools; it implements plan.Lookup.
-type Networks struct {
+// Lookup finds the objects a plan refers to, NetworkAttachmentDefinitions and IPPools; it
+// implements plan.Lookup.
+type Lookup struct {
 	NADClient  nadclient.Interface
 	NADLister  nadlisters.NetworkAttachmentDefinitionLister
 	CRDClient  versioned.Interface
@@ -68,7 +69,7 @@ type Networks struct {
 var nadResource = schema.GroupResource{Group: "k8s.cni.cncf.io", Resource: "network-attachment-definitions"}
 
 // NAD returns a NetworkAttachmentDefinition.
-func (n *Networks) NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+func (n *Lookup) NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
 	if nad, err := n.NADLister.NetworkAttachmentDefinitions(namespace).Get(name); err == nil {
 		return nad, nil
 	}
@@ -80,7 +81,7 @@ func (n *Networks) NAD(ctx context.Context, namespace, name string) (*nadv1.Netw
 }
 
 // IPPool returns an IPPool.
-func (n *Networks) IPPool(ctx context.Context, name string) (*v1beta1.IPPool, error) {
+func (n *Lookup) IPPool(ctx context.Context, name string) (*v1beta1.IPPool, error) {
 	if pool, err := n.PoolLister.Get(name); err == nil {
 		return pool, nil
 	}

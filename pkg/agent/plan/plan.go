@@ -1,18 +1,22 @@
 // Package plan decides which secondary networks a Pod sandbox gets: it reads the Pod's
-// k8s.v1.cni.cncf.io/networks annotation, resolves every element to its
-// NetworkAttachmentDefinition and IPPools, and applies the contract's rules (VLAN precedence, MTU,
-// address families, static addresses). It acts on nothing; errors are written for the Pod's user.
+// k8s.v1.cni.cncf.io/networks annotation (or a Multus delegate's configuration), resolves every
+// element to its NetworkAttachmentDefinition and IPPools, and applies the contract's rules (VLAN
+// precedence, MTU, address families, static addresses, route next hops, who writes the
+// network-status). Its output, Attachment and Addressing, is the one model of an attachment: the
+// engine carries it out, and the CNI result and CHECK are derived from it. It acts on nothing;
+// errors are written for the Pod's user.
 package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	"github.com/podvlan/podvlan/pkg/cni/netconf"
 	"github.com/podvlan/podvlan/pkg/cni/request"
@@ -27,33 +31,35 @@ type Lookup interface {
 	IPPool(ctx context.Context, name string) (*v1beta1.IPPool, error)
 }
 
-// Plan is what a Pod sandbox gets.
+// Plan is what a Pod sandbox gets on the chained way in.
 type Plan struct {
-	// Networks are this agent's networks, in annotation order.
-	Networks []engine.Network
+	// Attachments are this agent's networks, in annotation order.
+	Attachments []Attachment
 	// Foreign are the elements whose NetworkAttachmentDefinition belongs to another plugin
 	// (Multus attaches those), as "namespace/name".
 	Foreign []string
 }
 
-// ForPod resolves the annotation of a Pod in podNamespace. An empty annotation is an empty plan.
+// ForPod resolves the annotation of a Pod in podNamespace, for the chained way in, where the
+// agent writes the network-status. An empty annotation is an empty plan.
 func ForPod(ctx context.Context, podNamespace, annotation string, lookup Lookup) (*Plan, error) {
-	attachments, err := selection.Parse(podNamespace, annotation)
+	elements, err := selection.Parse(podNamespace, annotation)
 	if err != nil {
 		return nil, err
 	}
 	p := &Plan{}
-	for i := range attachments {
-		a := &attachments[i]
-		n, ours, err := resolve(ctx, a, lookup)
+	for i := range elements {
+		e := &elements[i]
+		a, ours, err := resolve(ctx, e, lookup)
 		if err != nil {
 			return nil, err
 		}
 		if !ours {
-			p.Foreign = append(p.Foreign, a.NetworkKey())
+			p.Foreign = append(p.Foreign, e.NetworkKey())
 			continue
 		}
-		p.Networks = append(p.Networks, *n)
+		a.Way, a.WritesStatus = Chained, true
+		p.Attachments = append(p.Attachments, *a)
 	}
 	return p, nil
 }
@@ -62,13 +68,13 @@ func ForPod(ctx context.Context, podNamespace, annotation string, lookup Lookup)
 // without resolving their IPPools: enough to tell a Pod that its networks cannot be served
 // (feature gate off) before any pool is looked at.
 func OursIn(ctx context.Context, podNamespace, annotation string, lookup Lookup) ([]string, error) {
-	attachments, err := selection.Parse(podNamespace, annotation)
+	elements, err := selection.Parse(podNamespace, annotation)
 	if err != nil {
 		return nil, err
 	}
 	var ours []string
-	for i := range attachments {
-		a := &attachments[i]
+	for i := range elements {
+		a := &elements[i]
 		nad, err := lookup.NAD(ctx, a.Namespace, a.Name)
 		if err != nil {
 			continue // not knowable; the gate error is what the user needs to see first
@@ -80,7 +86,7 @@ func OursIn(ctx context.Context, podNamespace, annotation string, lookup Lookup)
 	return ours, nil
 }
 
-func resolve(ctx context.Context, a *selection.Attachment, lookup Lookup) (*engine.Network, bool, error) {
+func resolve(ctx context.Context, a *selection.Element, lookup Lookup) (*Attachment, bool, error) {
 	nad, err := lookup.NAD(ctx, a.Namespace, a.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, false, fmt.Errorf("network %s (element %d of %s): NetworkAttachmentDefinition %s not found",
@@ -93,7 +99,7 @@ func resolve(ctx context.Context, a *selection.Attachment, lookup Lookup) (*engi
 	if err != nil || !ours {
 		return nil, ours, err
 	}
-	n, err := Network(ctx, network, lookup)
+	n, err := FromNetwork(ctx, network, lookup)
 	if err != nil {
 		return nil, true, err
 	}
@@ -108,11 +114,11 @@ func resolve(ctx context.Context, a *selection.Attachment, lookup Lookup) (*engi
 	return n, true, nil
 }
 
-// Network turns a validated network configuration into an attachment without interface name,
-// checking it against the IPPools it references. It serves the annotation path and the Multus
-// delegate path alike.
-func Network(ctx context.Context, network *netconf.Network, lookup Lookup) (*engine.Network, error) {
-	n := &engine.Network{Key: network.Key(), MTU: network.MTU, VLAN: network.VLAN}
+// FromNetwork turns a validated network configuration into an attachment without interface
+// name, checking it against the IPPools it references. It serves the annotation path and the
+// Multus delegate path alike.
+func FromNetwork(ctx context.Context, network *netconf.Network, lookup Lookup) (*Attachment, error) {
+	n := &Attachment{Network: network.Key(), MTU: network.MTU, VLAN: network.VLAN}
 	var pools []netconf.Pool
 	if network.IPAM != nil {
 		for _, name := range network.IPAM.IPPools {
@@ -142,6 +148,43 @@ func Network(ctx context.Context, network *netconf.Network, lookup Lookup) (*eng
 	}
 	n.VLAN = vlan
 	return n, nil
+}
+
+// ForDelegate plans the one attachment of a Multus delegate call: the network on stdin under
+// ifName, with the MAC and addresses Multus passes (runtimeConfig first, then CNI_ARGS). Multus
+// writes the network-status, so the agent does not.
+func ForDelegate(ctx context.Context, network *netconf.Network, ifName string, mac net.HardwareAddr, ips []request.IP, lookup Lookup) (*Attachment, error) {
+	a, err := FromNetwork(ctx, network, lookup)
+	if err != nil {
+		return nil, err
+	}
+	a.IfName, a.MAC, a.Way = ifName, mac, Delegate
+	statics, err := StaticAddresses(ctx, a.Network, ips, a.Pools, lookup)
+	if err != nil {
+		return nil, err
+	}
+	a.Static = append(a.Static, statics...)
+	return a, nil
+}
+
+// ForIPAMOnly plans the addresses of interface ifName for another plugin whose configuration
+// (named network) has ipam.type antrea: the pools and static addresses of its ipam section and the
+// addresses CNI_ARGS asks for, which must carry their prefix length.
+func ForIPAMOnly(network string, conf *netconf.IPAM, ifName string, argIPs []request.IP) (*Attachment, error) {
+	if conf == nil {
+		return nil, errors.New("ipam: Required value")
+	}
+	a := &Attachment{Network: network, IfName: ifName, Pools: conf.IPPools, Routes: conf.Routes, DNS: conf.DNS, Way: IPAMOnly}
+	for _, s := range conf.Addresses {
+		a.Static = append(a.Static, ipam.StaticAddress{Address: s.Address, Gateway: s.Gateway})
+	}
+	for _, ip := range argIPs {
+		if !ip.HasPrefix() {
+			return nil, fmt.Errorf("CNI_ARGS IP=%s: write the address with its prefix length", ip.Addr)
+		}
+		a.Static = append(a.Static, ipam.StaticAddress{Address: ip.Prefix()})
+	}
+	return a, nil
 }
 
 // StaticAddresses turns requested ips (the annotation's, or Multus's runtimeConfig) into

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/cni/netconf"
 )
 
 type fakeLookup struct {
@@ -60,42 +61,42 @@ func TestForPod(t *testing.T) {
 		check      func(t *testing.T, p *Plan)
 	}{
 		{name: "empty annotation is an empty plan", check: func(t *testing.T, p *Plan) {
-			if len(p.Networks)+len(p.Foreign) != 0 {
+			if len(p.Attachments)+len(p.Foreign) != 0 {
 				t.Errorf("plan %+v", p)
 			}
 		}},
 		{name: "pool VLAN applies when the NAD sets none", annotation: "vlan100", check: func(t *testing.T, p *Plan) {
-			n := p.Networks[0]
-			if n.VLAN != 100 || n.IfName != "eth1" || n.MTU != 1500 || n.Key != "ns/vlan100" || n.Pools[0] != "pool100" {
+			n := p.Attachments[0]
+			if n.VLAN != 100 || n.IfName != "eth1" || n.MTU != 1500 || n.Network != "ns/vlan100" || n.Pools[0] != "pool100" {
 				t.Errorf("network %+v", n)
 			}
 		}},
 		{name: "NAD VLAN overrides the pool's", annotation: "override", check: func(t *testing.T, p *Plan) {
-			if p.Networks[0].VLAN != 300 {
-				t.Errorf("VLAN %d, want 300", p.Networks[0].VLAN)
+			if p.Attachments[0].VLAN != 300 {
+				t.Errorf("VLAN %d, want 300", p.Attachments[0].VLAN)
 			}
 		}},
 		{name: "network without ipam gets no pools", annotation: "untagged@data0", check: func(t *testing.T, p *Plan) {
-			n := p.Networks[0]
+			n := p.Attachments[0]
 			if n.VLAN != 0 || len(n.Pools) != 0 || n.IfName != "data0" || n.MTU != 9000 {
 				t.Errorf("network %+v", n)
 			}
 		}},
 		{name: "other plugins' networks are left to them", annotation: "macvlan,vlan100", check: func(t *testing.T, p *Plan) {
-			if len(p.Foreign) != 1 || p.Foreign[0] != "ns/macvlan" || len(p.Networks) != 1 {
+			if len(p.Foreign) != 1 || p.Foreign[0] != "ns/macvlan" || len(p.Attachments) != 1 {
 				t.Errorf("plan %+v", p)
 			}
-			if p.Networks[0].IfName != "eth2" {
-				t.Errorf("interface %s, want eth2 (names count every network)", p.Networks[0].IfName)
+			if p.Attachments[0].IfName != "eth2" {
+				t.Errorf("interface %s, want eth2 (names count every network)", p.Attachments[0].IfName)
 			}
 		}},
 		{name: "cross-namespace network", annotation: `[{"name":"shared","namespace":"other","interface":"eth200"}]`, check: func(t *testing.T, p *Plan) {
-			if n := p.Networks[0]; n.Key != "other/shared" || n.VLAN != 42 || n.IfName != "eth200" {
+			if n := p.Attachments[0]; n.Network != "other/shared" || n.VLAN != 42 || n.IfName != "eth200" {
 				t.Errorf("network %+v", n)
 			}
 		}},
 		{name: "bare static IP takes the pool's prefix", annotation: `[{"name":"vlan100","ips":["10.1.0.7"]}]`, check: func(t *testing.T, p *Plan) {
-			if s := p.Networks[0].Static; len(s) != 1 || s[0].Address != netip.MustParsePrefix("10.1.0.7/24") {
+			if s := p.Attachments[0].Static; len(s) != 1 || s[0].Address != netip.MustParsePrefix("10.1.0.7/24") {
 				t.Errorf("static %+v", s)
 			}
 		}},
@@ -132,5 +133,26 @@ func TestOursInNeedsNoPools(t *testing.T) {
 	}
 	if _, err := OursIn(context.Background(), "ns", `[{"name": x}]`, lookup); err == nil {
 		t.Error("malformed annotation accepted")
+	}
+}
+
+func TestTheWayInDecidesWhoWritesTheNetworkStatus(t *testing.T) {
+	p, err := ForPod(t.Context(), "ns", "vlan100", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Attachments[0].WritesStatus {
+		t.Error("chained: the agent must write the network-status")
+	}
+	network, _, err := netconf.ParseNAD("ns", "vlan100", lookup.nads["ns/vlan100"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ForDelegate(t.Context(), network, "net1", nil, nil, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.WritesStatus || a.IfName != "net1" || a.VLAN != 100 {
+		t.Errorf("delegate attachment %+v: Multus writes the network-status", a)
 	}
 }

@@ -1,5 +1,8 @@
 // Package reconcile removes what crashes, missed CNI DELs and force-deleted Pods leave behind on
-// a Node: OVS ports (and their veths and addresses) whose sandbox or Pod is gone. Everything live
+// a Node: the attachments of ADDs that never finished (their intents in OVSDB: the agent was
+// killed between recording the intent and committing the port), IPAM-only attachments whose
+// sandbox is gone (their committed intents), and OVS ports (with their veths and addresses) whose
+// sandbox or Pod is gone. Everything live
 // is left untouched, except that a live Pod whose network-status lacks the entries its ports
 // record gets them written again (the agent writes it after answering ADD, and may have died
 // before). State comes only from OVSDB and the API server, so this is also what makes an agent
@@ -18,10 +21,11 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
@@ -31,9 +35,26 @@ type Ports interface {
 	ListPodPorts(ctx context.Context, bridge string) ([]ovs.PodPort, error)
 }
 
-// Detacher removes a sandbox's attachments.
+// Detacher removes a sandbox's attachments, and what the attachment of an intent may have made
+// (an *engine.Engine).
 type Detacher interface {
-	Detach(ctx context.Context, sb engine.Sandbox) error
+	Detach(ctx context.Context, sb plan.Sandbox) error
+	Abandon(ctx context.Context, in ovs.Intent) error
+}
+
+// Intents lists the attachment intents recorded in OVSDB.
+type Intents interface {
+	ListIntents(ctx context.Context) ([]ovs.Intent, error)
+}
+
+// NetNSExists reports whether path is still a network namespace.
+type NetNSExists func(path string) bool
+
+// KernelNetNSExists reports whether path is a mounted network namespace (nsfs). A sandbox's
+// namespace stays mounted under that path until the runtime removes the sandbox.
+func KernelNetNSExists(path string) bool {
+	var st unix.Statfs_t
+	return path != "" && unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
 
 // Pods answers whether a Pod exists (asking the API server, the authority for removals).
@@ -67,11 +88,13 @@ func KernelLinkExists(name string) (bool, error) {
 
 // Reconciler compares the ports with live sandboxes and Pods.
 type Reconciler struct {
-	bridge string
-	ports  Ports
-	detach Detacher
-	pods   Pods
-	link   LinkExists
+	bridge  string
+	ports   Ports
+	intents Intents
+	detach  Detacher
+	pods    Pods
+	link    LinkExists
+	netns   NetNSExists
 
 	// statuses and podCache, when set, restore lost network-status entries.
 	statuses Statuses
@@ -79,8 +102,8 @@ type Reconciler struct {
 }
 
 // New returns a Reconciler.
-func New(bridge string, ports Ports, detach Detacher, pods Pods, link LinkExists) *Reconciler {
-	return &Reconciler{bridge: bridge, ports: ports, detach: detach, pods: pods, link: link}
+func New(bridge string, ports Ports, intents Intents, detach Detacher, pods Pods, link LinkExists, netns NetNSExists) *Reconciler {
+	return &Reconciler{bridge: bridge, ports: ports, intents: intents, detach: detach, pods: pods, link: link, netns: netns}
 }
 
 // RestoreStatuses has every pass write the network-status entries that live Pods lack.
@@ -90,22 +113,27 @@ func (r *Reconciler) RestoreStatuses(statuses Statuses, pods PodCache) {
 
 // Stale is a sandbox whose attachments are to be removed, and why.
 type Stale struct {
-	Sandbox engine.Sandbox
+	Sandbox plan.Sandbox
 	Reason  string
 }
 
-// Once runs one reconciliation and returns the sandboxes it cleaned up.
+// Once runs one reconciliation and returns the sandboxes it cleaned up (intents first, then
+// ports).
 func (r *Reconciler) Once(ctx context.Context) ([]Stale, error) {
-	ports, err := r.ports.ListPodPorts(ctx, r.bridge)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: %w", err)
-	}
-	stale, err := r.findStale(ctx, ports)
 	var errs []error
+	abandoned, err := r.abandonIntents(ctx)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	var cleaned []Stale
+	ports, err := r.ports.ListPodPorts(ctx, r.bridge)
+	if err != nil {
+		return abandoned, errors.Join(append(errs, fmt.Errorf("reconcile: %w", err))...)
+	}
+	stale, err := r.findStale(ctx, ports)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cleaned := abandoned
 	for _, s := range stale {
 		if err := r.detach.Detach(ctx, s.Sandbox); err != nil {
 			errs = append(errs, fmt.Errorf("clean up container %s of Pod %s/%s: %w", s.Sandbox.ContainerID,
@@ -118,6 +146,64 @@ func (r *Reconciler) Once(ctx context.Context) ([]Stale, error) {
 	}
 	r.restoreStatuses(ports, stale)
 	return cleaned, errors.Join(errs...)
+}
+
+// abandonIntents removes what the attachments of stale intents may have made (see judgeIntent).
+func (r *Reconciler) abandonIntents(ctx context.Context) ([]Stale, error) {
+	intents, err := r.intents.ListIntents(ctx)
+	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("reconcile intents: %w", err)) // the readable ones are judged
+	}
+	var out []Stale
+	for _, in := range intents {
+		podAlive := func() (bool, error) { return r.pods.Exists(ctx, in.PodNamespace, in.PodName, in.PodUID) }
+		reason, err := judgeIntent(in, r.netns(in.NetNS), podAlive)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("look up Pod %s/%s: %w", in.PodNamespace, in.PodName, err))
+			continue
+		}
+		if reason == "" {
+			continue
+		}
+		if err := r.detach.Abandon(ctx, in); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sb := plan.Sandbox{PodNamespace: in.PodNamespace, PodName: in.PodName, PodUID: in.PodUID, ContainerID: in.ContainerID, NetNS: in.NetNS}
+		klog.InfoS("Removed what an unfinished or vanished attachment held", "pod", klog.KRef(in.PodNamespace, in.PodName),
+			"container", in.ContainerID, "interface", in.IfName, "network", in.Network, "way", in.Way, "reason", reason)
+		out = append(out, Stale{Sandbox: sb, Reason: reason})
+	}
+	return out, errors.Join(errs...)
+}
+
+// judgeIntent decides whether the attachment of an intent is to be removed, and says why (""
+// keeps it):
+//
+//   - an intent not committed belongs to an ADD that did not finish: the agent died before it
+//     could commit or roll back (an ADD still in progress in this agent deletes its own intent,
+//     which engine.Abandon checks under the sandbox's lock);
+//   - a committed (IPAM-only) intent records a live attachment until its sandbox's network
+//     namespace is gone or its Pod no longer exists.
+func judgeIntent(in ovs.Intent, netnsAlive bool, podAlive func() (bool, error)) (string, error) {
+	if !in.Committed {
+		return "the ADD that recorded the intent did not finish", nil
+	}
+	if in.NetNS != "" && !netnsAlive {
+		return "the sandbox's network namespace is gone", nil
+	}
+	if in.PodName == "" {
+		return "", nil
+	}
+	alive, err := podAlive()
+	if err != nil {
+		return "", err
+	}
+	if !alive {
+		return "the Pod no longer exists", nil
+	}
+	return "", nil
 }
 
 // restoreStatuses queues the network-status entries recorded on the ports of live sandboxes for
@@ -201,7 +287,7 @@ func (r *Reconciler) findStale(ctx context.Context, ports []ovs.PodPort) ([]Stal
 	var stale []Stale
 	for _, id := range ids {
 		c := byID[id]
-		sb := engine.Sandbox{PodNamespace: c.owner.PodNamespace, PodName: c.owner.PodName, PodUID: c.owner.PodUID, ContainerID: id}
+		sb := plan.Sandbox{PodNamespace: c.owner.PodNamespace, PodName: c.owner.PodName, PodUID: c.owner.PodUID, ContainerID: id}
 		if !c.anyLink {
 			stale = append(stale, Stale{Sandbox: sb, Reason: "the sandbox's network namespace is gone"})
 			continue

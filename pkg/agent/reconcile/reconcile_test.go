@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podvlan/podvlan/pkg/agent/engine"
+	"github.com/podvlan/podvlan/pkg/agent/plan"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/ovs"
 )
@@ -21,9 +21,20 @@ type fakePorts []ovs.PodPort
 
 func (f fakePorts) ListPodPorts(context.Context, string) ([]ovs.PodPort, error) { return f, nil }
 
-type fakeDetacher struct{ detached []string }
+type fakeDetacher struct{ detached, abandoned []string }
 
-func (f *fakeDetacher) Detach(_ context.Context, sb engine.Sandbox) error {
+func (f *fakeDetacher) Abandon(_ context.Context, in ovs.Intent) error {
+	f.abandoned = append(f.abandoned, in.Key())
+	return nil
+}
+
+type fakeIntents []ovs.Intent
+
+func (f fakeIntents) ListIntents(context.Context) ([]ovs.Intent, error) { return f, nil }
+
+func noNetNS(string) bool { return false }
+
+func (f *fakeDetacher) Detach(_ context.Context, sb plan.Sandbox) error {
 	f.detached = append(f.detached, sb.ContainerID)
 	return nil
 }
@@ -55,7 +66,7 @@ func TestOnce(t *testing.T) {
 	links := map[string]bool{"pvl-live": true, "pvl-gone": true, "pvl-recreated": true, "pvl-api-down": true, "pvl-multi-b": true}
 	pods := fakePods{"ns/live": "u1", "ns/recreated": "new-uid", "ns/multi": "u5"}
 	det := &fakeDetacher{}
-	r := New("br", ports, det, pods, func(name string) (bool, error) { return links[name], nil })
+	r := New("br", ports, fakeIntents(nil), det, pods, func(name string) (bool, error) { return links[name], nil }, noNetNS)
 	cleaned, err := r.Once(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "api-down") {
 		t.Errorf("error %v, want the failed Pod lookup reported", err)
@@ -119,7 +130,7 @@ func TestOnceWritesTheNetworkStatusLivePodsLack(t *testing.T) {
 	}
 	pods := fakePods{"ns/lost": "u1", "ns/written": "u2", "ns/recreated": "old", "ns/two-boxes": "u4", "ns/no-network": "u5"}
 	statuses := &fakeStatuses{}
-	r := New("br", ports, &fakeDetacher{}, pods, func(name string) (bool, error) { return links[name], nil })
+	r := New("br", ports, fakeIntents(nil), &fakeDetacher{}, pods, func(name string) (bool, error) { return links[name], nil }, noNetNS)
 	r.RestoreStatuses(statuses, func(namespace, name string) (*corev1.Pod, error) { return podsByName[name], nil })
 	if _, err := r.Once(context.Background()); err != nil {
 		t.Fatal(err)
@@ -130,5 +141,69 @@ func TestOnceWritesTheNetworkStatusLivePodsLack(t *testing.T) {
 	got := statuses.queued["lost"]
 	if len(got) != 2 || got[0].Interface != "eth1" || got[1].Interface != "eth2" {
 		t.Errorf("queued %+v, want eth1 and eth2 in interface order", got)
+	}
+}
+
+func TestJudgeIntent(t *testing.T) {
+	alive := func() (bool, error) { return true, nil }
+	gone := func() (bool, error) { return false, nil }
+	broken := func() (bool, error) { return false, errors.New("connection refused") }
+	tests := []struct {
+		name       string
+		intent     ovs.Intent
+		netnsAlive bool
+		pod        func() (bool, error)
+		wantReason string // empty: kept
+		wantErr    bool
+	}{
+		{name: "an unfinished chained ADD is removed even with its sandbox alive",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth1", NetNS: "/ns", PodName: "p", Way: ovs.WayChained}, netnsAlive: true, pod: alive,
+			wantReason: "did not finish"},
+		{name: "an unfinished IPAM-only ADD is removed",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth0", NetNS: "/ns", Way: ovs.WayIPAMOnly}, netnsAlive: true, pod: alive,
+			wantReason: "did not finish"},
+		{name: "a committed IPAM-only attachment of a live sandbox and Pod is kept",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth0", NetNS: "/ns", PodName: "p", Way: ovs.WayIPAMOnly, Committed: true}, netnsAlive: true, pod: alive},
+		{name: "a committed IPAM-only attachment whose netns is gone is removed",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth0", NetNS: "/ns", PodName: "p", Way: ovs.WayIPAMOnly, Committed: true}, pod: alive,
+			wantReason: "network namespace is gone"},
+		{name: "a committed IPAM-only attachment whose Pod is gone is removed",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth0", NetNS: "/ns", PodName: "p", Way: ovs.WayIPAMOnly, Committed: true}, netnsAlive: true, pod: gone,
+			wantReason: "Pod no longer exists"},
+		{name: "without a netns path only the Pod decides",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth0", PodName: "p", Way: ovs.WayIPAMOnly, Committed: true}, pod: alive},
+		{name: "an unanswered Pod lookup keeps the attachment and reports the error",
+			intent: ovs.Intent{ContainerID: "c", IfName: "eth0", NetNS: "/ns", PodName: "p", Way: ovs.WayIPAMOnly, Committed: true}, netnsAlive: true, pod: broken,
+			wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reason, err := judgeIntent(tt.intent, tt.netnsAlive, tt.pod)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("judgeIntent() error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantReason == "" && reason != "" || !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("judgeIntent() = %q, want %q", reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestOnceAbandonsStaleIntentsFirst(t *testing.T) {
+	intents := fakeIntents{
+		{ContainerID: "c-crashed", IfName: "eth1", NetNS: "/live", PodNamespace: "ns", PodName: "live", Way: ovs.WayChained},
+		{ContainerID: "c-ipam", IfName: "eth0", NetNS: "/live", PodNamespace: "ns", PodName: "live", PodUID: "u1", Way: ovs.WayIPAMOnly, Committed: true},
+		{ContainerID: "c-ipam-gone", IfName: "eth0", NetNS: "/gone", PodNamespace: "ns", PodName: "live", PodUID: "u1", Way: ovs.WayIPAMOnly, Committed: true},
+	}
+	det := &fakeDetacher{}
+	r := New("br", fakePorts(nil), intents, det, fakePods{"ns/live": "u1"}, func(string) (bool, error) { return false, nil },
+		func(path string) bool { return path == "/live" })
+	cleaned, err := r.Once(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{ovs.IntentKey("c-crashed", "eth1"), ovs.IntentKey("c-ipam-gone", "eth0")}
+	if strings.Join(det.abandoned, " ") != strings.Join(want, " ") || len(cleaned) != 2 {
+		t.Errorf("abandoned %v (cleaned %+v), want %v", det.abandoned, cleaned, want)
 	}
 }

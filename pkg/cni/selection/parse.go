@@ -39,7 +39,7 @@ type elementShape struct {
 // Parse reads the annotation of a Pod in podNamespace. An empty (or blank) annotation selects no
 // network. The JSON form is used when the text contains '[', '{' or '"', as Multus decides.
 // Every problem found is returned at once, each with its field path.
-func Parse(podNamespace, annotation string) ([]Attachment, error) {
+func Parse(podNamespace, annotation string) ([]Element, error) {
 	if podNamespace == "" {
 		return nil, errors.New("parse network selection: the Pod's namespace is empty")
 	}
@@ -175,9 +175,9 @@ func parseShorthand(annotation string) ([]elementShape, field.ErrorList) {
 }
 
 // resolve validates each element and assigns interface names.
-func resolve(podNamespace string, elements []elementShape) ([]Attachment, field.ErrorList) {
+func resolve(podNamespace string, elements []elementShape) ([]Element, field.ErrorList) {
 	var errs field.ErrorList
-	attachments := make([]Attachment, len(elements))
+	attachments := make([]Element, len(elements))
 	requested := map[string]int{}    // interface name -> element index that asked for it
 	defaultRouteBy := map[bool]int{} // is IPv6 -> element index that asked for it
 	macBy := map[string]int{}
@@ -259,7 +259,7 @@ func resolve(podNamespace string, elements []elementShape) ([]Attachment, field.
 			a.DefaultRoute = append(a.DefaultRoute, gw)
 			gateways = append(gateways, net.IP(gw.AsSlice()))
 		}
-		a.Element = nadv1.NetworkSelectionElement{
+		a.Selection = nadv1.NetworkSelectionElement{
 			Name:                  e.Name,
 			Namespace:             a.Namespace,
 			IPRequest:             e.IPRequest,
@@ -283,7 +283,7 @@ func resolve(podNamespace string, elements []elementShape) ([]Attachment, field.
 // assignInterfaceNames gives every attachment without a requested name the next ethN (from eth1)
 // that no attachment asked for explicitly, so that an explicit eth2 later in the list does not
 // collide with a generated one.
-func assignInterfaceNames(attachments []Attachment, requested map[string]int) {
+func assignInterfaceNames(attachments []Element, requested map[string]int) {
 	next := 1
 	for i := range attachments {
 		a := &attachments[i]
@@ -295,7 +295,7 @@ func assignInterfaceNames(attachments []Attachment, requested map[string]int) {
 			next++
 			if _, taken := requested[candidate]; !taken {
 				a.Interface = candidate
-				a.Element.InterfaceRequest = candidate
+				a.Selection.InterfaceRequest = candidate
 				break
 			}
 		}

@@ -12,14 +12,14 @@ import (
 	"github.com/podvlan/podvlan/internal/jsonshape"
 )
 
-// brief is the part of an Attachment most cases look at.
+// brief is the part of an Element most cases look at.
 type brief struct {
 	Network   string
 	Interface string
 	Requested bool
 }
 
-func briefs(as []Attachment) []brief {
+func briefs(as []Element) []brief {
 	var out []brief
 	for _, a := range as {
 		out = append(out, brief{a.NetworkKey(), a.Interface, a.InterfaceRequested})
@@ -73,7 +73,7 @@ func TestParseAccepts(t *testing.T) {
 				t.Fatalf("Parse() = %+v, want %+v", briefs(got), tt.want)
 			}
 			for i, a := range got {
-				if a.Index != i || a.Element.InterfaceRequest != a.Interface || a.Element.Namespace != a.Namespace || a.Element.Name != a.Name {
+				if a.Index != i || a.Selection.InterfaceRequest != a.Interface || a.Selection.Namespace != a.Namespace || a.Selection.Name != a.Name {
 					t.Fatalf("attachment %d inconsistent: %+v", i, a)
 				}
 			}
@@ -101,11 +101,11 @@ func TestParseReadsRequests(t *testing.T) {
 	if !slices.Equal(a.DefaultRoute, []netip.Addr{netip.MustParseAddr("10.1.1.1"), netip.MustParseAddr("2001:db8::1")}) {
 		t.Errorf("DefaultRoute = %v", a.DefaultRoute)
 	}
-	if len(a.Element.GatewayRequest) != 2 || a.Element.GatewayRequest[0].String() != "10.1.1.1" {
-		t.Errorf("Element.GatewayRequest = %v", a.Element.GatewayRequest)
+	if len(a.Selection.GatewayRequest) != 2 || a.Selection.GatewayRequest[0].String() != "10.1.1.1" {
+		t.Errorf("Element.GatewayRequest = %v", a.Selection.GatewayRequest)
 	}
-	if a.Element.MacRequest != "02:AA:00:00:00:01" || !slices.Equal(a.Element.IPRequest, []string{"10.1.1.5/24", "2001:db8::5"}) {
-		t.Errorf("Element = %+v", a.Element)
+	if a.Selection.MacRequest != "02:AA:00:00:00:01" || !slices.Equal(a.Selection.IPRequest, []string{"10.1.1.5/24", "2001:db8::5"}) {
+		t.Errorf("Element = %+v", a.Selection)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestParsePassesOtherSpecFieldsThrough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse() = %v", err)
 	}
-	e := got[0].Element
+	e := got[0].Selection
 	if e.CNIArgs == nil || (*e.CNIArgs)["k"] != "v" || len(e.PortMappingsRequest) != 1 || e.PortMappingsRequest[0].ContainerPort != 8080 ||
 		e.BandwidthRequest == nil || e.BandwidthRequest.IngressRate != 1000 || e.InfinibandGUIDRequest != "g" || e.IPAMClaimReference != "claim" {
 		t.Fatalf("Element = %+v", e)

@@ -24,8 +24,9 @@ const (
 	MaxAttachments = 100
 )
 
-// Attachment is one validated element of the annotation.
-type Attachment struct {
+// Element is one validated element of the annotation: a request for one network under one
+// interface name (the NAD client calls it NetworkSelectionElement).
+type Element struct {
 	// Index is the element's position in the annotation, for messages.
 	Index int
 	// Namespace of the NetworkAttachmentDefinition; the Pod's when the element names none.
@@ -44,14 +45,14 @@ type Attachment struct {
 	// DefaultRoute lists the gateways through which the Pod's default route should go, at most
 	// one per address family.
 	DefaultRoute []netip.Addr
-	// Element is the selection element as written, with Namespace and InterfaceRequest filled in.
+	// Selection is the selection element as written, with Namespace and InterfaceRequest filled in.
 	// Fields this package does not interpret (portMappings, bandwidth, cni-args,
 	// infiniband-guid, ipam-claim-reference) are passed on here.
-	Element nadv1.NetworkSelectionElement
+	Selection nadv1.NetworkSelectionElement
 }
 
 // NetworkKey returns "namespace/name", the identity of the network in network-status.
-func (a *Attachment) NetworkKey() string {
+func (a *Element) NetworkKey() string {
 	return a.Namespace + "/" + a.Name
 }
 

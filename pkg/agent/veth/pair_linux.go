@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"context"
@@ -19,36 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
-
-// Create makes the interface the spec describes and returns its state. The host end stays in the
-// calling thread's network namespace, up, with IPv6 disabled; the container end is configured and
-// its addresses announced. It is Prepare, Configure and Announce in one call.
-//
-// Create is idempotent: when the Pod already has the interface, paired with HostIfName and as the
-// spec wants it, it returns the current state; when it is ours but incomplete (an earlier attempt
-// died half way) it is recreated. An interface of that name made by someone else yields an
-// *ExistsError. On any failure Create removes whatever it made, in both namespaces.
-func Create(ctx context.Context, spec Spec) (*Interface, error) {
-	// The whole spec is checked before anything is made.
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("create interface %s: %w", spec.IfName, err)
-	}
-	ips, routes := spec.IPs, spec.Routes
-	spec.IPs, spec.Routes = nil, nil
-	pair, err := Prepare(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	defer pair.Close()
-	iface, err := pair.Configure(ctx, ips, routes)
-	if err != nil {
-		return nil, err
-	}
-	if err := pair.Announce(); err != nil {
-		pair.logger.V(2).Info("Could not announce the addresses", "err", err)
-	}
-	return iface, nil
-}
 
 // Pair is one interface being attached in steps, so that a caller can overlap the kernel work
 // with its own (allocating the addresses, waiting for the switch to plug the host end in):
@@ -200,7 +170,7 @@ func (p *Pair) failed(err error) error {
 // through the first gateway of its family among ips), brings it up, waits for IPv6 duplicate
 // address detection, and verifies the whole interface against the spec. An own pair found by
 // Prepare is returned as it is when it already matches, and rebuilt otherwise.
-func (p *Pair) Configure(ctx context.Context, ips []IPConfig, routes []*types.Route) (*Interface, error) {
+func (p *Pair) Configure(ctx context.Context, ips []net.IPNet, routes []*types.Route) (*Interface, error) {
 	spec := p.spec
 	spec.IPs, spec.Routes = ips, routes
 	if err := spec.Validate(); err != nil {
@@ -273,7 +243,7 @@ func (p *Pair) Announce() error {
 	}
 	ips := make([]net.IP, 0, len(p.spec.IPs))
 	for _, ipc := range p.spec.IPs {
-		ips = append(ips, ipc.Address.IP)
+		ips = append(ips, ipc.IP)
 	}
 	if err := sendAnnouncementsOn(p.packetFD, p.podIndex, p.podMAC, ips); err != nil {
 		return fmt.Errorf("announce addresses of %s: %w", p.spec.IfName, err)
@@ -377,12 +347,10 @@ func configureContainerEnd(spec Spec) error {
 	result := &current.Result{Interfaces: []*current.Interface{{Name: spec.IfName}}}
 	hasIPv6 := false
 	for _, ipc := range spec.IPs {
-		result.IPs = append(result.IPs, &current.IPConfig{
-			Interface: current.Int(0),
-			Address:   ipc.Address,
-			Gateway:   ipc.Gateway,
-		})
-		hasIPv6 = hasIPv6 || ipc.Address.IP.To4() == nil
+		// No gateway: ConfigureIface would send routes without a next hop through it, and the
+		// routes come with their next hops resolved (package plan).
+		result.IPs = append(result.IPs, &current.IPConfig{Interface: current.Int(0), Address: ipc})
+		hasIPv6 = hasIPv6 || ipc.IP.To4() == nil
 	}
 	result.Routes = spec.Routes
 	if err := ipam.ConfigureIface(spec.IfName, result); err != nil {
@@ -392,7 +360,7 @@ func configureContainerEnd(spec Spec) error {
 		return err
 	}
 	if hasIPv6 {
-		// ConfigureIface waits for DAD only when there is an IPv6 gateway.
+		// ConfigureIface waits for DAD only when there is an IPv6 gateway, and it gets none.
 		if err := ip.SettleAddresses(spec.IfName, dadTimeout); err != nil {
 			return fmt.Errorf("wait for IPv6 duplicate address detection: %w", err)
 		}

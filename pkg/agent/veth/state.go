@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"bytes"
@@ -89,12 +89,12 @@ func differences(spec Spec, pod podState, host hostState) []string {
 		add("TX checksum offload is on for %s", spec.IfName)
 	}
 	for _, ipc := range spec.IPs {
-		if !containsPrefix(pod.addrs, ipc.Address) {
-			add("address %s is missing on %s", ipc.Address.String(), spec.IfName)
+		if !containsPrefix(pod.addrs, ipc) {
+			add("address %s is missing on %s", ipc.String(), spec.IfName)
 		}
 	}
 	for _, r := range spec.Routes {
-		want := routeState{dst: r.Dst, gw: routeGateway(r, spec.IPs), table: mainTable}
+		want := routeState{dst: r.Dst, gw: r.GW, table: mainTable}
 		if r.Table != nil {
 			want.table = *r.Table
 		}

@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func (s *stage) prepare(spec Spec) *Pair {
 	return pair
 }
 
-func (s *stage) configure(pair *Pair, ips []IPConfig, routes []*types.Route) (iface *Interface, err error) {
+func (s *stage) configure(pair *Pair, ips []net.IPNet, routes []*types.Route) (iface *Interface, err error) {
 	s.inHost(func() error {
 		iface, err = pair.Configure(s.t.Context(), ips, routes)
 		return nil
@@ -40,7 +40,7 @@ func TestPrepareMakesThePairWithoutAddresses(t *testing.T) {
 	spec.MTU = 9000
 	spec.MAC = mustMAC(t, "02:50:76:00:00:11")
 	spec.DisableTXChecksum = true
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.81.0.5/24")}} // ignored by Prepare
+	spec.IPs = []net.IPNet{prefix(t, "10.81.0.5/24")} // ignored by Prepare
 	pair := st.prepare(spec)
 	if pair.Existing() {
 		t.Error("Existing() = true for a pair Prepare just made")
@@ -98,7 +98,7 @@ func TestConfigureFailureRemovesThePair(t *testing.T) {
 	spec := st.spec("eth1")
 	pair := st.prepare(spec)
 	routes := []*types.Route{{Dst: prefix(t, "198.51.100.0/24"), GW: net.ParseIP("192.0.2.1")}}
-	_, err := st.configure(pair, []IPConfig{{Address: prefix(t, "10.82.0.5/24")}}, routes)
+	_, err := st.configure(pair, []net.IPNet{prefix(t, "10.82.0.5/24")}, routes)
 	if err == nil || !strings.Contains(err.Error(), "create interface eth1") {
 		t.Fatalf("Configure() error = %v, want one naming eth1", err)
 	}
@@ -120,7 +120,7 @@ func TestPrepareKeepsAnOwnPairForConfigureToJudge(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				return netlink.AddrDel(link, &netlink.Addr{IPNet: &spec.IPs[0].Address})
+				return netlink.AddrDel(link, &netlink.Addr{IPNet: &spec.IPs[0]})
 			})
 		}},
 	}
@@ -128,7 +128,7 @@ func TestPrepareKeepsAnOwnPairForConfigureToJudge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newStage(t)
 			spec := st.spec("eth1")
-			spec.IPs = []IPConfig{{Address: prefix(t, "10.83.0.5/24")}}
+			spec.IPs = []net.IPNet{prefix(t, "10.83.0.5/24")}
 			first := st.mustCreate(spec)
 			tt.damage(st, spec)
 

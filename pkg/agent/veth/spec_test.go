@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"net"
@@ -34,11 +34,11 @@ func validSpec(t testing.TB) Spec {
 		HostIfName: "pvl0123456789ab",
 		MTU:        1500,
 		MAC:        mustMAC(t, "02:00:00:00:00:01"),
-		IPs: []IPConfig{
-			{Address: mustPrefix(t, "10.0.0.5/24"), Gateway: net.ParseIP("10.0.0.1")},
-			{Address: mustPrefix(t, "fd00::5/64"), Gateway: net.ParseIP("fd00::1")},
+		IPs: []net.IPNet{
+			mustPrefix(t, "10.0.0.5/24"),
+			mustPrefix(t, "fd00::5/64"),
 		},
-		Routes: []*types.Route{{Dst: mustPrefix(t, "10.1.0.0/16")}, {Dst: mustPrefix(t, "fd01::/64"), GW: net.ParseIP("fd00::2")}},
+		Routes: []*types.Route{{Dst: mustPrefix(t, "10.1.0.0/16"), GW: net.ParseIP("10.0.0.1")}, {Dst: mustPrefix(t, "fd01::/64"), GW: net.ParseIP("fd00::2")}},
 	}
 }
 
@@ -53,15 +53,15 @@ func TestSpecValidate(t *testing.T) {
 		{name: "no MAC lets the kernel choose and is valid", mutate: func(s *Spec) { s.MAC = nil }},
 		{name: "no addresses is valid", mutate: func(s *Spec) { s.IPs = nil; s.Routes = nil }},
 		{name: "an IPv4 address in 16-byte form is valid", mutate: func(s *Spec) {
-			s.IPs = []IPConfig{{Address: net.IPNet{IP: net.ParseIP("10.0.0.5"), Mask: net.CIDRMask(120, 128)}}}
+			s.IPs = []net.IPNet{{IP: net.ParseIP("10.0.0.5"), Mask: net.CIDRMask(120, 128)}}
 		}},
 		{name: "empty netns path", mutate: func(s *Spec) { s.NetNSPath = "" }, wantErr: "netnsPath: must not be empty"},
-		{name: "empty interface name", mutate: func(s *Spec) { s.IfName = "" }, wantErr: "ifName: must not be empty"},
-		{name: "interface name longer than 15 bytes", mutate: func(s *Spec) { s.IfName = "abcdefghijklmnop" }, wantErr: "ifName: \"abcdefghijklmnop\" is longer than 15 bytes"},
-		{name: "interface name with a slash", mutate: func(s *Spec) { s.IfName = "eth/1" }, wantErr: "ifName: \"eth/1\" contains"},
-		{name: "interface name with a space", mutate: func(s *Spec) { s.IfName = "eth 1" }, wantErr: "ifName: \"eth 1\" contains"},
-		{name: "interface name dot-dot", mutate: func(s *Spec) { s.IfName = ".." }, wantErr: "ifName: \"..\" is not a valid"},
-		{name: "empty host interface name", mutate: func(s *Spec) { s.HostIfName = "" }, wantErr: "hostIfName: must not be empty"},
+		{name: "empty interface name", mutate: func(s *Spec) { s.IfName = "" }, wantErr: `ifName: "" must not be empty`},
+		{name: "interface name longer than 15 bytes", mutate: func(s *Spec) { s.IfName = "abcdefghijklmnop" }, wantErr: `ifName: "abcdefghijklmnop" must be at most 15 characters`},
+		{name: "interface name with a slash", mutate: func(s *Spec) { s.IfName = "eth/1" }, wantErr: `ifName: "eth/1" must not contain '/'`},
+		{name: "interface name with a space", mutate: func(s *Spec) { s.IfName = "eth 1" }, wantErr: `ifName: "eth 1" must not contain white space`},
+		{name: "interface name dot-dot", mutate: func(s *Spec) { s.IfName = ".." }, wantErr: `ifName: ".." must not be ".."`},
+		{name: "empty host interface name", mutate: func(s *Spec) { s.HostIfName = "" }, wantErr: `hostIfName: "" must not be empty`},
 		{name: "MTU below the IPv4 minimum", mutate: func(s *Spec) { s.MTU = 67 }, wantErr: "mtu: 67 is outside [68, 65535]"},
 		{name: "MTU above what a veth takes", mutate: func(s *Spec) { s.MTU = 65536 }, wantErr: "mtu: 65536 is outside [68, 65535]"},
 		{name: "MTU below the IPv6 minimum with an IPv6 address", mutate: func(s *Spec) { s.MTU = 1279 }, wantErr: "mtu: 1279 is below 1280, the minimum for IPv6"},
@@ -69,11 +69,10 @@ func TestSpecValidate(t *testing.T) {
 		{name: "multicast MAC", mutate: func(s *Spec) { s.MAC = mustMAC(t, "01:00:5e:00:00:01") }, wantErr: "mac: 01:00:5e:00:00:01 is a multicast address"},
 		{name: "zero MAC", mutate: func(s *Spec) { s.MAC = mustMAC(t, "00:00:00:00:00:00") }, wantErr: "mac: 00:00:00:00:00:00 is the zero address"},
 		{name: "MAC of 8 bytes", mutate: func(s *Spec) { s.MAC = mustMAC(t, "02:00:00:00:00:00:00:01") }, wantErr: "is not a 6-byte Ethernet address"},
-		{name: "address without IP", mutate: func(s *Spec) { s.IPs[0].Address.IP = nil }, wantErr: "ips[0].address: missing or malformed IP address"},
-		{name: "address without mask", mutate: func(s *Spec) { s.IPs[0].Address.Mask = nil }, wantErr: "ips[0].address: 10.0.0.5 has no valid prefix length"},
-		{name: "IPv6 address with an IPv4 mask", mutate: func(s *Spec) { s.IPs[1].Address.Mask = net.CIDRMask(24, 32) }, wantErr: "ips[1].address: fd00::5 has an IPv4 prefix length"},
-		{name: "same address twice", mutate: func(s *Spec) { s.IPs = append(s.IPs, IPConfig{Address: mustPrefix(t, "10.0.0.5/16")}) }, wantErr: "ips[2].address: 10.0.0.5 repeats ips[0]"},
-		{name: "IPv6 gateway for an IPv4 address", mutate: func(s *Spec) { s.IPs[0].Gateway = net.ParseIP("fd00::1") }, wantErr: "ips[0].gateway: fd00::1 is not an IPv4 address"},
+		{name: "address without IP", mutate: func(s *Spec) { s.IPs[0].IP = nil }, wantErr: "ips[0]: missing or malformed IP address"},
+		{name: "address without mask", mutate: func(s *Spec) { s.IPs[0].Mask = nil }, wantErr: "ips[0]: 10.0.0.5 has no valid prefix length"},
+		{name: "IPv6 address with an IPv4 mask", mutate: func(s *Spec) { s.IPs[1].Mask = net.CIDRMask(24, 32) }, wantErr: "ips[1]: fd00::5 has an IPv4 prefix length"},
+		{name: "same address twice", mutate: func(s *Spec) { s.IPs = append(s.IPs, mustPrefix(t, "10.0.0.5/16")) }, wantErr: "ips[2]: 10.0.0.5 repeats ips[0]"},
 		{name: "null route", mutate: func(s *Spec) { s.Routes[1] = nil }, wantErr: "routes[1]: must not be null"},
 		{name: "route without destination", mutate: func(s *Spec) { s.Routes[0].Dst = net.IPNet{} }, wantErr: "routes[0].dst: missing or malformed IP address"},
 		{name: "IPv4 gateway on an IPv6 route", mutate: func(s *Spec) { s.Routes[1].GW = net.ParseIP("10.0.0.1") }, wantErr: "routes[1].gw: 10.0.0.1 is not an IPv6 address"},
@@ -107,15 +106,12 @@ func TestSpecValidateReportsEveryProblem(t *testing.T) {
 
 func TestNormalizedUsesFourByteIPv4(t *testing.T) {
 	spec := Spec{
-		IPs:    []IPConfig{{Address: net.IPNet{IP: net.ParseIP("10.0.0.5"), Mask: net.CIDRMask(120, 128)}, Gateway: net.ParseIP("10.0.0.1")}},
+		IPs:    []net.IPNet{{IP: net.ParseIP("10.0.0.5"), Mask: net.CIDRMask(120, 128)}},
 		Routes: []*types.Route{{Dst: net.IPNet{IP: net.ParseIP("0.0.0.0"), Mask: net.CIDRMask(96, 128)}, GW: net.ParseIP("10.0.0.2")}},
 	}
 	got := spec.normalized()
-	if ip := got.IPs[0].Address; len(ip.IP) != 4 || ip.String() != "10.0.0.5/24" {
+	if ip := got.IPs[0]; len(ip.IP) != 4 || ip.String() != "10.0.0.5/24" {
 		t.Errorf("address = %v (IP %d bytes), want 10.0.0.5/24 in 4 bytes", ip.String(), len(ip.IP))
-	}
-	if len(got.IPs[0].Gateway) != 4 {
-		t.Errorf("gateway has %d bytes, want 4", len(got.IPs[0].Gateway))
 	}
 	if r := got.Routes[0]; r.Dst.String() != "0.0.0.0/0" || len(r.GW) != 4 {
 		t.Errorf("route = %v via %v, want 0.0.0.0/0 via a 4-byte gateway", r.Dst.String(), r.GW)
@@ -123,33 +119,4 @@ func TestNormalizedUsesFourByteIPv4(t *testing.T) {
 	if len(spec.Routes[0].GW) != 16 {
 		t.Errorf("normalized() changed the original spec's route")
 	}
-}
-
-func TestRouteGateway(t *testing.T) {
-	ips := []IPConfig{
-		{Address: mustPrefix(t, "10.0.0.5/24")},
-		{Address: mustPrefix(t, "10.0.1.5/24"), Gateway: net.ParseIP("10.0.1.1").To4()},
-		{Address: mustPrefix(t, "fd00::5/64"), Gateway: net.ParseIP("fd00::1")},
-	}
-	tests := []struct {
-		name  string
-		route *types.Route
-		want  string
-	}{
-		{name: "a route's own gateway wins", route: &types.Route{Dst: mustPrefix(t, "10.9.0.0/16"), GW: net.ParseIP("10.0.0.9")}, want: "10.0.0.9"},
-		{name: "an IPv4 route takes the first IPv4 gateway", route: &types.Route{Dst: mustPrefix(t, "10.9.0.0/16")}, want: "10.0.1.1"},
-		{name: "an IPv6 route takes the IPv6 gateway", route: &types.Route{Dst: mustPrefix(t, "::/0")}, want: "fd00::1"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := routeGateway(tt.route, ips); got.String() != tt.want {
-				t.Errorf("routeGateway() = %v, want %s", got, tt.want)
-			}
-		})
-	}
-	t.Run("no gateway of the family leaves the route on-link", func(t *testing.T) {
-		if got := routeGateway(&types.Route{Dst: mustPrefix(t, "fd09::/64")}, ips[:2]); got != nil {
-			t.Errorf("routeGateway() = %v, want nil", got)
-		}
-	})
 }

@@ -1,38 +1,14 @@
-package attach
+package veth
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
-	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 )
-
-// Announce sends one gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) per
-// address from the interface ifName of the Pod namespace netnsPath.
-//
-// Create already announces, but at that moment the host end is not yet a port of the bridge, so
-// the frames reach nobody. Callers that plug the host end into OVS afterwards call Announce once
-// the port forwards, so that switches and neighbours learn the Pod's MAC right away.
-func Announce(ctx context.Context, netnsPath, ifName string, ips []net.IP) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("announce addresses of %s: %w", ifName, err)
-	}
-	podNS, err := ns.GetNS(netnsPath)
-	if err != nil {
-		return fmt.Errorf("announce addresses of %s: open netns: %w", ifName, err)
-	}
-	defer podNS.Close()
-	err = podNS.Do(func(ns.NetNS) error { return sendAnnouncements(ifName, ips) })
-	if err != nil {
-		return fmt.Errorf("announce addresses of %s: %w", ifName, err)
-	}
-	return nil
-}
 
 // sendAnnouncements sends the announcements of ips out of ifName, in the calling thread's network
 // namespace, through a packet socket (the frames are complete; the kernel adds nothing).

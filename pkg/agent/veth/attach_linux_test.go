@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"bytes"
@@ -85,12 +85,12 @@ func (s *stage) removeNetNSPath() {
 }
 
 func (s *stage) spec(ifName string) Spec {
-	return Spec{NetNSPath: s.pod.Path(), IfName: ifName, HostIfName: HostVethName(s.containerID, ifName)}
+	return Spec{NetNSPath: s.pod.Path(), IfName: ifName, HostIfName: HostName(s.containerID, ifName)}
 }
 
 func (s *stage) create(spec Spec) (iface *Interface, err error) {
 	s.inHost(func() error {
-		iface, err = Create(s.t.Context(), spec)
+		iface, err = create(s.t.Context(), spec)
 		return nil
 	})
 	return iface, err
@@ -100,7 +100,7 @@ func (s *stage) mustCreate(spec Spec) *Interface {
 	s.t.Helper()
 	iface, err := s.create(spec)
 	if err != nil {
-		s.t.Fatalf("Create() error: %v", err)
+		s.t.Fatalf("create() error: %v", err)
 	}
 	return iface
 }
@@ -170,8 +170,8 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 		{
 			name: "IPv4 with the default MTU, a kernel-chosen MAC and a default route",
 			spec: func(s Spec) Spec {
-				s.IPs = []IPConfig{{Address: prefix(t, "10.10.0.5/24"), Gateway: net.ParseIP("10.10.0.1")}}
-				s.Routes = []*types.Route{{Dst: prefix(t, "0.0.0.0/0")}}
+				s.IPs = []net.IPNet{prefix(t, "10.10.0.5/24")}
+				s.Routes = []*types.Route{{Dst: prefix(t, "0.0.0.0/0"), GW: net.ParseIP("10.10.0.1")}}
 				return s
 			},
 			wantMTU: 1500,
@@ -181,12 +181,13 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 			spec: func(s Spec) Spec {
 				s.MTU = 9000
 				s.MAC = mustMAC(t, "02:50:76:00:00:01")
-				s.IPs = []IPConfig{
-					{Address: prefix(t, "10.20.0.5/24"), Gateway: net.ParseIP("10.20.0.1")},
-					{Address: prefix(t, "fd20::5/64"), Gateway: net.ParseIP("fd20::1")},
+				s.IPs = []net.IPNet{
+					prefix(t, "10.20.0.5/24"),
+					prefix(t, "fd20::5/64"),
 				}
 				s.Routes = []*types.Route{
-					{Dst: prefix(t, "10.21.0.0/16")},
+					{Dst: prefix(t, "10.21.0.0/16"), GW: net.ParseIP("10.20.0.1")},
+					{Dst: prefix(t, "10.22.0.0/16")}, // on-link
 					{Dst: prefix(t, "fd21::/64"), GW: net.ParseIP("fd20::2")},
 				}
 				return s
@@ -197,7 +198,7 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 			name: "IPv6 only with the IPv6 minimum MTU 1280",
 			spec: func(s Spec) Spec {
 				s.MTU = 1280
-				s.IPs = []IPConfig{{Address: prefix(t, "fd30::5/64")}}
+				s.IPs = []net.IPNet{prefix(t, "fd30::5/64")}
 				s.Routes = []*types.Route{{Dst: prefix(t, "fd31::/64"), GW: net.ParseIP("fd30::1")}}
 				return s
 			},
@@ -206,7 +207,7 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 		{
 			name: "TX checksum offload turned off",
 			spec: func(s Spec) Spec {
-				s.IPs = []IPConfig{{Address: prefix(t, "10.40.0.5/24")}}
+				s.IPs = []net.IPNet{prefix(t, "10.40.0.5/24")}
 				s.DisableTXChecksum = true
 				return s
 			},
@@ -225,10 +226,10 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 			iface := st.mustCreate(spec)
 
 			if iface.Name != "eth1" || iface.HostIfName != spec.HostIfName || iface.Sandbox != spec.NetNSPath || iface.MTU != tt.wantMTU {
-				t.Errorf("Create() = %+v, want name eth1, host end %s, sandbox %s, MTU %d", iface, spec.HostIfName, spec.NetNSPath, tt.wantMTU)
+				t.Errorf("create() = %+v, want name eth1, host end %s, sandbox %s, MTU %d", iface, spec.HostIfName, spec.NetNSPath, tt.wantMTU)
 			}
 			if spec.MAC != nil && !bytes.Equal(iface.ContainerMAC, spec.MAC) {
-				t.Errorf("Create() MAC = %s, want %s", iface.ContainerMAC, spec.MAC)
+				t.Errorf("create() MAC = %s, want %s", iface.ContainerMAC, spec.MAC)
 			}
 
 			st.inPod(func() error {
@@ -242,20 +243,20 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 						link.Type(), attrs.MTU, attrs.Flags, attrs.Index, tt.wantMTU, iface.ContainerIfIndex)
 				}
 				if !bytes.Equal(attrs.HardwareAddr, iface.ContainerMAC) {
-					t.Errorf("Pod eth1 MAC = %s, Create() said %s", attrs.HardwareAddr, iface.ContainerMAC)
+					t.Errorf("Pod eth1 MAC = %s, create() said %s", attrs.HardwareAddr, iface.ContainerMAC)
 				}
 				addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
 				if err != nil {
 					return err
 				}
 				for _, ipc := range spec.IPs {
-					found := slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.IPNet.String() == ipc.Address.String() })
+					found := slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.IPNet.String() == ipc.String() })
 					if !found {
-						t.Errorf("address %s missing in the Pod; addresses: %v", ipc.Address.String(), addrs)
+						t.Errorf("address %s missing in the Pod; addresses: %v", ipc.String(), addrs)
 					}
 				}
 				for _, r := range spec.Routes {
-					wantGW := routeGateway(r, spec.IPs)
+					wantGW := r.GW
 					family := netlink.FAMILY_V4
 					if r.Dst.IP.To4() == nil {
 						family = netlink.FAMILY_V6
@@ -302,7 +303,7 @@ func TestCreateConfiguresTheInterface(t *testing.T) {
 			})
 
 			if err := st.check(spec); err != nil {
-				t.Errorf("Check() after Create() = %v", err)
+				t.Errorf("Check() after create() = %v", err)
 			}
 		})
 	}
@@ -312,13 +313,13 @@ func TestCreateIsIdempotent(t *testing.T) {
 	st := newStage(t)
 	spec := st.spec("net1")
 	spec.MTU = 9000
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.60.0.5/24")}, {Address: prefix(t, "fd60::5/64")}}
+	spec.IPs = []net.IPNet{prefix(t, "10.60.0.5/24"), prefix(t, "fd60::5/64")}
 	spec.DisableTXChecksum = true
 
 	first := st.mustCreate(spec)
 	second := st.mustCreate(spec)
 	if !reflect.DeepEqual(first, second) {
-		t.Errorf("repeated Create() = %+v, first one returned %+v", second, first)
+		t.Errorf("repeated create() = %+v, first one returned %+v", second, first)
 	}
 	if got := st.podLinks(); !reflect.DeepEqual(got, []string{"lo", "net1"}) {
 		t.Errorf("Pod links = %v, want lo and net1 only", got)
@@ -331,14 +332,14 @@ func TestCreateIsIdempotent(t *testing.T) {
 func TestCreateRecreatesAnIncompleteInterface(t *testing.T) {
 	st := newStage(t)
 	spec := st.spec("eth1")
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.61.0.5/24")}}
+	spec.IPs = []net.IPNet{prefix(t, "10.61.0.5/24")}
 	st.mustCreate(spec)
 	st.inPod(func() error {
 		link, err := netlink.LinkByName("eth1")
 		if err != nil {
 			return err
 		}
-		addr := spec.IPs[0].Address
+		addr := spec.IPs[0]
 		return netlink.AddrDel(link, &netlink.Addr{IPNet: &addr})
 	})
 	if err := st.check(spec); err == nil {
@@ -347,7 +348,7 @@ func TestCreateRecreatesAnIncompleteInterface(t *testing.T) {
 
 	st.mustCreate(spec)
 	if err := st.check(spec); err != nil {
-		t.Errorf("Check() after the repeated Create() = %v", err)
+		t.Errorf("Check() after the repeated create() = %v", err)
 	}
 }
 
@@ -378,15 +379,15 @@ func TestCreateRefusesAForeignInterface(t *testing.T) {
 			st := newStage(t)
 			st.inPod(tt.make)
 			spec := st.spec("eth1")
-			spec.IPs = []IPConfig{{Address: prefix(t, "10.62.0.5/24")}}
+			spec.IPs = []net.IPNet{prefix(t, "10.62.0.5/24")}
 
 			_, err := st.create(spec)
 			var exists *ExistsError
 			if !errors.As(err, &exists) || exists.Kind != tt.wantKind {
-				t.Fatalf("Create() error = %v, want an *ExistsError for a %s", err, tt.wantKind)
+				t.Fatalf("create() error = %v, want an *ExistsError for a %s", err, tt.wantKind)
 			}
 			if !strings.Contains(err.Error(), "interface eth1 already exists in the Pod") {
-				t.Errorf("Create() error = %q, want it to say the interface already exists in the Pod", err)
+				t.Errorf("create() error = %q, want it to say the interface already exists in the Pod", err)
 			}
 			st.assertNothingLeft(tt.podLinks...)
 			st.inPod(func() error {
@@ -413,7 +414,7 @@ func TestCreateRollsBackOnFailure(t *testing.T) {
 		{
 			name: "an IPv4 route through an unreachable gateway",
 			spec: func(s Spec) Spec {
-				s.IPs = []IPConfig{{Address: prefix(t, "10.70.0.5/24")}}
+				s.IPs = []net.IPNet{prefix(t, "10.70.0.5/24")}
 				s.Routes = []*types.Route{{Dst: prefix(t, "198.51.100.0/24"), GW: net.ParseIP("192.0.2.1")}}
 				return s
 			},
@@ -424,7 +425,7 @@ func TestCreateRollsBackOnFailure(t *testing.T) {
 			spec: func(s Spec) Spec {
 				s.MTU = 9000
 				s.MAC = mustMAC(t, "02:50:76:00:00:02")
-				s.IPs = []IPConfig{{Address: prefix(t, "10.71.0.5/24")}, {Address: prefix(t, "fd71::5/64"), Gateway: net.ParseIP("fd71::1")}}
+				s.IPs = []net.IPNet{prefix(t, "10.71.0.5/24"), prefix(t, "fd71::5/64")}
 				s.Routes = []*types.Route{{Dst: prefix(t, "fd72::/64"), GW: net.ParseIP("fd73::1")}}
 				s.DisableTXChecksum = true
 				return s
@@ -438,10 +439,10 @@ func TestCreateRollsBackOnFailure(t *testing.T) {
 			spec := tt.spec(st.spec("eth1"))
 			_, err := st.create(spec)
 			if err == nil {
-				t.Fatal("Create() succeeded, want an error")
+				t.Fatal("create() succeeded, want an error")
 			}
 			if !strings.Contains(err.Error(), "create interface eth1") || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("Create() error = %q, want it to name eth1 and %q", err, tt.wantErr)
+				t.Errorf("create() error = %q, want it to name eth1 and %q", err, tt.wantErr)
 			}
 			st.assertNothingLeft()
 		})
@@ -451,7 +452,7 @@ func TestCreateRollsBackOnFailure(t *testing.T) {
 func TestCreateReplacesAStaleHostEnd(t *testing.T) {
 	st := newStage(t)
 	spec := st.spec("eth1")
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.72.0.5/24")}}
+	spec.IPs = []net.IPNet{prefix(t, "10.72.0.5/24")}
 	// The host end of an earlier attempt whose container end is somewhere else.
 	st.inHost(func() error {
 		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: spec.HostIfName}, PeerName: "stalepeer"})
@@ -475,7 +476,7 @@ func TestCreateLeavesANonVethHostInterfaceAlone(t *testing.T) {
 
 	_, err := st.create(spec)
 	if err == nil || !strings.Contains(err.Error(), "is a bridge, not a veth") {
-		t.Fatalf("Create() error = %v, want a refusal to touch the bridge", err)
+		t.Fatalf("create() error = %v, want a refusal to touch the bridge", err)
 	}
 	if got := st.hostLinks(); !reflect.DeepEqual(got, []string{"lo", spec.HostIfName}) {
 		t.Errorf("host links = %v, want lo and the untouched bridge", got)
@@ -534,7 +535,7 @@ func TestDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newStage(t)
 			spec := st.spec("eth1")
-			spec.IPs = []IPConfig{{Address: prefix(t, "10.80.0.5/24")}}
+			spec.IPs = []net.IPNet{prefix(t, "10.80.0.5/24")}
 			st.mustCreate(spec)
 			path := tt.before(st)
 
@@ -592,7 +593,7 @@ func TestCheckNamesWhatDiffers(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					addr := spec.IPs[0].Address
+					addr := spec.IPs[0]
 					return netlink.AddrDel(link, &netlink.Addr{IPNet: &addr})
 				})
 			},
@@ -639,8 +640,8 @@ func TestCheckNamesWhatDiffers(t *testing.T) {
 			st := newStage(t)
 			spec := st.spec("eth1")
 			spec.MTU = 9000
-			spec.IPs = []IPConfig{{Address: prefix(t, "10.90.0.5/24"), Gateway: net.ParseIP("10.90.0.1")}}
-			spec.Routes = []*types.Route{{Dst: prefix(t, "10.91.0.0/16")}}
+			spec.IPs = []net.IPNet{prefix(t, "10.90.0.5/24")}
+			spec.Routes = []*types.Route{{Dst: prefix(t, "10.91.0.0/16"), GW: net.ParseIP("10.90.0.1")}}
 			spec.DisableTXChecksum = true
 			st.mustCreate(spec)
 
@@ -759,7 +760,7 @@ func TestCreateAnnouncesAddresses(t *testing.T) {
 	st := newStage(t)
 	spec := st.spec("eth1")
 	spec.MAC = mustMAC(t, "02:50:76:00:00:03")
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.95.0.5/24")}, {Address: prefix(t, "fd95::5/64")}}
+	spec.IPs = []net.IPNet{prefix(t, "10.95.0.5/24"), prefix(t, "fd95::5/64")}
 	want := []string{"10.95.0.5", "fd95::5"}
 	match := func(frame []byte) string { return announcedAddress(frame, spec.MAC) }
 
@@ -769,8 +770,8 @@ func TestCreateAnnouncesAddresses(t *testing.T) {
 	c.waitFor(t, iface.HostIfIndex, want, match)
 
 	t.Run("Announce repeats them on demand", func(t *testing.T) {
-		ips := []net.IP{spec.IPs[0].Address.IP, spec.IPs[1].Address.IP}
-		if err := Announce(t.Context(), spec.NetNSPath, "eth1", ips); err != nil {
+		ips := []net.IP{spec.IPs[0].IP, spec.IPs[1].IP}
+		if err := announce(t.Context(), spec.NetNSPath, "eth1", ips); err != nil {
 			t.Fatalf("Announce() = %v", err)
 		}
 		c.waitFor(t, iface.HostIfIndex, want, match)

@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"net"
@@ -38,7 +38,7 @@ func TestDefaultGatewayTakesOverThePodsDefaultRoute(t *testing.T) {
 	st := newStage(t)
 	// The primary interface with its default route, as the primary plugin leaves it.
 	primary := st.spec("eth0")
-	primary.IPs = []IPConfig{{Address: prefix(t, "10.244.1.5/24"), Gateway: net.ParseIP("10.244.1.1")}}
+	primary.IPs = []net.IPNet{prefix(t, "10.244.1.5/24")}
 	primary.Routes = nil
 	st.mustCreate(primary)
 	st.inPod(func() error {
@@ -54,7 +54,7 @@ func TestDefaultGatewayTakesOverThePodsDefaultRoute(t *testing.T) {
 	}
 
 	spec := st.spec("eth1")
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.10.1.2/24"), Gateway: net.ParseIP("10.10.1.1")}}
+	spec.IPs = []net.IPNet{prefix(t, "10.10.1.2/24")}
 	spec.DefaultGateways = []net.IP{net.ParseIP("10.10.1.1")}
 	st.mustCreate(spec)
 	if got := st.defaultRoutes(netlink.FAMILY_V4); strings.Join(got, ";") != "via 10.10.1.1 dev eth1" {
@@ -88,7 +88,7 @@ func TestDefaultGatewayTakesOverThePodsDefaultRoute(t *testing.T) {
 func TestDefaultGatewayOutsideTheSubnetFailsAndLeavesNothing(t *testing.T) {
 	st := newStage(t)
 	spec := st.spec("eth1")
-	spec.IPs = []IPConfig{{Address: prefix(t, "10.10.1.2/24")}}
+	spec.IPs = []net.IPNet{prefix(t, "10.10.1.2/24")}
 	spec.DefaultGateways = []net.IP{net.ParseIP("10.99.0.1")}
 	_, err := st.create(spec)
 	if err == nil || !strings.Contains(err.Error(), "default-route gateway 10.99.0.1 is not in a subnet of interface eth1") {

@@ -1,4 +1,4 @@
-package attach
+package veth
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/podvlan/podvlan/pkg/ifname"
 )
 
 // dadTimeout bounds the wait for IPv6 duplicate address detection before the addresses are
@@ -34,8 +36,8 @@ func (e *ExistsError) Error() string {
 // network namespace (the host end is then deleted by name). An interface named ifName whose peer
 // is not hostIfName is someone else's and is left alone.
 func Delete(ctx context.Context, netnsPath, ifName, hostIfName string) error {
-	if err := validateLinkName(hostIfName); err != nil {
-		return fmt.Errorf("delete interface %s: hostIfName: %w", ifName, err)
+	if err := ifname.Validate(hostIfName); err != nil {
+		return fmt.Errorf("delete interface %s: hostIfName %q: %w", ifName, hostIfName, err)
 	}
 	logger := klog.FromContext(ctx).WithValues("interface", ifName, "hostInterface", hostIfName, "netns", netnsPath)
 

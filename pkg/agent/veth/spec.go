@@ -1,4 +1,4 @@
-// Package attach creates, checks and removes one secondary interface of a Pod in the kernel: a veth
+// Package veth creates, checks and removes one secondary interface of a Pod in the kernel: a veth
 // pair whose container end lives in the Pod's network namespace with the requested name, MTU, MAC,
 // addresses and routes, and whose host end stays in the caller's network namespace, ready to be
 // plugged into Open vSwitch by another package.
@@ -7,13 +7,17 @@
 // namespace when called from ordinary code, or any namespace entered with ns.NetNS.Do (which is
 // how tests keep their host ends out of the real host).
 //
-// The expected flow of an ADD is Create, then plugging HostIfName into the bridge, then Announce
-// once the port forwards (Create announces too, but into a host end that is not yet plugged in).
-// DEL is Delete; CHECK is Check; HostVethName gives the host end's name from the attachment key.
+// The expected flow of an ADD is Prepare, then plugging HostIfName into the bridge beside
+// Pair.Configure, then Pair.Announce once the port forwards. DEL is Delete; CHECK is Check;
+// HostName gives the host end's name from the attachment key (container ID, interface name).
+//
+// Addresses and routes are installed exactly as given: a route without a next hop is on-link.
+// Resolving next hops (the CNI rule "a route without one takes the first gateway of its family")
+// is the planner's job (package plan), so that the CNI result, this package and CHECK agree.
 //
 // Log lines go to the logger found in the context (klog.FromContext), so callers attach the Pod
 // and network keys once with klog.NewContext.
-package attach
+package veth
 
 import (
 	"errors"
@@ -22,6 +26,8 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/podvlan/podvlan/pkg/ifname"
 )
 
 // Limits on the MTU of a veth: 68 is the smallest MTU IPv4 allows, 65535 the largest a veth
@@ -32,28 +38,22 @@ const (
 	minIPv6MTU = 1280
 )
 
-// IPConfig is one address of the container interface and, optionally, the gateway that routes
-// without their own gateway use (the same rule as the CNI result: the first gateway of a family).
-type IPConfig struct {
-	Address net.IPNet
-	Gateway net.IP
-}
-
 // Spec describes the secondary interface wanted in a Pod.
 type Spec struct {
 	// NetNSPath is the Pod's network namespace (CNI_NETNS).
 	NetNSPath string
 	// IfName is the interface name inside the Pod, e.g. "eth1" or "net1".
 	IfName string
-	// HostIfName is the name of the host end; use HostVethName.
+	// HostIfName is the name of the host end; use HostName.
 	HostIfName string
 	// MTU of both ends; 0 keeps the kernel's default (1500).
 	MTU int
 	// MAC of the container end; nil lets the kernel pick a random one.
 	MAC net.HardwareAddr
-	// IPs are assigned to the container end.
-	IPs []IPConfig
-	// Routes are added in the Pod through the container end.
+	// IPs are assigned to the container end (addresses with their prefix length).
+	IPs []net.IPNet
+	// Routes are added in the Pod through the container end, each with its next hop as given
+	// (none: on-link).
 	Routes []*types.Route
 	// DefaultGateways, at most one per address family, take over the Pod's default route of
 	// their family: the default routes through other interfaces are removed, and one through
@@ -91,11 +91,11 @@ func (s Spec) Validate() error {
 	if s.NetNSPath == "" {
 		add("netnsPath: must not be empty")
 	}
-	if err := validateLinkName(s.IfName); err != nil {
-		add("ifName: %v", err)
+	if err := ifname.Validate(s.IfName); err != nil {
+		add("ifName: %q %v", s.IfName, err)
 	}
-	if err := validateLinkName(s.HostIfName); err != nil {
-		add("hostIfName: %v", err)
+	if err := ifname.Validate(s.HostIfName); err != nil {
+		add("hostIfName: %q %v", s.HostIfName, err)
 	}
 	if s.MTU != 0 && (s.MTU < minMTU || s.MTU > maxMTU) {
 		add("mtu: %d is outside [%d, %d]", s.MTU, minMTU, maxMTU)
@@ -109,20 +109,17 @@ func (s Spec) Validate() error {
 	seen := map[string]int{}
 	hasIPv6 := false
 	for i, ipc := range s.IPs {
-		family, err := prefixFamily(ipc.Address)
+		family, err := prefixFamily(ipc)
 		if err != nil {
-			add("ips[%d].address: %v", i, err)
+			add("ips[%d]: %v", i, err)
 			continue
 		}
 		hasIPv6 = hasIPv6 || family == 6
-		key := ipc.Address.IP.String()
+		key := ipc.IP.String()
 		if j, dup := seen[key]; dup {
-			add("ips[%d].address: %s repeats ips[%d]", i, key, j)
+			add("ips[%d]: %s repeats ips[%d]", i, key, j)
 		}
 		seen[key] = i
-		if ipc.Gateway != nil && ipFamily(ipc.Gateway) != family {
-			add("ips[%d].gateway: %s is not an IPv%d address", i, ipc.Gateway, family)
-		}
 	}
 	if hasIPv6 && s.MTU != 0 && s.MTU < minIPv6MTU {
 		add("mtu: %d is below %d, the minimum for IPv6 addresses", s.MTU, minIPv6MTU)
@@ -168,7 +165,7 @@ func (s Spec) checkDefaultGateways() error {
 	for _, gw := range s.DefaultGateways {
 		onLink := false
 		for _, ipc := range s.IPs {
-			onLink = onLink || ipc.Address.Contains(gw)
+			onLink = onLink || ipc.Contains(gw)
 		}
 		if !onLink {
 			return fmt.Errorf("default-route gateway %s is not in a subnet of interface %s (addresses: %s)",
@@ -178,30 +175,15 @@ func (s Spec) checkDefaultGateways() error {
 	return nil
 }
 
-func describeAddresses(ips []IPConfig) string {
+func describeAddresses(ips []net.IPNet) string {
 	if len(ips) == 0 {
 		return "none"
 	}
 	out := make([]string, 0, len(ips))
 	for _, ipc := range ips {
-		out = append(out, ipc.Address.String())
+		out = append(out, ipc.String())
 	}
 	return strings.Join(out, ", ")
-}
-
-// validateLinkName applies the kernel's rules for interface names (dev_valid_name).
-func validateLinkName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("must not be empty")
-	case len(name) > 15:
-		return fmt.Errorf("%q is longer than 15 bytes", name)
-	case name == "." || name == "..":
-		return fmt.Errorf("%q is not a valid interface name", name)
-	case strings.ContainsAny(name, "/: \t\n\r\v\f\x00"):
-		return fmt.Errorf("%q contains '/', ':' or whitespace", name)
-	}
-	return nil
 }
 
 func validateMAC(mac net.HardwareAddr) error {
@@ -250,9 +232,9 @@ func prefixFamily(p net.IPNet) (int, error) {
 // that comparisons with what netlink reports are byte for byte. It expects a valid spec.
 func (s Spec) normalized() Spec {
 	out := s
-	out.IPs = make([]IPConfig, len(s.IPs))
+	out.IPs = make([]net.IPNet, len(s.IPs))
 	for i, ipc := range s.IPs {
-		out.IPs[i] = IPConfig{Address: normalizePrefix(ipc.Address), Gateway: normalizeIP(ipc.Gateway)}
+		out.IPs[i] = normalizePrefix(ipc)
 	}
 	out.Routes = make([]*types.Route, len(s.Routes))
 	for i, r := range s.Routes {
@@ -285,19 +267,4 @@ func normalizePrefix(p net.IPNet) net.IPNet {
 		ones -= 96
 	}
 	return net.IPNet{IP: ip, Mask: net.CIDRMask(ones, 8*len(ip))}
-}
-
-// routeGateway returns the gateway a route is installed with: its own, or else the first gateway
-// of its family among the IPs (the rule of ipam.ConfigureIface, which installs the routes).
-func routeGateway(r *types.Route, ips []IPConfig) net.IP {
-	if r.GW != nil {
-		return r.GW
-	}
-	family := ipFamily(r.Dst.IP)
-	for _, ipc := range ips {
-		if ipc.Gateway != nil && ipFamily(ipc.Gateway) == family {
-			return ipc.Gateway
-		}
-	}
-	return nil
 }
