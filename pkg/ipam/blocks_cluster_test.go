@@ -50,19 +50,30 @@ func envInt(t *testing.T, name string, def int) int {
 // (away from the /16 of nextV4) and deletes its blocks when the test ends.
 func (c *realCluster) widePool(t *testing.T, bits int) (string, netip.Prefix) {
 	t.Helper()
-	var subnet netip.Prefix
-	for {
-		a := netip.AddrFrom4([4]byte{10, byte(rand.IntN(100)), byte(rand.IntN(256)), 0})
-		subnet = netip.PrefixFrom(a, bits).Masked()
-		if !subnet.Contains(netip.AddrFrom4([4]byte{10, byte(subnetBase), 0, 0})) {
-			break
+	for attempt := 0; ; attempt++ {
+		var subnet netip.Prefix
+		for {
+			a := netip.AddrFrom4([4]byte{10, byte(rand.IntN(100)), byte(rand.IntN(256)), 0})
+			subnet = netip.PrefixFrom(a, bits).Masked()
+			if !subnet.Contains(netip.AddrFrom4([4]byte{10, byte(subnetBase), 0, 0})) {
+				break
+			}
 		}
+		gw := subnet.Addr().Next()
+		name := fmt.Sprintf("ipam-blk-%08x", rand.Uint32())
+		_, err := c.admin.CrdV1beta1().IPPools().Create(context.Background(), &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1beta1.IPPoolSpec{IPRanges: []v1beta1.IPRange{{CIDR: subnet.String()}},
+				SubnetInfo: v1beta1.SubnetInfo{Gateway: gw.String(), PrefixLength: int32(bits)}}}, metav1.CreateOptions{})
+		if err != nil && strings.Contains(err.Error(), "overlaps") && attempt < 10 {
+			continue // another test's pool (the webhook refuses overlaps): elsewhere
+		}
+		if err != nil {
+			t.Fatalf("create IPPool %s: %v", name, err)
+		}
+		c.cleanupPool(t, name)
+		c.deleteBlocksAtCleanup(t, name)
+		return name, subnet
 	}
-	gw := subnet.Addr().Next()
-	name := c.createPool(t, "ipam-blk", v1beta1.IPPoolSpec{IPRanges: []v1beta1.IPRange{{CIDR: subnet.String()}},
-		SubnetInfo: v1beta1.SubnetInfo{Gateway: gw.String(), PrefixLength: int32(bits)}})
-	c.deleteBlocksAtCleanup(t, name)
-	return name, subnet
 }
 
 // deleteBlocksAtCleanup deletes the pool's IPPoolBlocks when the test ends (registered after the

@@ -558,16 +558,33 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		return false, err
 	}
 	taken := map[netip.Prefix]bool{}
+	var unused []*v1beta1.IPPoolBlock // naming this Node, unknown to it: a create whose answer was lost
+	p.mu.Lock()
 	for _, obj := range m.blocksOf(p.name) {
 		if ref, ok := parseBlock(obj); ok {
 			taken[ref.cidr] = true
+			if _, known := p.blocks[obj.Name]; obj.Spec.NodeName == m.node && !known {
+				unused = append(unused, obj)
+			}
 		}
 	}
-	p.mu.Lock()
 	for _, b := range p.blocks {
 		taken[b.cidr] = true
 	}
 	p.mu.Unlock()
+	for _, obj := range unused {
+		ref, _ := parseBlock(obj)
+		b := &ownedBlock{name: obj.Name, cidr: ref.cidr, holders: holdersOf(obj.Status.IPAddresses), allocatable: -1}
+		if err := m.store.save(b.record(p.name, m.node)); err != nil {
+			return false, err
+		}
+		p.mu.Lock()
+		p.add(b)
+		p.mu.Unlock()
+		m.claims.Add(1)
+		klog.InfoS("Adopted an IPPoolBlock of this Node whose claim was not answered", "ippool", p.name, "ipPoolBlock", obj.Name)
+		return true, nil
+	}
 	skip := func(b netip.Prefix) bool {
 		if taken[b] {
 			return true
