@@ -359,7 +359,39 @@ func (m *blockMode) do(ctx context.Context, poolObj *v1beta1.IPPool, space *pool
 	if a, err, ok := m.allocLocal(p, space, list, op.owner, true); ok || err != nil {
 		return opOutcome{addr: a, err: err}
 	}
-	return m.allocShared(ctx, poolObj.Name, space, list, op.owner)
+	out := m.allocShared(ctx, poolObj.Name, space, list, op.owner)
+	// Other Nodes' blocks with room are shared as soon as those Nodes see the pool has no block
+	// left: wait for that a moment rather than calling the pool exhausted.
+	var ex *PoolExhaustedError
+	for deadline := time.Now().Add(sharingWait); errors.As(out.err, &ex) && m.othersHaveRoom(poolObj.Name, space) &&
+		time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+		out = m.allocShared(ctx, poolObj.Name, space, list, op.owner)
+	}
+	return out
+}
+
+// sharingWait bounds how long a request waits for other Nodes to share their blocks.
+const sharingWait = 3 * time.Second
+
+// othersHaveRoom reports whether, as far as the cache knows, a block of another Node still has a
+// free address.
+func (m *blockMode) othersHaveRoom(pool string, space *poolSpace) bool {
+	for _, obj := range m.blocksOf(pool) {
+		if obj.Spec.NodeName == "" || obj.Spec.NodeName == m.node {
+			continue
+		}
+		ref, ok := parseBlock(obj)
+		if !ok {
+			continue
+		}
+		n := 0
+		space.blockAddrs(ref.cidr, func(netip.Addr) bool { n++; return n <= len(obj.Status.IPAddresses) })
+		if n > len(obj.Status.IPAddresses) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *blockMode) existing(pool string, op poolOp, held netip.Addr) opOutcome {

@@ -1,6 +1,6 @@
 // Command ipam measures the IPPool allocator (per-Node address blocks) on a real API server:
 // allocations per second for 1, 8 and 100 allocators (each with its own client, connection,
-// informers and state directory, as agents on separate Nodes) on one 4,096-address pool, next to
+// informers and state directory, as agents on separate Nodes) on one 16,384-address pool, next to
 // the API server's raw rate of status writes to one IPPool measured in the same run; and the rate
 // per 1,000 allocations while 8 allocators fill a 16,384-address pool (-fill-prefix) to its last
 // address. It prints a table and writes JSON to _output/bench/ipam.json.
@@ -128,7 +128,7 @@ func benchmark(kubeconfig string, allocations int, agentsFlag, inFlightFlag stri
 	admin := versioned.NewForConfigOrDie(cfg)
 	b := &bench{cfg: cfg, admin: admin, net: rand.IntN(200) + 20}
 
-	rep := report{PoolAddresses: 4096, TargetAt8: target, FillPrefix: fillPrefix, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+	rep := report{PoolAddresses: 16384, TargetAt8: target, FillPrefix: fillPrefix, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		StartedAt: time.Now().UTC().Format(time.RFC3339)}
 	rep.RawWriteEntries = 512 // the mean status size while a run fills the pool from 0 to 1,000
 	if rep.RawWritesPerSec, rep.RawWrites, err = b.rawWriteRate(ctx, rep.RawWriteEntries, rawFor); err != nil {
@@ -173,10 +173,11 @@ type bench struct {
 	seq   int
 }
 
-// createPool creates a /20 pool (4,096 addresses, 4,093 allocatable) under a unique name.
+// createPool creates a /18 pool (16,384 addresses, 16,381 allocatable: 256 blocks of 64) under a
+// unique name.
 func (b *bench) createPool(ctx context.Context, prefix string) (*v1beta1.IPPool, func(), error) {
 	b.seq++
-	return b.createPoolAt(ctx, prefix, netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/20", b.net, (b.seq%16)*16)))
+	return b.createPoolAt(ctx, prefix, netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/18", b.net, (b.seq%4)*64)))
 }
 
 // createPoolAt creates a pool of one CIDR; its cleanup deletes the pool's blocks and the pool.
@@ -318,7 +319,7 @@ func (b *bench) allocationRun(ctx context.Context, n, inFlight, allocations int)
 	if held, err := b.heldInBlocks(ctx, pool.Name); err != nil || held != 0 {
 		return r, 0, fmt.Errorf("the blocks still record %d holders after releasing all (%v)", held, err)
 	}
-	return r, 4093, nil
+	return r, 16381, nil
 }
 
 // heldInBlocks counts the holders the pool's blocks record.
