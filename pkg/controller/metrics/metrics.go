@@ -5,7 +5,7 @@
 //
 //	antrea_ippool_addresses_total{pool}          gauge    allocatable addresses of the IPPool (network,
 //	                                                       broadcast and gateway excluded; capped at 2^31-1)
-//	antrea_ippool_addresses_used{pool}           gauge    addresses recorded in status.ipAddresses
+//	antrea_ippool_addresses_used{pool}           gauge    addresses held: status.ipAddresses plus usage.inBlocks
 //	antrea_ippool_gc_released_total              counter  allocations released by the garbage collector
 //	antrea_ippool_gc_pending_orphans             gauge    allocations seen without a live owner, waiting
 //	                                                       for the grace period to end
@@ -50,7 +50,7 @@ func New() *Metrics {
 		}, []string{"pool"}),
 		poolUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "antrea_ippool_addresses_used",
-			Help: "Addresses recorded in the IPPool's status.ipAddresses.",
+			Help: "Addresses held in the IPPool: entries of status.ipAddresses plus the holders its IPPoolBlocks report.",
 		}, []string{"pool"}),
 		gcReleased: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "antrea_ippool_gc_released_total",
@@ -96,7 +96,7 @@ func (m *Metrics) ObservePool(pool *v1beta1.IPPool) {
 	} else {
 		m.poolTotal.DeleteLabelValues(pool.Name)
 	}
-	m.poolUsed.WithLabelValues(pool.Name).Set(float64(len(pool.Status.IPAddresses)))
+	m.poolUsed.WithLabelValues(pool.Name).Set(float64(len(pool.Status.IPAddresses) + pool.Status.Usage.InBlocks))
 }
 
 // ForgetPool drops the gauges of a deleted pool.
