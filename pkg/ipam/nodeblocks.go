@@ -604,7 +604,19 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		taken[b.cidr] = true
 	}
 	p.mu.Unlock()
-	for _, obj := range unused {
+	for _, cached := range unused {
+		// The cache may lag behind this Node's own change of the block (shared a moment ago):
+		// only a quorum read says it is still this Node's, and with which holders.
+		obj, err := m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, cached.Name, metav1.GetOptions{})
+		if err != nil || obj.Spec.NodeName != m.node {
+			continue
+		}
+		p.mu.Lock()
+		_, known := p.blocks[obj.Name]
+		p.mu.Unlock()
+		if known {
+			continue
+		}
 		ref, _ := parseBlock(obj)
 		b := &ownedBlock{name: obj.Name, cidr: ref.cidr, holders: holdersOf(obj.Status.IPAddresses), allocatable: -1}
 		if err := m.store.save(b.record(p.name, m.node)); err != nil {

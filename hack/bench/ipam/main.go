@@ -322,6 +322,13 @@ func (b *bench) allocationRun(ctx context.Context, n, inFlight, allocations int)
 	return r, 16381, nil
 }
 
+// allocatableOf counts a one-CIDR pool's allocatable addresses: all but network, gateway and
+// broadcast.
+func allocatableOf(p *v1beta1.IPPool) int {
+	c := netip.MustParsePrefix(p.Spec.IPRanges[0].CIDR)
+	return 1<<(32-c.Bits()) - 3
+}
+
 // heldInBlocks counts the holders the pool's blocks record.
 func (b *bench) heldInBlocks(ctx context.Context, pool string) (int, error) {
 	list, err := b.admin.CrdV1beta1().IPPoolBlocks().List(ctx, metav1.ListOptions{})
@@ -359,13 +366,14 @@ func (b *bench) fillRun(ctx context.Context, bits int, rep *report) error {
 	count := 0
 	var seq atomic.Int64
 	var failed error
+	seen := map[netip.Addr]int64{}
 	var wg sync.WaitGroup
 	for _, a := range allocators {
 		for range 8 {
 			wg.Go(func() {
 				for exhausted := 0; exhausted < 10; {
 					id := seq.Add(1)
-					_, err := a.Allocate(ctx, ipam.Request{Owner: ipam.Owner{Namespace: "bench", Name: fmt.Sprintf("fill-%d", id),
+					res, err := a.Allocate(ctx, ipam.Request{Owner: ipam.Owner{Namespace: "bench", Name: fmt.Sprintf("fill-%d", id),
 						ContainerID: fmt.Sprintf("%064x", id), IFName: "net1"}, Pools: []string{pool.Name}})
 					var ex *ipam.PoolExhaustedError
 					switch {
@@ -381,6 +389,11 @@ func (b *bench) fillRun(ctx context.Context, bits int, rep *report) error {
 					}
 					exhausted = 0
 					mu.Lock()
+					if addr := res.IPs[0].Address.Addr(); seen[addr] != 0 {
+						failed = fmt.Errorf("address %s handed out twice (requests %d and %d)", addr, seen[addr], id)
+					} else {
+						seen[addr] = id
+					}
 					if count++; count%1000 == 0 {
 						marks = append(marks, time.Now())
 					}
@@ -392,6 +405,9 @@ func (b *bench) fillRun(ctx context.Context, bits int, rep *report) error {
 	wg.Wait()
 	if failed != nil {
 		return failed
+	}
+	if total := allocatableOf(pool); count != total {
+		return fmt.Errorf("%d addresses handed out, the pool has %d", count, total)
 	}
 	rep.FillAllocations = count
 	rep.FillSeconds = marks[len(marks)-1].Sub(marks[0]).Seconds()
