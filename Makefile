@@ -6,7 +6,7 @@ GOFLAGS_BUILD := -trimpath
 CGO_ENABLED ?= 0
 export CGO_ENABLED
 
-.PHONY: all build images manifests test test-unit test-e2e fuzz generate verify-generate bench demo clean cluster-up cluster-down
+.PHONY: all build images manifests test test-unit test-e2e fuzz generate verify-generate lint verify bench demo clean cluster-up cluster-down
 
 all: build
 
@@ -31,9 +31,10 @@ manifests:
 test:
 	hack/test.sh all
 
-# Tests that need nothing but Go (real-stack tests skip with a message saying how to run them).
+# Tests that need nothing but Go: -short skips every real-stack test (root, Open vSwitch, the local
+# cluster) with a message saying how to run it, also when run as root.
 test-unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -short -count=1 ./...
 
 # Real-stack tests only, on a local cluster that this target starts and stops.
 test-e2e:
@@ -47,6 +48,13 @@ generate:
 
 verify-generate:
 	hack/generate.sh --verify
+
+# golangci-lint (.golangci.yml, version pinned in hack/tools/lint) and shellcheck.
+lint:
+	hack/lint.sh
+
+# The fast, non-root stage CI runs first: generated code up to date, lint, unit tests.
+verify: verify-generate lint test-unit
 
 bench:
 	hack/bench.sh

@@ -62,7 +62,7 @@ done
 say "Pods on node-1 (kubelet + containerd call the antrea plugin chained after the primary network)"
 k apply -f docs/examples/pod-networks-json.yaml
 k apply -f docs/examples/pod-networks-shorthand.yaml
-for i in $(seq 120); do
+for _ in $(seq 120); do
 	[ -S _output/demo/node-2.sock ] && break
 	sleep 0.5
 done

@@ -4,4 +4,4 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The committed manifest names the default local images, whatever the caller's environment says.
-IMAGE_REGISTRY= IMAGE_TAG= IMAGE_PULL_POLICY= exec "$here/manifests.sh"
+IMAGE_REGISTRY='' IMAGE_TAG='' IMAGE_PULL_POLICY='' exec "$here/manifests.sh"

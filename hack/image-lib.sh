@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Container images without a Docker engine or a registry; sourced by hack/node-images.sh and
 # hack/images.sh, never run.
 

@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # Shared settings and helpers for the hack/ scripts; sourced, never run.
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.7.3}
 PROJECT=podvlan
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }

@@ -367,7 +367,8 @@ install_cni() {
 	mkdir -p "$CNI_BIN_DIR" "$CNI_CONF_DIR" "$(node_dir 1)/cni-ipam"
 	: >"$DIR/created-cni-files"
 	for plugin in "$CNI_PLUGIN_SRC"/*; do
-		local dst=$CNI_BIN_DIR/$(basename "$plugin")
+		local dst
+		dst=$CNI_BIN_DIR/$(basename "$plugin")
 		[ -e "$dst" ] && continue
 		ln -s "$plugin" "$dst"
 		echo "$dst" >>"$DIR/created-cni-files"
@@ -612,6 +613,7 @@ cmd_up() {
 	local t0=$SECONDS
 	mkdir -p "$DIR"
 	record_host_paths
+	# shellcheck disable=SC2154 # rc is assigned inside the trap
 	trap 'rc=$?; [ "$rc" = 0 ] || log "up failed: logs are under $DIR; hack/local-cluster.sh down cleans up"' EXIT
 
 	"$here/build-tools.sh" >/dev/null
@@ -736,7 +738,8 @@ stray_pids() {
 
 # pod_netns_paths prints the network namespaces of the real node's Pod sandboxes, from containerd.
 pod_netns_paths() {
-	local state=$(containerd_dir)/state/io.containerd.runtime.v2.task/k8s.io
+	local state
+	state=$(containerd_dir)/state/io.containerd.runtime.v2.task/k8s.io
 	[ -d "$state" ] || return 0
 	for cfg in "$state"/*/config.json; do
 		[ -f "$cfg" ] && jq -r '.linux.namespaces[]? | select(.type=="network") | .path // empty' "$cfg" 2>/dev/null
@@ -764,7 +767,8 @@ stop_runtime() {
 	stop_pidfile "$(containerd_dir)/containerd.pid" 20
 	phase "containerd stopped"
 	# Shims outlive containerd; their pids are in containerd's state directory.
-	local state=$(containerd_dir)/state/io.containerd.runtime.v2.task
+	local state
+	state=$(containerd_dir)/state/io.containerd.runtime.v2.task
 	for pidfile in "$state"/*/*/shim.pid "$state"/*/*/init.pid; do
 		[ -f "$pidfile" ] || continue
 		local pid
@@ -873,7 +877,7 @@ cmd_down() {
 ######################################################################################################
 
 our_netns() {
-	ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^($FABRIC_NETNS|$PROJECT-ext[0-9]+|$NODE_NETNS_PREFIX[0-9]+)$" || true
+	ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^($FABRIC_NETNS|${PROJECT}-ext[0-9]+|${NODE_NETNS_PREFIX}[0-9]+)$" || true
 }
 
 # leftovers prints one line per thing of this cluster that exists (a process, a namespace, a link, a
@@ -940,7 +944,8 @@ check_up() {
 		echo "management bridge $MGMT_BRIDGE lacks $(node_ip 1)/$MGMT_PREFIX"
 		bad=1
 	fi
-	local ports=" $(our_mgmt_ports | xargs) "
+	local ports
+	ports=" $(our_mgmt_ports | xargs) "
 	for i in $(seq 1 "$n"); do
 		[ "$i" = 1 ] || [[ $ports == *" $(mgmt_port "$i") "* ]] ||
 			{ echo "missing management port $(mgmt_port "$i") of $(node_name "$i")"; bad=1; }

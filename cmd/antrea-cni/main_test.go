@@ -405,8 +405,8 @@ func TestAgentDown(t *testing.T) {
 				if err := rt.cni.DelNetworkList(ctx, list, pod); err != nil {
 					t.Errorf("DEL with the agent down: %v, want success", err)
 				}
-				if note := rt.stderr.String(); !strings.Contains(note, wantMsg) || !strings.Contains(note, "reporting DEL as done") {
-					t.Errorf("DEL with the agent down wrote %q to stderr, want a note saying why it reported success", note)
+				if note := rt.stderr.String(); !strings.Contains(note, wantMsg) || !strings.Contains(note, "DEL spooled in "+filepath.Join(filepath.Dir(socket), "spool")) {
+					t.Errorf("DEL with the agent down wrote %q to stderr, want a note saying why it reported success and where the DEL was spooled", note)
 				}
 
 				if atLeast(t, cniVersion, "1.1.0") {

@@ -64,6 +64,9 @@ func EnvFile() (string, error) {
 // RequireRoot skips the test unless it runs as root (netns, veths and OVS need it).
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("real-stack test skipped in -short mode (`make test-unit`); `make test` runs it")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, veths, Open vSwitch); run `make test` as root")
 	}
@@ -78,6 +81,9 @@ type Cluster struct {
 // cluster is up.
 func LocalCluster(t testing.TB) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("real-stack test skipped in -short mode (`make test-unit`); `make test` runs it")
+	}
 	path, err := EnvFile()
 	if err != nil {
 		t.Fatal(err)

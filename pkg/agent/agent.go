@@ -1,6 +1,7 @@
 // Package agent wires the antrea-agent together: the OVSDB client and secondary bridge, informers
 // on this Node's Pods and on the NetworkAttachmentDefinitions and IPPools, the IPPool allocator,
-// the attach engine, the CNI server for the shim, reconciliation, and the metrics endpoint.
+// the attach engine, the CNI server for the shim, reconciliation, the controller of running Pods'
+// networks, and the metrics endpoint.
 package agent
 
 import (
@@ -25,13 +26,17 @@ import (
 
 	"github.com/podvlan/podvlan/pkg/agent/bridge"
 	"github.com/podvlan/podvlan/pkg/agent/cnihandler"
+	"github.com/podvlan/podvlan/pkg/agent/delspool"
 	"github.com/podvlan/podvlan/pkg/agent/engine"
 	"github.com/podvlan/podvlan/pkg/agent/metrics"
 	"github.com/podvlan/podvlan/pkg/agent/objects"
+	"github.com/podvlan/podvlan/pkg/agent/podnetworks"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 	"github.com/podvlan/podvlan/pkg/agent/reconcile"
+	"github.com/podvlan/podvlan/pkg/agent/sandboxes"
 	"github.com/podvlan/podvlan/pkg/client/clientset/versioned"
 	crdinformers "github.com/podvlan/podvlan/pkg/client/informers/externalversions"
+	"github.com/podvlan/podvlan/pkg/cni/nodestate"
 	"github.com/podvlan/podvlan/pkg/cni/server"
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
@@ -61,6 +66,12 @@ type agent struct {
 	allocator *ipam.Allocator
 	handler   *cnihandler.Handler
 	metrics   *metrics.Metrics
+	// sandboxes are the Pod sandboxes the CNI shim recorded on this Node.
+	sandboxes *sandboxes.Store
+	// adds are the CNI ADDs being served, and podNetworks what the running-Pods controller
+	// needs once the engine exists.
+	adds        *podnetworks.ADDs
+	podNetworks podNetworksInputs
 
 	synced atomic.Bool
 	// secondary is set once OVSDB is connected (nil while it is not, or with the gate off).
@@ -169,7 +180,15 @@ func Run(ctx context.Context, o Options) error {
 	defer podFactory.Shutdown()
 	defer crdFactory.Shutdown()
 
-	srv := server.New(cfg.CNISocket, a.handler)
+	// What the shim recorded while the agent was away: sandboxes, and DELs to run.
+	stateDirs := nodestate.ForSocket(cfg.CNISocket)
+	a.sandboxes = sandboxes.New(stateDirs.Sandboxes)
+	go delspool.New(stateDirs.Spool, a.handler, a.canRunDel).Run(ctx)
+
+	a.adds = podnetworks.NewADDs()
+	a.podNetworks = podNetworksInputs{lookup: lookup, client: reportClient, pods: podInformer.Informer(),
+		networks: []cache.SharedIndexInformer{nadInformer.Informer(), poolInformer.Informer()}}
+	srv := server.New(cfg.CNISocket, a.adds.Wrap(a.handler))
 	srv.OnOutcome(a.metrics.CNIRequest)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("serve CNI on %s: %w", cfg.CNISocket, err)
@@ -247,6 +266,9 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	})
 	a.secondary.Store(sn)
 	a.handler.SetEngine(eng)
+	if err := a.startPodNetworks(ctx, eng, ovsClient, br.BridgeName); err != nil {
+		return err
+	}
 
 	go sn.bridge.Run(ctx)
 	first := make(chan struct{})
@@ -280,6 +302,22 @@ func (a *agent) ready() error {
 	}
 	if !sn.reconciled.Load() {
 		return errors.New("antrea-agent is starting: reconciliation not done yet")
+	}
+	return nil
+}
+
+// canRunDel is nil once a DEL run now really releases what it names: caches synced and, with
+// secondary networks on, OVSDB connected. The spooled DELs wait for it.
+func (a *agent) canRunDel() error {
+	if !a.synced.Load() {
+		return errors.New("antrea-agent is starting: caches not synced yet")
+	}
+	cfg := a.o.Config
+	if _, ok := cfg.Bridge(); !cfg.Gates.Enabled(config.SecondaryNetwork) || !ok {
+		return nil
+	}
+	if sn := a.secondary.Load(); sn == nil || !sn.ovs.Connected() {
+		return errors.New("antrea-agent is not connected to OVSDB")
 	}
 	return nil
 }

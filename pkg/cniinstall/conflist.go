@@ -15,13 +15,16 @@ import (
 // PluginType is the CNI type of the chained entry this package adds.
 const PluginType = "antrea"
 
-// Entry returns the chained entry for the primary list: {"type":"antrea"}, plus "cniSocket" when
-// the agent serves CNI somewhere else than where the shim looks by default (empty means default).
+// Entry returns the chained entry for the primary list: {"type":"antrea"} declaring the runtime
+// capability io.kubernetes.cri.pod-annotations (so the shim answers Pods without networks without
+// the agent), plus "cniSocket" when the agent serves CNI somewhere else than where the shim looks
+// by default (empty means default).
 func Entry(cniSocket string) []byte {
 	data, err := json.Marshal(struct {
-		Type      string `json:"type"`
-		CNISocket string `json:"cniSocket,omitempty"`
-	}{PluginType, cniSocket})
+		Type         string          `json:"type"`
+		Capabilities map[string]bool `json:"capabilities"`
+		CNISocket    string          `json:"cniSocket,omitempty"`
+	}{PluginType, map[string]bool{"io.kubernetes.cri.pod-annotations": true}, cniSocket})
 	if err != nil {
 		panic(fmt.Sprintf("marshal chained entry: %v", err)) // two strings always marshal
 	}

@@ -29,8 +29,8 @@ func TestEntry(t *testing.T) {
 		socket string
 		want   string
 	}{
-		{"default socket writes only the type", "", `{"type":"antrea"}`},
-		{"other socket is written", "/run/x/cni.sock", `{"type":"antrea","cniSocket":"/run/x/cni.sock"}`},
+		{"default socket writes only the type", "", `{"type":"antrea","capabilities":{"io.kubernetes.cri.pod-annotations":true}}`},
+		{"other socket is written", "/run/x/cni.sock", `{"type":"antrea","capabilities":{"io.kubernetes.cri.pod-annotations":true},"cniSocket":"/run/x/cni.sock"}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,7 +63,7 @@ func TestChain(t *testing.T) {
       "bridge": "cni0",
       "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24"}]]}
     },
-    {"type":"antrea"}
+    {"type":"antrea","capabilities":{"io.kubernetes.cri.pod-annotations":true}}
   ]
 }
 `,
@@ -73,20 +73,20 @@ func TestChain(t *testing.T) {
 			name:        "appends after the last of several plugins and keeps other keys",
 			in:          twoPluginList,
 			entry:       entry,
-			want:        `{"name":"k8s","cniVersion":"0.4.0","disableCheck":true,"plugins":[{"type":"ptp"},{"type":"portmap","capabilities":{"portMappings":true}},{"type":"antrea"}]}`,
+			want:        `{"name":"k8s","cniVersion":"0.4.0","disableCheck":true,"plugins":[{"type":"ptp"},{"type":"portmap","capabilities":{"portMappings":true}},{"type":"antrea","capabilities":{"io.kubernetes.cri.pod-annotations":true}}]}`,
 			wantChanged: true,
 		},
 		{
 			name:  "an equal entry is not added twice",
-			in:    `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, {"type": "antrea"}]}`,
+			in:    `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, {"type": "antrea", "capabilities": {"io.kubernetes.cri.pod-annotations": true}}]}`,
 			entry: entry,
-			want:  `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, {"type": "antrea"}]}`,
+			want:  `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"}, {"type": "antrea", "capabilities": {"io.kubernetes.cri.pod-annotations": true}}]}`,
 		},
 		{
 			name:        "an entry with another socket is replaced where it is",
 			in:          `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"},{"type":"antrea","cniSocket":"/old"},{"type":"portmap"}]}`,
 			entry:       Entry("/new"),
-			want:        `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"},{"type":"antrea","cniSocket":"/new"},{"type":"portmap"}]}`,
+			want:        `{"name":"n","cniVersion":"1.0.0","plugins":[{"type":"ptp"},{"type":"antrea","capabilities":{"io.kubernetes.cri.pod-annotations":true},"cniSocket":"/new"},{"type":"portmap"}]}`,
 			wantChanged: true,
 		},
 	}

@@ -201,7 +201,7 @@ func TestUninstallKeepsAConvertedListThatChangedSince(t *testing.T) {
 	// Someone (the primary network's installer) adds portmap to the converted list.
 	path := filepath.Join(n.confDir, "10-bridge.conflist")
 	data, _ := os.ReadFile(path)
-	edited := strings.Replace(string(data), `{"type":"antrea"}`, `{"type":"portmap"},{"type":"antrea"}`, 1)
+	edited := strings.Replace(string(data), string(Entry("")), `{"type":"portmap"},`+string(Entry("")), 1)
 	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}

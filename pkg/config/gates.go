@@ -15,6 +15,11 @@ const (
 	SecondaryNetwork featuregate.Feature = "SecondaryNetwork"
 	// AntreaIPAM lets networks take addresses from IPPools (an `ipam` section of type antrea).
 	AntreaIPAM featuregate.Feature = "AntreaIPAM"
+	// SecondaryNetworkHotplug lets the agent change the secondary networks of a running Pod when
+	// its k8s.v1.cni.cncf.io/networks annotation changes: entries added are attached, entries
+	// removed are detached. It is ours, not Antrea's. Without it only the first attachment of a
+	// running Pod (the annotation added after the Pod started) is applied, as Antrea does.
+	SecondaryNetworkHotplug featuregate.Feature = "SecondaryNetworkHotplug"
 )
 
 // features is the single list of gates both components know. Both are alpha and off by default,
@@ -22,6 +27,8 @@ const (
 var features = map[featuregate.Feature]featuregate.FeatureSpec{
 	SecondaryNetwork: {Default: false, PreRelease: featuregate.Alpha},
 	AntreaIPAM:       {Default: false, PreRelease: featuregate.Alpha},
+	// Off by default: changing a running Pod's interfaces is beyond the contract, so it is asked for.
+	SecondaryNetworkHotplug: {Default: false, PreRelease: featuregate.Alpha},
 }
 
 // NewFeatureGates returns a gate set of its own (never a process-wide one, so that two loaded

@@ -10,12 +10,16 @@ func TestFeatureGates(t *testing.T) {
 		yaml                 string
 		wantSecondaryNetwork bool
 		wantAntreaIPAM       bool
+		wantHotplug          bool
 	}{
 		{name: "both gates are off by default", yaml: ""},
 		{name: "SecondaryNetwork can be enabled alone", yaml: "featureGates: {SecondaryNetwork: true}\n", wantSecondaryNetwork: true},
 		{name: "AntreaIPAM can be enabled alone", yaml: "featureGates: {AntreaIPAM: true}\n", wantAntreaIPAM: true},
 		{name: "explicit false keeps a gate off", yaml: "featureGates: {SecondaryNetwork: false}\n"},
-		{name: "AllAlpha enables both alpha gates", yaml: "featureGates: {AllAlpha: true}\n", wantSecondaryNetwork: true, wantAntreaIPAM: true},
+		{name: "SecondaryNetworkHotplug can be enabled", yaml: "featureGates: {SecondaryNetwork: true, SecondaryNetworkHotplug: true}\n",
+			wantSecondaryNetwork: true, wantHotplug: true},
+		{name: "AllAlpha enables every alpha gate", yaml: "featureGates: {AllAlpha: true}\n", wantSecondaryNetwork: true, wantAntreaIPAM: true,
+			wantHotplug: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -28,6 +32,9 @@ func TestFeatureGates(t *testing.T) {
 			}
 			if got := a.Gates.Enabled(AntreaIPAM); got != tt.wantAntreaIPAM {
 				t.Errorf("agent AntreaIPAM = %v, want %v", got, tt.wantAntreaIPAM)
+			}
+			if got := a.Gates.Enabled(SecondaryNetworkHotplug); got != tt.wantHotplug {
+				t.Errorf("agent SecondaryNetworkHotplug = %v, want %v", got, tt.wantHotplug)
 			}
 			c, err := LoadController([]byte(tt.yaml))
 			if err != nil {
@@ -64,7 +71,7 @@ func TestNewFeatureGates(t *testing.T) {
 		t.Fatalf("NewFeatureGates() set %v", gates)
 	}
 	_, err = NewFeatureGates(map[string]bool{"Nope": true})
-	want := `featureGates[Nope]: Unsupported value: "Nope": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "SecondaryNetwork"`
+	want := `featureGates[Nope]: Unsupported value: "Nope": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "SecondaryNetwork", "SecondaryNetworkHotplug"`
 	if err == nil || err.Error() != want {
 		t.Fatalf("NewFeatureGates() error = %v, want %s", err, want)
 	}

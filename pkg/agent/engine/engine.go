@@ -269,7 +269,29 @@ func (e *Engine) Detach(ctx context.Context, sb plan.Sandbox) error {
 		return nil
 	})
 	_ = g.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return e.forgetContainerIntents(ctx, sb.ContainerID)
+}
+
+// forgetContainerIntents deletes the intents left for a container whose attachments and
+// addresses are all gone (an ADD killed half way, then DEL): nothing is left for them to record.
+func (e *Engine) forgetContainerIntents(ctx context.Context, containerID string) error {
+	intents, err := e.intents.ListIntents(ctx)
+	if err != nil {
+		return fmt.Errorf("detach container %s: %w", containerID, err)
+	}
+	var keys []string
+	for _, in := range intents {
+		if in.ContainerID == containerID {
+			keys = append(keys, in.Key())
+		}
+	}
+	if err := e.intents.DeleteIntents(ctx, keys...); err != nil {
+		return fmt.Errorf("detach container %s: %w", containerID, err)
+	}
+	return nil
 }
 
 // DetachInterfaces removes the named interfaces of the sandbox (whether or not an OVS port

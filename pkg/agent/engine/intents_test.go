@@ -177,3 +177,15 @@ func TestGCTouchesOnlyItsWayInAndNetwork(t *testing.T) {
 		t.Errorf("chained GC: left %s; want b's chained port gone and its delegate port kept", left)
 	}
 }
+
+func TestDELAfterAKilledADDLeavesNoIntent(t *testing.T) {
+	r := enginetest.NewRig()
+	in := ovs.Intent{ContainerID: "c1", IfName: "eth1", Network: "ns/vlan100", Pools: []string{"pool100"}, WantsAddresses: true, Way: ovs.WayChained}
+	crashed(r, in, true, true, false)
+	if err := r.Engine.Detach(t.Context(), plan.Sandbox{ContainerID: "c1", NetNS: "/var/run/netns/pod"}); err != nil {
+		t.Fatal(err)
+	}
+	if left := r.World.Leftovers(); left != "" {
+		t.Errorf("left after DEL: %s", left)
+	}
+}

@@ -25,6 +25,19 @@ type shimConfig struct {
 	CNIVersion string `json:"cniVersion"`
 	// CNISocket is the agent's socket, when the configuration names one.
 	CNISocket string `json:"cniSocket"`
+	// Name is the network name, which names a spooled DEL.
+	Name string `json:"name"`
+	// Type, NetworkType and IPAM tell the chained entry (type antrea, no networkType) from a
+	// Multus delegate and an IPAM-only configuration; only the chained entry is ever answered
+	// without the agent. They are kept raw: the agent validates them.
+	Type        string          `json:"type"`
+	NetworkType json.RawMessage `json:"networkType"`
+	IPAM        json.RawMessage `json:"ipam"`
+	// PrevResult is the previous plugin's result, which the chained entry passes on.
+	PrevResult json.RawMessage `json:"prevResult"`
+	// RuntimeConfig carries what the runtime fills in for declared capabilities; kept raw so
+	// that a value the shim does not understand never fails a DEL.
+	RuntimeConfig json.RawMessage `json:"runtimeConfig"`
 }
 
 // parseConfig reads the fields of shimConfig from the stdin configuration.

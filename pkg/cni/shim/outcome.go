@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // failureKind says why a call did not bring back the agent's answer.
@@ -34,42 +32,29 @@ func (f *callFailure) Error() string { return f.cause.Error() }
 
 func (f *callFailure) Unwrap() error { return f.cause }
 
-// classifyRPCError sorts the error of a gRPC call made on an established connection.
-func classifyRPCError(err error) *callFailure {
-	switch status.Code(err) {
-	case codes.Unavailable:
-		return &callFailure{kind: agentUnreachable, cause: fmt.Errorf("lost the connection to antrea-agent: %s", status.Convert(err).Message())}
-	case codes.DeadlineExceeded:
-		return &callFailure{kind: agentTimedOut, cause: err}
-	default:
-		return &callFailure{kind: callFailed, cause: err}
-	}
-}
-
-// errorForFailure decides what the shim reports when the agent's answer did not arrive (the table
-// is in the package documentation). For DEL with the agent unreachable it returns no error, and a
-// note for stderr saying why DEL is reported done.
-func errorForFailure(command string, f *callFailure, socket string, timeout time.Duration) (err error, note string) {
-	var msg string
+// describeFailure says, for the user, why the agent's answer did not arrive.
+func describeFailure(command string, f *callFailure, socket string, timeout time.Duration) string {
 	switch f.kind {
 	case agentUnreachable:
 		var opErr *net.OpError
 		switch {
 		case errors.As(f.cause, &opErr) && opErr.Timeout():
-			msg = fmt.Sprintf("antrea-agent is not answering on this Node: %v", f.cause)
+			return fmt.Sprintf("antrea-agent is not answering on this Node: %v", f.cause)
 		case errors.As(f.cause, &opErr) && opErr.Op == "dial":
-			msg = fmt.Sprintf("antrea-agent is not running on this Node: %v", f.cause)
+			return fmt.Sprintf("antrea-agent is not running on this Node: %v", f.cause)
 		default:
-			msg = fmt.Sprintf("antrea-agent is not available on this Node: %v", f.cause)
-		}
-		if command == commandDel {
-			return nil, fmt.Sprintf("%s; reporting DEL as done, antrea-agent releases what the container held when it reconciles", msg)
+			return fmt.Sprintf("antrea-agent is not available on this Node: %v", f.cause)
 		}
 	case agentTimedOut:
-		msg = fmt.Sprintf("antrea-agent did not answer %s within %s (socket %s)", command, timeout, socket)
+		return fmt.Sprintf("antrea-agent did not answer %s within %s (socket %s)", command, timeout, socket)
 	default:
-		msg = fmt.Sprintf("call antrea-agent on %s: %v", socket, f.cause)
+		return fmt.Sprintf("call antrea-agent on %s: %v", socket, f.cause)
 	}
+}
+
+// errorForFailure decides what the shim reports when the agent's answer to ADD, CHECK, GC or
+// STATUS did not arrive (the table is in the package documentation; DEL is spooled instead).
+func errorForFailure(command string, f *callFailure, socket string, timeout time.Duration) error {
 	code := types.ErrInternal
 	switch {
 	case command == commandStatus:
@@ -77,5 +62,5 @@ func errorForFailure(command string, f *callFailure, socket string, timeout time
 	case f.kind == agentUnreachable, f.kind == agentTimedOut:
 		code = types.ErrTryAgainLater
 	}
-	return types.NewError(code, msg, ""), ""
+	return types.NewError(code, describeFailure(command, f, socket, timeout), "")
 }

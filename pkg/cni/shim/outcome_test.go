@@ -21,7 +21,7 @@ func TestErrorForFailure(t *testing.T) {
 	unreachable := &callFailure{kind: agentUnreachable, cause: noSocket}
 	connectTimedOut := &callFailure{kind: agentUnreachable, cause: &net.OpError{Op: "dial", Net: "unix",
 		Addr: &net.UnixAddr{Name: socket, Net: "unix"}, Err: os.ErrDeadlineExceeded}}
-	connectionLost := classifyRPCError(status.Error(codes.Unavailable, "error reading from server: EOF"))
+	connectionLost := classifyStatus(grpcUnavailable, "error reading from server: EOF")
 	timedOut := &callFailure{kind: agentTimedOut, cause: status.Error(codes.DeadlineExceeded, "context deadline exceeded")}
 	failed := &callFailure{kind: callFailed, cause: status.Error(codes.Internal, "grpc: error while marshaling")}
 	notRunning := "antrea-agent is not running on this Node: dial unix /var/run/antrea/cni.sock: connect: no such file or directory"
@@ -30,36 +30,23 @@ func TestErrorForFailure(t *testing.T) {
 		name     string
 		command  string
 		failure  *callFailure
-		wantCode uint // 0: success
+		wantCode uint
 		wantMsg  string
-		wantNote string
 	}{
 		{name: "ADD with the agent down asks to try again later", command: commandAdd, failure: unreachable, wantCode: 11, wantMsg: notRunning},
 		{name: "CHECK with the agent down asks to try again later", command: commandCheck, failure: unreachable, wantCode: 11, wantMsg: notRunning},
 		{name: "GC with the agent down asks to try again later", command: commandGC, failure: unreachable, wantCode: 11, wantMsg: notRunning},
-		{name: "DEL with the agent down succeeds with a note", command: commandDel, failure: unreachable, wantNote: notRunning + "; reporting DEL as done"},
 		{name: "ADD with an agent that does not accept the connection asks to try again later", command: commandAdd, failure: connectTimedOut, wantCode: 11, wantMsg: "antrea-agent is not answering on this Node: dial unix"},
 		{name: "ADD that lost the connection asks to try again later", command: commandAdd, failure: connectionLost, wantCode: 11, wantMsg: "antrea-agent is not available on this Node: lost the connection to antrea-agent: error reading from server: EOF"},
-		{name: "DEL that lost the connection succeeds with a note", command: commandDel, failure: connectionLost, wantNote: "antrea-agent is not available on this Node"},
 		{name: "STATUS with the agent down reports the plugin unavailable", command: commandStatus, failure: unreachable, wantCode: 50, wantMsg: notRunning},
 		{name: "ADD the agent does not answer in time asks to try again later", command: commandAdd, failure: timedOut, wantCode: 11, wantMsg: "antrea-agent did not answer ADD within 2m0s"},
-		{name: "DEL the agent does not answer in time asks to try again later", command: commandDel, failure: timedOut, wantCode: 11, wantMsg: "antrea-agent did not answer DEL within 2m0s"},
 		{name: "STATUS the agent does not answer in time reports the plugin unavailable", command: commandStatus, failure: timedOut, wantCode: 50, wantMsg: "antrea-agent did not answer STATUS"},
 		{name: "any other call failure is an internal error", command: commandAdd, failure: failed, wantCode: 999, wantMsg: "call antrea-agent on /var/run/antrea/cni.sock: rpc error: code = Internal"},
 		{name: "any other STATUS failure reports the plugin unavailable", command: commandStatus, failure: failed, wantCode: 50, wantMsg: "call antrea-agent on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, note := errorForFailure(tt.command, tt.failure, socket, 2*time.Minute)
-			if tt.wantCode == 0 {
-				if err != nil {
-					t.Fatalf("error = %v, want success", err)
-				}
-				if !strings.HasPrefix(note, tt.wantNote) {
-					t.Errorf("note = %q, want it to start with %q", note, tt.wantNote)
-				}
-				return
-			}
+			err := errorForFailure(tt.command, tt.failure, socket, 2*time.Minute)
 			var cniErr *types.Error
 			if !errors.As(err, &cniErr) {
 				t.Fatalf("error = %v, want a CNI error", err)
@@ -67,28 +54,28 @@ func TestErrorForFailure(t *testing.T) {
 			if cniErr.Code != tt.wantCode || !strings.HasPrefix(cniErr.Msg, tt.wantMsg) {
 				t.Errorf("error = {%d %q}, want code %d and a message starting with %q", cniErr.Code, cniErr.Msg, tt.wantCode, tt.wantMsg)
 			}
-			if note != "" {
-				t.Errorf("note = %q, want none when the command fails", note)
-			}
 		})
 	}
 }
 
-func TestClassifyRPCError(t *testing.T) {
+func TestClassifyStatus(t *testing.T) {
 	tests := []struct {
 		name string
-		err  error
+		code int
 		want failureKind
+		ok   bool
 	}{
-		{name: "a broken connection means the agent is unreachable", err: status.Error(codes.Unavailable, "error reading from server: EOF"), want: agentUnreachable},
-		{name: "a deadline means the agent timed out", err: status.Error(codes.DeadlineExceeded, "context deadline exceeded"), want: agentTimedOut},
-		{name: "an unimplemented method is a failed call", err: status.Error(codes.Unimplemented, "unknown method CmdGC"), want: callFailed},
-		{name: "a plain error is a failed call", err: errors.New("boom"), want: callFailed},
+		{name: "OK is no failure", code: 0, ok: true},
+		{name: "a broken connection means the agent is unreachable", code: int(codes.Unavailable), want: agentUnreachable},
+		{name: "a deadline means the agent timed out", code: int(codes.DeadlineExceeded), want: agentTimedOut},
+		{name: "an unimplemented method is a failed call", code: int(codes.Unimplemented), want: callFailed},
+		{name: "an internal error is a failed call", code: int(codes.Internal), want: callFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := classifyRPCError(tt.err); got.kind != tt.want {
-				t.Errorf("classifyRPCError(%v) kind = %d, want %d", tt.err, got.kind, tt.want)
+			got := classifyStatus(tt.code, "boom")
+			if tt.ok != (got == nil) || (got != nil && got.kind != tt.want) {
+				t.Errorf("classifyStatus(%d) = %+v, want kind %d (ok %v)", tt.code, got, tt.want, tt.ok)
 			}
 		})
 	}

@@ -209,8 +209,8 @@ func TestSocketThatHangsUp(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing", stdout)
 			}
 			if tt.wantCode == 0 {
-				if err != nil || !strings.Contains(stderr, "antrea-agent is not available on this Node") {
-					t.Errorf("error = %v, stderr = %q; want success with a note", err, stderr)
+				if err != nil || !strings.Contains(stderr, "antrea-agent is not available on this Node") || !strings.Contains(stderr, "DEL spooled") {
+					t.Errorf("error = %v, stderr = %q; want success with a note that the DEL was spooled", err, stderr)
 				}
 				return
 			}
@@ -219,5 +219,41 @@ func TestSocketThatHangsUp(t *testing.T) {
 				t.Errorf("error = %#v, want code %d saying the agent is not available", err, tt.wantCode)
 			}
 		})
+	}
+}
+
+// TestLargeConfigAndResult crosses HTTP/2 flow-control windows and frame sizes both ways.
+func TestLargeConfigAndResult(t *testing.T) {
+	result := `{"cniVersion":"0.4.0","dns":{"search":["` + strings.Repeat("s", 300<<10) + `"]}}`
+	agent, socket := startRawAgent(t, &cnipb.CniCmdResponse{Result: []byte(result)})
+	args := podArgs()
+	args.StdinData = []byte(`{"cniVersion":"0.4.0","name":"big","type":"antrea","x":"` + strings.Repeat("c", 500<<10) + `"}`)
+	err, stdout, _ := runCommand(t, commandAdd, socket, args)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if stdout != result {
+		t.Errorf("stdout is %d bytes, want the agent's %d-byte result", len(stdout), len(result))
+	}
+	if seen := agent.seen(); len(seen) != 1 || !bytes.Equal(seen[0].NetworkConfig, args.StdinData) {
+		t.Errorf("agent did not get the %d-byte configuration unchanged", len(args.StdinData))
+	}
+}
+
+// TestAnAgentWithoutTheService covers a gRPC status without an answer (a trailers-only response).
+func TestAnAgentWithoutTheService(t *testing.T) {
+	socket := socketInTempDir(t)
+	listener, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	go func() { _ = srv.Serve(listener) }()
+	t.Cleanup(srv.Stop)
+	err, stdout, _ := runCommand(t, commandAdd, socket, podArgs())
+	var cniErr *types.Error
+	if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInternal || !strings.Contains(cniErr.Msg, "code = 12") ||
+		!strings.Contains(cniErr.Msg, "unknown service podvlan.cni.v1.Cni") || stdout != "" {
+		t.Errorf("ADD = %v, stdout %q; want an internal error carrying the gRPC status", err, stdout)
 	}
 }
