@@ -53,7 +53,7 @@ type Options struct {
 	// are rounded down). Every agent of a cluster must use the same value. Default 64.
 	BlockSize int
 	// BlockSyncDelay is how long after a change of a Node's block its holders are copied into the
-	// IPPoolBlock's status (one write for a burst of changes). Default 5s.
+	// IPPoolBlock's status (one write per block for the changes of that delay). Default 1s.
 	BlockSyncDelay time.Duration
 }
 
@@ -74,7 +74,7 @@ func (o Options) withDefaults() Options {
 		o.BlockSize = DefaultBlockSize
 	}
 	if o.BlockSyncDelay <= 0 {
-		o.BlockSyncDelay = 5 * time.Second
+		o.BlockSyncDelay = time.Second
 	}
 	return o
 }
