@@ -1149,13 +1149,15 @@ func newerBlock(x, y *v1beta1.IPPoolBlock) bool {
 	return err == nil && c > 0
 }
 
-// flush writes now every pending holder report of the Node's blocks.
+// flush brings the status of every block of the Node up to date now.
 func (m *blockMode) flush() {
 	for _, p := range m.allPools() {
 		p.mu.Lock()
 		var pending []*ownedBlock
 		for _, b := range p.blocks {
-			if b.syncPending && !b.lost {
+			// Every block, not only those waiting: a report that failed a moment ago is waiting
+			// for its retry. A block whose status is current costs no write.
+			if !b.lost {
 				pending = append(pending, b)
 			}
 		}
