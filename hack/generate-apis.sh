@@ -42,3 +42,4 @@ trap 'rm -rf "$tmp"' EXIT
 "$(tool controller-gen)" crd paths=./pkg/apis/... output:crd:dir="$tmp"
 mkdir -p build/yamls/crds
 mv "$tmp/crd.antrea.io_ippools.yaml" build/yamls/crds/ippool.yaml
+mv "$tmp/crd.antrea.io_ippoolblocks.yaml" build/yamls/crds/ippoolblock.yaml

@@ -3,7 +3,7 @@
 # `kubectl apply -f` needs (the webhook configuration after the Service it calls):
 #
 #   crds.yml     the CRDs, shared with other plugins and kept on uninstall:
-#     crds/network-attachment-definition.yaml, crds/ippool.yaml
+#     crds/network-attachment-definition.yaml, crds/ippool.yaml, crds/ippoolblock.yaml
 #   antrea.yml   everything else; `kubectl delete -f antrea.yml` uninstalls and leaves the CRDs and
 #                every NetworkAttachmentDefinition and IPPool:
 #     base/config.yaml                                ConfigMap antrea-config (gates off)
@@ -36,7 +36,7 @@ pull_policy=${IMAGE_PULL_POLICY:-IfNotPresent}
 version=${VERSION:-dev}
 case "$pull_policy" in Always | IfNotPresent | Never) ;; *) die "IMAGE_PULL_POLICY must be Always, IfNotPresent or Never" ;; esac
 
-crd_pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yaml")
+crd_pieces=("$yamls/crds/network-attachment-definition.yaml" "$yamls/crds/ippool.yaml" "$yamls/crds/ippoolblock.yaml")
 pieces=("$yamls/base/config.yaml" "$yamls/base/agent-rbac.yaml" "$yamls/base/controller-rbac.yaml"
 	"$yamls/base/agent-daemonset.yaml" "$yamls/base/controller-deployment.yaml")
 for f in "$yamls"/webhook/*.yaml; do [ -e "$f" ] && pieces+=("$f"); done

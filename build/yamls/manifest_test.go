@@ -186,6 +186,8 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				"patch /pods/status",
 				"get crd.antrea.io/ippools", "list crd.antrea.io/ippools", "watch crd.antrea.io/ippools",
 				"update crd.antrea.io/ippools/status",
+				"get crd.antrea.io/ippoolblocks", "list crd.antrea.io/ippoolblocks", "watch crd.antrea.io/ippoolblocks",
+				"create crd.antrea.io/ippoolblocks", "update crd.antrea.io/ippoolblocks",
 				"get k8s.cni.cncf.io/network-attachment-definitions", "list k8s.cni.cncf.io/network-attachment-definitions",
 				"watch k8s.cni.cncf.io/network-attachment-definitions",
 			},
@@ -204,6 +206,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				"get /pods", "list /pods", "watch /pods",
 				"get crd.antrea.io/ippools", "list crd.antrea.io/ippools", "watch crd.antrea.io/ippools",
 				"update crd.antrea.io/ippools/status",
+				"get crd.antrea.io/ippoolblocks", "list crd.antrea.io/ippoolblocks", "watch crd.antrea.io/ippoolblocks",
+				"update crd.antrea.io/ippoolblocks", "delete crd.antrea.io/ippoolblocks",
+				"get /nodes", "list /nodes", "watch /nodes",
 				"create admissionregistration.k8s.io/validatingwebhookconfigurations",
 				"get admissionregistration.k8s.io/validatingwebhookconfigurations/antrea-controller-ippool",
 				"update admissionregistration.k8s.io/validatingwebhookconfigurations/antrea-controller-ippool",
@@ -439,6 +444,7 @@ func TestCRDsAreInTheirOwnFile(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
+		"CustomResourceDefinition//ippoolblocks.crd.antrea.io",
 		"CustomResourceDefinition//ippools.crd.antrea.io",
 		"CustomResourceDefinition//network-attachment-definitions.k8s.cni.cncf.io",
 	}

@@ -109,14 +109,25 @@ func retryWebhook(ctx context.Context, f func(context.Context) error) error {
 	}
 }
 
-// PoolAllocations returns "address owner-container/ifname" for every address the pool records.
+// PoolAllocations returns "address owner-container/ifname" for every address the pool records, in
+// its status and in its IPPoolBlocks.
 func (c *Cluster) PoolAllocations(ctx context.Context, pool string) (map[string]string, error) {
 	p, err := c.CRD.CrdV1beta1().IPPools().Get(ctx, pool, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get IPPool %s: %w", pool, err)
 	}
 	out := map[string]string{}
-	for _, a := range p.Status.IPAddresses {
+	entries := p.Status.IPAddresses
+	blocks, err := c.CRD.CrdV1beta1().IPPoolBlocks().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list IPPoolBlocks: %w", err)
+	}
+	for _, b := range blocks.Items {
+		if b.Spec.Pool == pool {
+			entries = append(entries, b.Status.IPAddresses...)
+		}
+	}
+	for _, a := range entries {
 		owner := ""
 		if a.Owner.Pod != nil {
 			owner = a.Owner.Pod.ContainerID + "/" + a.Owner.Pod.IFName

@@ -185,6 +185,8 @@ func (c *Controller) Run(ctx context.Context) error {
 			Interval:     c.opts.Config.IPPoolGC.Interval,
 			GracePeriod:  c.opts.Config.IPPoolGC.GracePeriod,
 			PoolSelector: c.opts.GCPoolSelector,
+			Blocks:       crdInf.Crd().V1beta1().IPPoolBlocks().Lister(),
+			Nodes:        kubeInf.Core().V1().Nodes().Lister(),
 		})
 		if err != nil {
 			return err
@@ -226,7 +228,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		kubeInf.Start(ctx.Done())
 		wg.Go(func() {
 			if !cache.WaitForCacheSync(ctx.Done(), crdInf.Crd().V1beta1().IPPools().Informer().HasSynced,
-				kubeInf.Core().V1().Pods().Informer().HasSynced) {
+				kubeInf.Core().V1().Pods().Informer().HasSynced, crdInf.Crd().V1beta1().IPPoolBlocks().Informer().HasSynced,
+				kubeInf.Core().V1().Nodes().Informer().HasSynced) {
 				return
 			}
 			klog.InfoS("Caches synced")

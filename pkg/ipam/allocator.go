@@ -37,6 +37,24 @@ type Options struct {
 	// ReleasedHold is how long a released address is handed out only when nothing else is free.
 	// Default 5 minutes; negative disables it.
 	ReleasedHold time.Duration
+
+	// NodeName, when set, turns on block allocation for this Node (see the package doc): the
+	// Allocator claims IPPoolBlocks for the Node and allocates inside them locally. Blocks and
+	// StateDir are then required. Without NodeName every allocation is an entry of the pool's
+	// status.ipAddresses (the previous version's scheme, kept for tools and tests).
+	NodeName string
+	// Blocks is the IPPoolBlock informer (block allocation only). Create the Allocator before
+	// starting it.
+	Blocks crdinformers.IPPoolBlockInformer
+	// StateDir is the Node-local directory of block records (block allocation only), for example
+	// /var/run/antrea/ipam: it must outlive the agent process but not the Node's sandboxes.
+	StateDir string
+	// BlockSize is the largest block, in addresses, a Node claims at once (a power of two; others
+	// are rounded down). Every agent of a cluster must use the same value. Default 64.
+	BlockSize int
+	// BlockSyncDelay is how long after a change of a Node's block its holders are copied into the
+	// IPPoolBlock's status (one write per block for the changes of that delay). Default 1s.
+	BlockSyncDelay time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +70,12 @@ func (o Options) withDefaults() Options {
 	if o.ReleasedHold == 0 {
 		o.ReleasedHold = 5 * time.Minute
 	}
+	if o.BlockSize <= 0 {
+		o.BlockSize = DefaultBlockSize
+	}
+	if o.BlockSyncDelay <= 0 {
+		o.BlockSyncDelay = time.Second
+	}
 	return o
 }
 
@@ -66,6 +90,7 @@ type Allocator struct {
 	lister     crdlisters.IPPoolLister
 	opts       Options
 	quarantine *quarantine
+	blocks     *blockMode // nil without Options.NodeName
 
 	mu      sync.Mutex
 	workers map[string]*poolWorker
@@ -106,12 +131,50 @@ func NewAllocator(client versioned.Interface, pools crdinformers.IPPoolInformer,
 	if err != nil {
 		return nil, fmt.Errorf("watch IPPools for released addresses: %w", err)
 	}
+	if opts.NodeName != "" {
+		if opts.Blocks == nil || opts.StateDir == "" {
+			return nil, errors.New("block allocation for Node " + opts.NodeName + " needs an IPPoolBlock informer and a state directory")
+		}
+		if a.blocks, err = newBlockMode(a, opts); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
 // Stats returns what the Allocator did so far.
 func (a *Allocator) Stats() Stats {
-	return Stats{Operations: a.operations.Load(), Writes: a.writes.Load(), Conflicts: a.conflicts.Load()}
+	s := Stats{Operations: a.operations.Load(), Writes: a.writes.Load(), Conflicts: a.conflicts.Load()}
+	if m := a.blocks; m != nil {
+		s.BlocksClaimed, s.BlockWrites, s.BlockConflicts = m.claims.Load(), m.writes.Load(), m.conflicts.Load()
+		s.SharedWrites = m.sharedWrites.Load()
+	}
+	return s
+}
+
+// FlushBlocks writes now the holders of the Node's blocks that are waiting for their report to
+// the API server (Options.BlockSyncDelay). Without block allocation it does nothing. The agent
+// calls it on shutdown; tests call it before reading the blocks.
+func (a *Allocator) FlushBlocks() {
+	if a.blocks != nil {
+		a.blocks.flush()
+	}
+}
+
+// do runs one operation on one pool: in the Node's blocks, or as a status entry of the pool.
+func (a *Allocator) do(ctx context.Context, pool string, space *poolSpace, op poolOp) opOutcome {
+	if a.blocks == nil || op.kind == opRelease {
+		return a.worker(pool).do(ctx, op)
+	}
+	p, err := a.currentPool(ctx, pool)
+	if err != nil {
+		return opOutcome{err: err}
+	}
+	out := a.blocks.do(ctx, p, space, op)
+	if out.err == nil {
+		a.operations.Add(1)
+	}
+	return out
 }
 
 // Allocate gives the owner one address per referenced pool, plus its static addresses. It is
@@ -137,7 +200,7 @@ func (a *Allocator) Allocate(ctx context.Context, req Request) (*Result, error) 
 		if j.op == nil {
 			continue
 		}
-		wg.Go(func() { outcomes[i] = a.worker(j.pool).do(ctx, *j.op) })
+		wg.Go(func() { outcomes[i] = a.do(ctx, j.pool, j.space, *j.op) })
 	}
 	wg.Wait()
 
@@ -292,14 +355,38 @@ func (a *Allocator) rollback(owner Owner, jobs []job, outcomes []opOutcome) {
 			continue
 		}
 		addr := o.addr
-		release := poolOp{kind: opRelease, match: func(p *v1beta1.PodOwner) bool { return ownerKey(p) == key }}
+		match := func(p *v1beta1.PodOwner) bool { return ownerKey(p) == key }
 		ctx, cancel := context.WithTimeout(context.Background(), a.opts.Timeout)
-		if out := a.worker(j.pool).do(ctx, release); out.err != nil {
-			klog.ErrorS(out.err, "Could not roll back an address of a failed request", "ippool", j.pool, "address", addr,
+		if err := a.releaseIn(ctx, j.pool, match); err != nil {
+			klog.ErrorS(err, "Could not roll back an address of a failed request", "ippool", j.pool, "address", addr,
 				"pod", klog.KRef(owner.Namespace, owner.Name), "containerID", owner.ContainerID, "interface", owner.IFName)
 		}
 		cancel()
 	}
+}
+
+// releaseIn releases the matching owners' addresses of one pool.
+func (a *Allocator) releaseIn(ctx context.Context, pool string, match func(*v1beta1.PodOwner) bool) error {
+	if a.blocks != nil {
+		if _, err := a.blocks.release(ctx, match); err != nil {
+			return err
+		}
+	}
+	p, err := a.currentPool(ctx, pool)
+	if err != nil || !listHas(p, match) {
+		return nil
+	}
+	return a.worker(pool).do(ctx, poolOp{kind: opRelease, match: match}).err
+}
+
+// listHas reports whether the pool's status.ipAddresses has an entry whose owner matches.
+func listHas(p *v1beta1.IPPool, match func(*v1beta1.PodOwner) bool) bool {
+	for i := range p.Status.IPAddresses {
+		if o := p.Status.IPAddresses[i].Owner.Pod; o != nil && match(o) {
+			return true
+		}
+	}
+	return false
 }
 
 // Release frees every address held by the owner's interface (container ID and interface name).
@@ -323,20 +410,26 @@ func (a *Allocator) ReleaseContainer(ctx context.Context, containerID string) er
 }
 
 func (a *Allocator) releaseMatching(ctx context.Context, match func(*v1beta1.PodOwner) bool, logKV ...any) error {
+	var blockErr error
+	if a.blocks != nil {
+		var freed map[string][]netip.Addr
+		freed, blockErr = a.blocks.release(ctx, match)
+		for pool, addrs := range freed {
+			klog.V(2).InfoS("Released addresses", append([]any{"ippool", pool, "addresses", addrs}, logKV...)...)
+		}
+	}
 	pools, err := a.knownPools()
 	if err != nil {
-		return err
+		return errors.Join(blockErr, err)
 	}
 	var targets []string
 	for _, p := range pools {
-		for i := range p.Status.IPAddresses {
-			if o := p.Status.IPAddresses[i].Owner.Pod; o != nil && match(o) {
-				targets = append(targets, p.Name)
-				break
-			}
+		if listHas(p, match) {
+			targets = append(targets, p.Name)
 		}
 	}
-	errs := make([]error, len(targets))
+	errs := make([]error, len(targets)+1)
+	errs[len(targets)] = blockErr
 	var wg sync.WaitGroup
 	for i, name := range targets {
 		wg.Go(func() {
@@ -382,6 +475,21 @@ func (a *Allocator) Allocations(filter Filter) ([]Allocation, error) {
 				out = append(out, al)
 			}
 		}
+	}
+	if a.blocks != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.opts.Timeout)
+		err := a.blocks.ensureLoaded(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a.blocks.allocations(filter)...)
+		sort.SliceStable(out, func(i, j int) bool {
+			if out[i].Pool != out[j].Pool {
+				return out[i].Pool < out[j].Pool
+			}
+			return out[i].Address.Less(out[j].Address)
+		})
 	}
 	return out, nil
 }

@@ -61,6 +61,13 @@ func (c *realCluster) createPool(t *testing.T, prefix string, spec v1beta1.IPPoo
 	if err != nil {
 		t.Fatalf("create IPPool %s: %v", name, err)
 	}
+	c.cleanupPool(t, name)
+	return name
+}
+
+// cleanupPool deletes a pool when the test ends.
+func (c *realCluster) cleanupPool(t *testing.T, name string) {
+	ctx := context.Background()
 	t.Cleanup(func() {
 		// Empty the status first: an admission webhook may refuse to delete a pool in use.
 		if p, err := c.admin.CrdV1beta1().IPPools().Get(ctx, name, metav1.GetOptions{}); err == nil {
@@ -71,7 +78,6 @@ func (c *realCluster) createPool(t *testing.T, prefix string, spec v1beta1.IPPoo
 			t.Logf("delete IPPool %s: %v", name, err)
 		}
 	})
-	return name
 }
 
 // v4Pool creates an IPv4 pool on a fresh /24 with the given ranges (host parts appended to the

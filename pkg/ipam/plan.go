@@ -171,7 +171,9 @@ func planBatch(pool *v1beta1.IPPool, space *poolSpace, ops []poolOp, avoid []net
 	if len(live) == 0 {
 		live = nil
 	}
-	p.status = v1beta1.IPPoolStatus{IPAddresses: live, Usage: v1beta1.IPPoolUsage{Total: space.total, Used: len(live)}}
+	u := pool.Status.Usage
+	p.status = v1beta1.IPPoolStatus{IPAddresses: live, Usage: v1beta1.IPPoolUsage{Total: space.total, Used: len(live) + u.InBlocks,
+		InBlocks: u.InBlocks, Blocks: u.Blocks}}
 	if p.status.Usage != pool.Status.Usage {
 		p.changed = true
 	}

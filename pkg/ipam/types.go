@@ -111,4 +111,14 @@ type Stats struct {
 	// Conflicts is the number of status writes rejected because the pool had changed; each one
 	// was retried after re-reading the pool from the API server.
 	Conflicts uint64
+	// BlocksClaimed is the number of IPPoolBlocks this Allocator claimed for its Node.
+	BlocksClaimed uint64
+	// BlockWrites is the number of IPPoolBlock writes sent (creates and updates, failed ones
+	// included): claims, holder reports, shared-block allocations and releases.
+	BlockWrites uint64
+	// BlockConflicts is the number of those writes that lost a race (AlreadyExists, Conflict).
+	BlockConflicts uint64
+	// SharedWrites is the number of those writes that took or released an address of a shared
+	// block, or shared a block (the single-address fallback of a pool with no block to claim).
+	SharedWrites uint64
 }

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -186,6 +187,7 @@ type bench struct {
 	admin versioned.Interface
 	net   int // second octet of the benchmark's address space, 10.<net>.0.0
 	seq   int
+	nodes atomic.Int64 // simulated Nodes made so far, for their names
 }
 
 // subnet returns the next /18 of the benchmark's address space.
@@ -356,7 +358,16 @@ func (b *bench) newAllocator(ctx context.Context, pool string) (*ipam.Allocator,
 	}
 	factory := externalversions.NewSharedInformerFactory(client, 0)
 	pools := factory.Crd().V1beta1().IPPools()
-	a, err := ipam.NewAllocator(client, pools, ipam.Options{})
+	// Each simulated Node allocates from its own address blocks, with a state directory of its
+	// own, as agents on separate Nodes do.
+	node := int(b.nodes.Add(1))
+	dir, err := os.MkdirTemp("", "bench-ipam-node-")
+	if err != nil {
+		return nil, err
+	}
+	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
+	a, err := ipam.NewAllocator(client, pools, ipam.Options{NodeName: fmt.Sprintf("bench-node-%d", node),
+		Blocks: factory.Crd().V1beta1().IPPoolBlocks(), StateDir: dir})
 	if err != nil {
 		return nil, err
 	}

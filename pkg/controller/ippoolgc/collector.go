@@ -50,6 +50,11 @@ type Options struct {
 	PoolSelector labels.Selector
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Blocks and Nodes, when set, turn on the collection of IPPoolBlocks: blocks of deleted Nodes
+	// are taken back, dead holders of shared blocks released, empty shared blocks deleted, and each
+	// pool's usage counts the holders its blocks report.
+	Blocks crdlisters.IPPoolBlockLister
+	Nodes  corelisters.NodeLister
 }
 
 // Collector releases allocations whose owner Pod is gone. Its state (the tracker) is touched by
@@ -187,16 +192,83 @@ func (c *Collector) collect(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	var bp blockPass
+	if c.opts.Blocks != nil {
+		if bp, err = c.scanBlocks(byName); err != nil {
+			return Result{}, err
+		}
+		orphans = append(orphans, bp.orphans...)
+		for k, r := range bp.reasons {
+			reasons[k] = r
+		}
+	}
 	now := c.opts.Now()
 	due, next := c.tracker.Observe(now, orphans)
+	var blockErrs []error
+	dueHolders := due[:0:0]
+	for _, k := range due {
+		b, ok := bp.takeBack[k]
+		if !ok {
+			dueHolders = append(dueHolders, k)
+			continue
+		}
+		c.tracker.Forget(k)
+		if _, err := c.takeBackBlock(ctx, b); err != nil {
+			blockErrs = append(blockErrs, err)
+		}
+	}
+	due = dueHolders
 	if !next.IsZero() {
 		c.queue.AddAfter(collectKey, next.Sub(now))
 	}
 
 	confirmed, errs := c.confirm(ctx, due, reasons)
+	errs = append(errs, blockErrs...)
 	var res Result
+	// Holders of shared blocks: released from their block.
+	byBlock := map[string]map[Key]bool{}
+	for _, keys := range confirmed {
+		for k := range keys {
+			if name, ok := bp.inBlock[k]; ok {
+				if byBlock[name] == nil {
+					byBlock[name] = map[Key]bool{}
+				}
+				byBlock[name][k] = true
+				delete(keys, k)
+			}
+		}
+	}
+	for _, name := range sortedPools(byBlock) {
+		removed, err := c.releaseBlockEntries(ctx, name, byBlock[name])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, key := range removed {
+			res.Released = append(res.Released, key)
+			klog.InfoS("Released an address of a shared IPPoolBlock whose owner is gone", "ipPoolBlock", name, "address", key.IP,
+				"pod", klog.KRef(key.Namespace, key.Name), "podUID", key.UID, "containerID", key.ContainerID,
+				"interface", key.IFName, "reason", reasons[key])
+		}
+		for key := range byBlock[name] {
+			c.tracker.Forget(key)
+		}
+		c.recorder.GCReleased(len(removed))
+	}
+	for _, b := range bp.empty {
+		if err := c.deleteEmptyBlock(ctx, b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.opts.Blocks != nil {
+		if err := c.updateUsage(ctx, pools, bp.usage); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, poolName := range sortedPools(confirmed) {
 		keys := confirmed[poolName]
+		if len(keys) == 0 {
+			continue
+		}
 		removed, err := releaseEntries(ctx, c.crd, byName[poolName], keys)
 		if err != nil {
 			errs = append(errs, err)

@@ -61,6 +61,6 @@ func WithoutEntries(pool *v1beta1.IPPool, keys map[Key]bool) (v1beta1.IPPoolStat
 		}
 		status.IPAddresses = append(status.IPAddresses, entry)
 	}
-	status.Usage.Used = len(status.IPAddresses)
+	status.Usage.Used = len(status.IPAddresses) + status.Usage.InBlocks
 	return status, removed
 }

@@ -64,7 +64,8 @@ func newStack(t *testing.T, grace, interval time.Duration) *stack {
 		t.Fatal(err)
 	}
 	c, err := New(env.Kube, env.CRD, pools.Lister(), podInformer, s.recorder,
-		Options{Interval: interval, GracePeriod: grace, PoolSelector: env.Selector(), Now: s.clock})
+		Options{Interval: interval, GracePeriod: grace, PoolSelector: env.Selector(), Now: s.clock,
+			Blocks: crdFactory.Crd().V1beta1().IPPoolBlocks().Lister(), Nodes: kubeFactory.Core().V1().Nodes().Lister()})
 	if err != nil {
 		t.Fatal(err)
 	}

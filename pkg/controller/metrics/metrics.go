@@ -8,7 +8,7 @@
 //	                                               gauge    always 1; the build (package version)
 //	podvlan_ippool_capacity_addresses{pool}        gauge    allocatable addresses of the IPPool (network,
 //	                                                        broadcast and gateway excluded; capped at 2^31-1)
-//	podvlan_ippool_allocated_addresses{pool}       gauge    addresses recorded in status.ipAddresses
+//	podvlan_ippool_allocated_addresses{pool}       gauge    addresses held: status.ipAddresses plus usage.inBlocks
 //	podvlan_ippool_gc_released_total               counter  allocations released by the garbage collector
 //	podvlan_ippool_gc_pending_orphans              gauge    allocations seen without a live owner, waiting
 //	                                                        for the grace period to end
@@ -66,7 +66,7 @@ func New() *Metrics {
 		}, []string{"pool"}),
 		poolUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "podvlan_ippool_allocated_addresses",
-			Help: "Addresses recorded in the IPPool's status.ipAddresses.",
+			Help: "Addresses held in the IPPool: entries of status.ipAddresses plus the holders its IPPoolBlocks report.",
 		}, []string{"pool"}),
 		gcReleased: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "podvlan_ippool_gc_released_total",
@@ -120,7 +120,7 @@ func (m *Metrics) ObservePool(pool *v1beta1.IPPool) {
 	} else {
 		m.poolTotal.DeleteLabelValues(pool.Name)
 	}
-	m.poolUsed.WithLabelValues(pool.Name).Set(float64(len(pool.Status.IPAddresses)))
+	m.poolUsed.WithLabelValues(pool.Name).Set(float64(len(pool.Status.IPAddresses) + pool.Status.Usage.InBlocks))
 }
 
 // ForgetPool drops the gauges of a deleted pool.

@@ -25,7 +25,7 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &IPPool{}, &IPPoolList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &IPPool{}, &IPPoolList{}, &IPPoolBlock{}, &IPPoolBlockList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

@@ -136,9 +136,16 @@ type IPPoolUsage struct {
 	// Total is the number of allocatable addresses: the ranges without network, broadcast and gateway addresses.
 	// +kubebuilder:validation:Minimum=0
 	Total int `json:"total"`
-	// Used is the number of addresses recorded in ipAddresses.
+	// Used is the number of addresses held: those recorded in ipAddresses plus InBlocks.
 	// +kubebuilder:validation:Minimum=0
 	Used int `json:"used"`
+	// InBlocks is the number of addresses held inside the pool's IPPoolBlocks, as the blocks last
+	// reported them (the controller sums them up); absent while the pool has no blocks.
+	// +kubebuilder:validation:Minimum=0
+	InBlocks int `json:"inBlocks,omitempty"`
+	// Blocks is the number of IPPoolBlocks carved from the pool.
+	// +kubebuilder:validation:Minimum=0
+	Blocks int `json:"blocks,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -150,4 +157,66 @@ type IPPoolList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 
 	Items []IPPool `json:"items"`
+}
+
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,path=ippoolblocks,singular=ippoolblock,shortName=ippb
+// +kubebuilder:printcolumn:name="Pool",type=string,JSONPath=`.spec.pool`,description="IPPool the block is carved from"
+// +kubebuilder:printcolumn:name="CIDR",type=string,JSONPath=`.spec.cidr`,description="Addresses of the block"
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`,description="Node allocating inside the block; empty when shared"
+// +kubebuilder:printcolumn:name="Used",type=integer,JSONPath=`.status.used`,description="Addresses held, as last reported"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// IPPoolBlock is an aligned piece of an IPPool's subnet claimed by one Node (spec.nodeName), whose
+// agent allocates the block's addresses locally, or shared (no nodeName), whose addresses anyone
+// allocates with a conditional write of the block. The name is derived from the pool and the CIDR,
+// so that creating it is the claim: of two Nodes creating the same block, one gets AlreadyExists.
+// It has no status subresource: a shared block's holders and its spec change in one write.
+type IPPoolBlock struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   IPPoolBlockSpec   `json:"spec"`
+	Status IPPoolBlockStatus `json:"status,omitempty"`
+}
+
+// IPPoolBlockSpec says which addresses the block covers and who allocates them.
+type IPPoolBlockSpec struct {
+	// Pool is the IPPool's name.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="pool is immutable"
+	Pool string `json:"pool"`
+	// CIDR is the block: an aligned prefix inside the pool's subnet. Only addresses also inside the
+	// pool's ranges and not reserved are allocatable.
+	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="cidr is immutable"
+	CIDR string `json:"cidr"`
+	// NodeName is the Node whose agent allocates inside the block; empty for a shared block.
+	// +kubebuilder:validation:MaxLength=253
+	NodeName string `json:"nodeName,omitempty"`
+}
+
+// IPPoolBlockStatus lists the block's holders. For a shared block it is the allocation record;
+// for a Node's block it is a copy of the record the Node keeps, written shortly after it changes.
+type IPPoolBlockStatus struct {
+	// IPAddresses lists every address held in the block.
+	// +listType=atomic
+	IPAddresses []IPAddressState `json:"ipAddresses,omitempty"`
+	// Used is the number of entries of ipAddresses.
+	// +kubebuilder:validation:Minimum=0
+	Used int `json:"used,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// IPPoolBlockList is a list of IPPoolBlocks.
+type IPPoolBlockList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []IPPoolBlock `json:"items"`
 }

@@ -319,6 +319,11 @@ func containsRange(ranges []v1beta1.IPRange, old v1beta1.IPRange) bool {
 func ValidateIPPoolDelete(pool *v1beta1.IPPool) field.ErrorList {
 	addrs := pool.Status.IPAddresses
 	if len(addrs) == 0 {
+		if n := pool.Status.Usage.InBlocks; n > 0 {
+			return field.ErrorList{field.Forbidden(field.NewPath("status", "usage", "inBlocks"), fmt.Sprintf(
+				"IPPool %s has %d addresses allocated in its IPPoolBlocks (kubectl get ippoolblocks); delete their Pods first",
+				pool.Name, n))}
+		}
 		return nil
 	}
 	first := addrs[0]

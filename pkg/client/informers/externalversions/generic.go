@@ -41,6 +41,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 	// Group=crd.antrea.io, Version=v1beta1
 	case v1beta1.SchemeGroupVersion.WithResource("ippools"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Crd().V1beta1().IPPools().Informer()}, nil
+	case v1beta1.SchemeGroupVersion.WithResource("ippoolblocks"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Crd().V1beta1().IPPoolBlocks().Informer()}, nil
 
 	}
 

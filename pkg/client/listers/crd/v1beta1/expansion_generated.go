@@ -7,3 +7,7 @@ package v1beta1
 // IPPoolListerExpansion allows custom methods to be added to
 // IPPoolLister.
 type IPPoolListerExpansion interface{}
+
+// IPPoolBlockListerExpansion allows custom methods to be added to
+// IPPoolBlockLister.
+type IPPoolBlockListerExpansion interface{}

@@ -12,6 +12,8 @@ import (
 type Interface interface {
 	// IPPools returns a IPPoolInformer.
 	IPPools() TypedIPPoolInformer
+	// IPPoolBlocks returns a IPPoolBlockInformer.
+	IPPoolBlocks() TypedIPPoolBlockInformer
 }
 
 type version struct {
@@ -28,4 +30,9 @@ func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakList
 // IPPools returns a TypedIPPoolInformer.
 func (v *version) IPPools() TypedIPPoolInformer {
 	return &iPPoolInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
+}
+
+// IPPoolBlocks returns a TypedIPPoolBlockInformer.
+func (v *version) IPPoolBlocks() TypedIPPoolBlockInformer {
+	return &iPPoolBlockInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
 }

@@ -15,6 +15,7 @@ import (
 type CrdV1beta1Interface interface {
 	RESTClient() rest.Interface
 	IPPoolsGetter
+	IPPoolBlocksGetter
 }
 
 // CrdV1beta1Client is used to interact with features provided by the crd.antrea.io group.
@@ -24,6 +25,10 @@ type CrdV1beta1Client struct {
 
 func (c *CrdV1beta1Client) IPPools() IPPoolInterface {
 	return newIPPools(c)
+}
+
+func (c *CrdV1beta1Client) IPPoolBlocks() IPPoolBlockInterface {
+	return newIPPoolBlocks(c)
 }
 
 // NewForConfig creates a new CrdV1beta1Client for the given config.

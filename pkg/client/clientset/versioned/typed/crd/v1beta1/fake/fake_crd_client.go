@@ -18,6 +18,10 @@ func (c *FakeCrdV1beta1) IPPools() v1beta1.IPPoolInterface {
 	return newFakeIPPools(c)
 }
 
+func (c *FakeCrdV1beta1) IPPoolBlocks() v1beta1.IPPoolBlockInterface {
+	return newFakeIPPoolBlocks(c)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeCrdV1beta1) RESTClient() rest.Interface {
