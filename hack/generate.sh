@@ -13,8 +13,10 @@ for g in "$here"/generate-*.sh; do
 done
 
 if [ "${1-}" = --verify ]; then
-	if [ -n "$(git status --porcelain -- . ':!_output' ':!bin')" ]; then
-		git status --porcelain -- . ':!_output' ':!bin' >&2
+	# A failing git status must fail the check, not pass it as "nothing changed".
+	changes=$(git status --porcelain -- . ':(exclude)_output' ':(exclude)bin')
+	if [ -n "$changes" ]; then
+		echo "$changes" >&2
 		git diff --stat >&2
 		die "generated code is stale: run 'make generate' and commit the result"
 	fi
