@@ -31,7 +31,6 @@ export IMAGE_REGISTRY=${IMAGE_REGISTRY:-$PROJECT.local}
 export IMAGE_TAG=${IMAGE_TAG:-$VERSION}
 arches=${ARCHES:-amd64 arm64}
 out=$REPO_ROOT/_output/release/$VERSION
-yamls=$REPO_ROOT/build/yamls
 t0=$SECONDS
 
 rm -rf "$out"

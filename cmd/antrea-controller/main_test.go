@@ -95,7 +95,9 @@ ipPoolGC: {interval: 1h, gracePeriod: 24h}
 		unregister()
 		if !stopped {
 			_ = cmd.Process.Kill()
-			<-exited
+			if err := <-exited; err != nil {
+				t.Logf("antrea-controller killed: %v", err)
+			}
 		}
 		if t.Failed() {
 			t.Logf("controller output:\n%s", output.String())

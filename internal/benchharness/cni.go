@@ -103,7 +103,7 @@ func (c *CNI) Status(ctx context.Context, socket string) error {
 	if err != nil {
 		return err
 	}
-	list, err := libcni.ConfListFromConf(conf)
+	list, err := libcni.ConfListFromConf(conf) //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (c *Cluster) CreateNetwork(ctx context.Context, namespace, name string, vla
 	return n, nil
 }
 
-// Delete removes the NAD and the IPPool (release every allocation first: a pool with live
+// DeleteNetwork removes the NAD and the IPPool (release every allocation first: a pool with live
 // allocations may be protected by the admission webhook).
 func (c *Cluster) DeleteNetwork(n *Network) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)

@@ -76,8 +76,8 @@ func (n *node) runtimeView(t *testing.T) (string, []string) {
 		list, err = libcni.ConfListFromFile(files[0])
 	} else {
 		var conf *libcni.NetworkConfig
-		if conf, err = libcni.ConfFromFile(files[0]); err == nil {
-			list, err = libcni.ConfListFromConf(conf)
+		if conf, err = libcni.ConfFromFile(files[0]); err == nil { //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
+			list, err = libcni.ConfListFromConf(conf) //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
 		}
 	}
 	if err != nil {

@@ -163,7 +163,8 @@ ipPoolGC: {interval: 24h, gracePeriod: 1s}
 	if err := r.stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
-	if _, err := r.client.Get(r.base + "/healthz"); err == nil {
+	if resp, err := r.client.Get(r.base + "/healthz"); err == nil {
+		_ = resp.Body.Close()
 		t.Error("the HTTPS server still answers after the stop")
 	}
 }

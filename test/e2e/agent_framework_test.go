@@ -216,7 +216,7 @@ func (a *agentProcess) status() error {
 	if err != nil {
 		return err
 	}
-	conflist, err := libcni.ConfListFromConf(conf)
+	conflist, err := libcni.ConfListFromConf(conf) //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
 	if err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func (a *agentProcess) delegateConf(t *testing.T, nadConfig string) *libcni.Netw
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := libcni.ConfListFromConf(conf)
+	list, err := libcni.ConfListFromConf(conf) //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
 	if err != nil {
 		t.Fatal(err)
 	}

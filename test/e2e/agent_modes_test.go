@@ -167,7 +167,7 @@ func TestAgentIPAMOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := libcni.ConfListFromConf(pc)
+	list, err := libcni.ConfListFromConf(pc) //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
 	if err != nil {
 		t.Fatal(err)
 	}

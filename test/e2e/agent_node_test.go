@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -228,7 +229,8 @@ func TestAgentGCAndStatus(t *testing.T) {
 }
 
 func asCNIError(err error, target **types.Error) bool {
-	e, ok := err.(*types.Error)
+	var e *types.Error
+	ok := errors.As(err, &e)
 	if ok {
 		*target = e
 	}

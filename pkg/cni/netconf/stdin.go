@@ -11,13 +11,13 @@ import (
 type Mode int
 
 const (
-	// ModeChained: type antrea without networkType, chained after the primary plugin. On ADD the
+	// ModeChained is type antrea without networkType, chained after the primary plugin. On ADD the
 	// agent attaches every network of the Pod's annotation and passes prevResult through.
 	ModeChained Mode = iota + 1
-	// ModeDelegate: type antrea with networkType vlan, run by Multus for one network with the
+	// ModeDelegate is type antrea with networkType vlan, run by Multus for one network with the
 	// CNI_IFNAME Multus chose.
 	ModeDelegate
-	// ModeIPAMOnly: another plugin's configuration whose ipam.type is antrea; allocate and
+	// ModeIPAMOnly is another plugin's configuration whose ipam.type is antrea; allocate and
 	// release addresses only.
 	ModeIPAMOnly
 )

@@ -111,8 +111,8 @@ func parseJSON(annotation string) ([]elementShape, field.ErrorList, error) {
 // with our path and, for an unknown key, the key it was most likely meant to be. prefix is the
 // path of the decoded value within the list, "" for the whole list.
 func strictError(err error, prefix string) *field.Error {
-	fieldErr, ok := err.(sigsjson.FieldError)
-	if !ok {
+	var fieldErr sigsjson.FieldError
+	if !errors.As(err, &fieldErr) {
 		return field.InternalError(rootPath, err)
 	}
 	fieldPath := fieldErr.FieldPath()

@@ -88,7 +88,7 @@ func roundTrip(conn net.Conn, path string, headers [][2]string, body []byte) (*h
 
 	// Preface and settings: no push, and a receive window larger than any answer, so that the
 	// shim never has to grant more while it reads.
-	c.w.Write(clientPreface)
+	_, _ = c.w.Write(clientPreface) // a bufio.Writer: its error comes back from Flush
 	var settings []byte
 	settings = appendSetting(settings, settingEnablePush, 0)
 	settings = appendSetting(settings, settingInitialWindowSize, receiveWindow)
@@ -157,8 +157,9 @@ func (c *h2Conn) writeFrame(typ, flags byte, stream uint32, payload []byte) {
 	h[0], h[1], h[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
 	h[3], h[4] = typ, flags
 	binary.BigEndian.PutUint32(h[5:], stream)
-	c.w.Write(h[:])
-	c.w.Write(payload)
+	// A bufio.Writer: its error comes back from Flush.
+	_, _ = c.w.Write(h[:])
+	_, _ = c.w.Write(payload)
 }
 
 // readFrame reads and handles one frame.

@@ -87,7 +87,7 @@ func startRawAgent(t *testing.T, answer *cnipb.CniCmdResponse) (*rawAgent, strin
 }
 
 // runCommand runs one command of a plugin whose environment points at socket.
-func runCommand(t *testing.T, command, socket string, args *skel.CmdArgs) (error, string, string) {
+func runCommand(t *testing.T, command, socket string, args *skel.CmdArgs) (error, string, string) { //nolint:staticcheck // ST1008: the error first reads like the CNI result it is
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	p := New(&stdout, &stderr, func(key string) string {

@@ -55,7 +55,9 @@ func TestBlocksOfDeletedAndNotReadyNodes(t *testing.T) {
 	if _, err := env.Kube.CoreV1().Nodes().Create(ctx, notReady, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Kube.CoreV1().Nodes().Delete(context.Background(), notReady.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Kube.CoreV1().Nodes().Delete(context.Background(), notReady.Name, metav1.DeleteOptions{})
+	})
 
 	subnet := env.FreeSubnet(t)
 	pool := env.MustCreatePool(t, env.NewPool("blk", subnet, 0, v1beta1.IPRange{CIDR: subnet.String()}))
@@ -68,7 +70,9 @@ func TestBlocksOfDeletedAndNotReadyNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = env.CRD.CrdV1beta1().IPPoolBlocks().Delete(context.Background(), b.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = env.CRD.CrdV1beta1().IPPoolBlocks().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
+		})
 		return b
 	}
 	a := func(host int) string { return controllertest.Addr(subnet, host).String() }
