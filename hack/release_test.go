@@ -81,8 +81,8 @@ func TestReleaseBuildsVersionedManifestsAndImages(t *testing.T) {
 		}
 	}
 	crds := string(must(os.ReadFile(filepath.Join(out, "crds.yml"))))
-	if strings.Count(crds, "kind: CustomResourceDefinition") != 2 || strings.Contains(crds, "kind: DaemonSet") {
-		t.Errorf("crds.yml does not hold exactly the two CRDs")
+	if strings.Count(crds, "kind: CustomResourceDefinition") != 3 || strings.Contains(crds, "kind: DaemonSet") {
+		t.Errorf("crds.yml does not hold exactly the three CRDs (NetworkAttachmentDefinition, IPPool, IPPoolBlock)")
 	}
 	if _, err := os.Stat(filepath.Join(out, "kustomize/base/manifest/antrea.yml")); err != nil {
 		t.Errorf("the kustomize base lacks the release's manifest: %v", err)

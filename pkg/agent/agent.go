@@ -164,13 +164,19 @@ func Run(ctx context.Context, o Options) error {
 	a.pods = &objects.Pods{Client: a.kube, Lister: podInformer.Lister()}
 	lookup := &objects.Lookup{NADClient: nads, NADLister: nadInformer.Lister(), CRDClient: crds, PoolLister: poolInformer.Lister()}
 	if ipamOn {
-		// Address blocks of this Node; their records sit next to the CNI socket, on the Node's
-		// /var/run (they must outlive the agent, not the Node's sandboxes).
-		if a.allocator, err = ipam.NewAllocator(crds, poolInformer, ipam.Options{NodeName: o.NodeName,
-			Blocks: crdFactory.Crd().V1beta1().IPPoolBlocks(), StateDir: filepath.Join(filepath.Dir(cfg.CNISocket), "ipam")}); err != nil {
+		opts := ipam.Options{}
+		if o.ConfigError == nil && cfg.Gates.Enabled(config.IPPoolBlocks) {
+			// Address blocks of this Node; their records sit next to the CNI socket, on the Node's
+			// /var/run (they must outlive the agent, not the Node's sandboxes).
+			opts = ipam.Options{NodeName: o.NodeName, Blocks: crdFactory.Crd().V1beta1().IPPoolBlocks(),
+				StateDir: filepath.Join(filepath.Dir(cfg.CNISocket), "ipam")}
+		}
+		if a.allocator, err = ipam.NewAllocator(crds, poolInformer, opts); err != nil {
 			return err
 		}
-		defer a.allocator.FlushBlocks()
+		if opts.NodeName != "" {
+			defer a.allocator.FlushBlocks()
+		}
 	}
 
 	br, hasBridge := cfg.Bridge()

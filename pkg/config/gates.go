@@ -20,6 +20,10 @@ const (
 	// removed are detached. It is ours, not Antrea's. Without it only the first attachment of a
 	// running Pod (the annotation added after the Pod started) is applied, as Antrea does.
 	SecondaryNetworkHotplug featuregate.Feature = "SecondaryNetworkHotplug"
+	// IPPoolBlocks has the agent allocate inside per-Node address blocks (IPPoolBlock objects),
+	// with no API write per Pod. It is ours. Without it every allocation is an entry of the
+	// IPPool's status.ipAddresses, as in Antrea.
+	IPPoolBlocks featuregate.Feature = "IPPoolBlocks"
 )
 
 // features is the single list of gates both components know. Both are alpha and off by default,
@@ -29,6 +33,9 @@ var features = map[featuregate.Feature]featuregate.FeatureSpec{
 	AntreaIPAM:       {Default: false, PreRelease: featuregate.Alpha},
 	// Off by default: changing a running Pod's interfaces is beyond the contract, so it is asked for.
 	SecondaryNetworkHotplug: {Default: false, PreRelease: featuregate.Alpha},
+	// Off by default until the end-to-end suite reads holders from blocks (they reach the API
+	// server up to a second after the ADD answers).
+	IPPoolBlocks: {Default: false, PreRelease: featuregate.Alpha},
 }
 
 // NewFeatureGates returns a gate set of its own (never a process-wide one, so that two loaded

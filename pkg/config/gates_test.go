@@ -71,7 +71,7 @@ func TestNewFeatureGates(t *testing.T) {
 		t.Fatalf("NewFeatureGates() set %v", gates)
 	}
 	_, err = NewFeatureGates(map[string]bool{"Nope": true})
-	want := `featureGates[Nope]: Unsupported value: "Nope": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "SecondaryNetwork", "SecondaryNetworkHotplug"`
+	want := `featureGates[Nope]: Unsupported value: "Nope": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "IPPoolBlocks", "SecondaryNetwork", "SecondaryNetworkHotplug"`
 	if err == nil || err.Error() != want {
 		t.Fatalf("NewFeatureGates() error = %v, want %s", err, want)
 	}

@@ -120,7 +120,7 @@ func TestLoadAgentRejects(t *testing.T) {
 			want: "[bar: Forbidden: unknown field, foo: Forbidden: unknown field]"},
 		{name: "unknown feature gates are named, each",
 			yaml: "featureGates: {Foo: true, SecondaryNetwork: true, Bar: false}\n",
-			want: `[featureGates[Bar]: Unsupported value: "Bar": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "SecondaryNetwork", "SecondaryNetworkHotplug", featureGates[Foo]: Unsupported value: "Foo": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "SecondaryNetwork", "SecondaryNetworkHotplug"]`},
+			want: `[featureGates[Bar]: Unsupported value: "Bar": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "IPPoolBlocks", "SecondaryNetwork", "SecondaryNetworkHotplug", featureGates[Foo]: Unsupported value: "Foo": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "IPPoolBlocks", "SecondaryNetwork", "SecondaryNetworkHotplug"]`},
 		{name: "a gate value must be a boolean",
 			yaml: "featureGates: {SecondaryNetwork: \"yes please\"}\n",
 			want: `featureGates[SecondaryNetwork]: Invalid value: "yes please": must be true or false`},
@@ -290,7 +290,7 @@ func TestLoadControllerRejects(t *testing.T) {
 			want: `ipPoolGC.gracePeriod: Invalid value: "-1m0s": must not be negative`},
 		{name: "unknown feature gate",
 			yaml: "featureGates: {Multicast: true}\n",
-			want: `featureGates[Multicast]: Unsupported value: "Multicast": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "SecondaryNetwork", "SecondaryNetworkHotplug"`},
+			want: `featureGates[Multicast]: Unsupported value: "Multicast": supported values: "AllAlpha", "AllBeta", "AntreaIPAM", "IPPoolBlocks", "SecondaryNetwork", "SecondaryNetworkHotplug"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
