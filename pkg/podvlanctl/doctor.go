@@ -11,6 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
@@ -207,8 +208,10 @@ func checkAgents(in DoctorInput) Check {
 			warnings = append(warnings, fmt.Sprintf("%s: no agent, taints %s not tolerated (Pods tolerating them get no secondary networks there)", n.Name, strings.Join(untolerated, ", ")))
 			continue
 		}
-		if !matchesSelector(n.Labels, ds.Spec.Template.Spec.NodeSelector) {
-			warnings = append(warnings, fmt.Sprintf("%s: no agent, the DaemonSet's nodeSelector excludes it", n.Name))
+		// nodeSelector and required node affinity, as the DaemonSet controller reads them (the
+		// manifests keep the agent off Nodes labelled podvlan.dev/agent=false this way).
+		if match, err := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: ds.Spec.Template.Spec}).Match(&n); err == nil && !match {
+			warnings = append(warnings, fmt.Sprintf("%s: no agent, the DaemonSet's nodeSelector or node affinity excludes it", n.Name))
 			continue
 		}
 		failures = append(failures, fmt.Sprintf("%s: no agent Pod", n.Name))
@@ -237,15 +240,6 @@ func untoleratedTaints(taints []corev1.Taint, tolerations []corev1.Toleration) [
 		}
 	}
 	return out
-}
-
-func matchesSelector(labels, selector map[string]string) bool {
-	for k, v := range selector {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func firstErr(errs ...error) error {

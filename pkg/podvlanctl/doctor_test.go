@@ -108,6 +108,15 @@ func TestRunChecks(t *testing.T) {
 			in.Nodes[1].Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}}
 			in.AgentPods = in.AgentPods[:1]
 		}, "antrea-agent DaemonSet", CheckWarn, "node-2: no agent, taints dedicated=db:NoSchedule not tolerated"},
+		{"a Node the DaemonSet's node affinity excludes (podvlan.dev/agent=false) has no agent: a warning", func(in *DoctorInput) {
+			in.Nodes[1].Labels = map[string]string{"podvlan.dev/agent": "false"}
+			in.DaemonSet.Object.Spec.Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+					MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "podvlan.dev/agent", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"false"}}},
+				}}},
+			}}
+			in.AgentPods = in.AgentPods[:1]
+		}, "antrea-agent DaemonSet", CheckWarn, "node-2: no agent, the DaemonSet's nodeSelector or node affinity excludes it"},
 		{"a schedulable Node without an agent Pod", func(in *DoctorInput) { in.AgentPods = in.AgentPods[:1] }, "antrea-agent DaemonSet", CheckFail, "node-2: no agent Pod"},
 		{"an agent not ready", func(in *DoctorInput) { in.AgentPods[0] = agentPod("node-1", false, 3) }, "antrea-agent DaemonSet", CheckFail, "node-1: agent not ready (container antrea-agent waiting: CrashLoopBackOff"},
 		{"controller not ready", func(in *DoctorInput) { in.Deployment.Object = deployment(0) }, "antrea-controller Deployment", CheckFail, "0 of 1"},
