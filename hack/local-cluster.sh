@@ -182,6 +182,43 @@ mgmt_bridge_has_node_ip() { output_has " $(node_ip 1)/$MGMT_PREFIX " ip -o addr 
 # Clusters started before the management network existed kept node-1's address on lo.
 lo_has_node_ip() { output_has " $(node_ip 1)/32 " ip -o addr show dev lo; }
 
+# conflist_owner FILE: the state directory of the local cluster (of any checkout of this project) that
+# wrote the primary config list FILE, read from the host-local dataDir it names; empty when FILE is
+# not one of ours.
+conflist_owner() {
+	[ -f "$1" ] || return 0
+	local data
+	data=$(jq -r --arg name "$CNI_NETWORK" \
+		'select(.name == $name) | .plugins[0] | select(.type == "bridge") | .ipam.dataDir // empty' "$1" 2>/dev/null || true)
+	if [[ $data == /*/_output/local-cluster/node-1/cni-ipam ]]; then echo "${data%/node-1/cni-ipam}"; fi
+	return 0
+}
+
+# cluster_alive DIR: a daemon of the local cluster whose state directory is DIR still runs.
+cluster_alive() {
+	[ -d "$1" ] || return 1
+	local pidfile
+	while read -r pidfile; do alive "$pidfile" && return 0; done < <(find "$1" -xdev -name '*.pid' 2>/dev/null)
+	return 1
+}
+
+# orphaned_host_files prints the files in the machine-wide paths (the primary config list, the link to
+# node-1's OVS) that a local cluster of this project made and that nothing of it uses any more: its
+# daemons are gone, its state directory may be too (a machine restored from a snapshot, a checkout
+# removed while its cluster was up). They belong to no one, so `down` removes them and `up` starts.
+orphaned_host_files() {
+	local owner target
+	owner=$(conflist_owner "$CNI_CONFLIST")
+	if [ -n "$owner" ] && ! cluster_alive "$owner"; then echo "$CNI_CONFLIST"; fi
+	if [ -L "$OVS_RUN_LINK" ]; then
+		target=$(readlink "$OVS_RUN_LINK")
+		if [[ $target == /*/_output/local-cluster/node-1/ovs/run ]] && ! cluster_alive "${target%/node-1/ovs/run}"; then
+			echo "$OVS_RUN_LINK"
+		fi
+	fi
+	return 0
+}
+
 # port_taken ADDR PORT: something listens on TCP PORT at ADDR or at a wildcard address.
 port_taken() {
 	ss -Hltn "sport = :$2" 2>/dev/null | awk -v want="$1:$2" -v port="$2" \
@@ -209,7 +246,13 @@ preflight() {
 	if ip link show ovs-netdev >/dev/null 2>&1; then
 		die "another userspace ovs-vswitchd owns the root network namespace (link ovs-netdev exists)"
 	fi
-	if [ -e "$CNI_CONFLIST" ]; then die "$CNI_CONFLIST already exists"; fi
+	if [ -e "$CNI_CONFLIST" ]; then
+		local owner
+		owner=$(conflist_owner "$CNI_CONFLIST")
+		[ -z "$owner" ] || [ "$owner" = "$DIR" ] ||
+			die "$CNI_CONFLIST belongs to the local cluster of another checkout ($owner), which is up: take it down there first"
+		die "$CNI_CONFLIST already exists and is not this project's: another CNI owns this machine's Pod network"
+	fi
 	if [ -e "$OVS_RUN_LINK" ] || [ -L "$OVS_RUN_LINK" ]; then
 		die "$OVS_RUN_LINK already exists (another Open vSwitch?): node-1's OVS cannot be linked there"
 	fi
@@ -863,6 +906,7 @@ cmd_down() {
 	phase "strays killed"
 	unmount_all
 	remove_host_files
+	for f in $(orphaned_host_files); do rm -f "$f"; done
 	# The logs survive the teardown (a failed run's evidence): _output/logs/local-cluster-<time>/.
 	keep_logs "$DIR"
 	rm -rf --one-file-system "$DIR"
@@ -915,6 +959,7 @@ leftovers() {
 		[ -d "${hier}kubepods" ] && echo "cgroup ${hier}kubepods"
 	done
 	[ -e "$CNI_CONFLIST" ] && echo "file $CNI_CONFLIST"
+	output_has "$OVS_RUN_LINK" orphaned_host_files && echo "link $OVS_RUN_LINK (to the OVS of a cluster that no longer runs)"
 	services_table_exists && echo "nftables table ip $SERVICES_TABLE"
 	[ -f "$DIR/created-host-paths" ] && while read -r p; do { [ -e "$p" ] || [ -L "$p" ]; } && echo "path $p"; done <"$DIR/created-host-paths"
 	[ -d "$DIR" ] && echo "directory $DIR"
