@@ -5,7 +5,6 @@ package cnihandler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -533,55 +532,18 @@ func (h *Handler) checkIPAMOnly(req *server.Request, stdin *netconf.Stdin) error
 	return nil
 }
 
-// gcKeys are the keys a runtime adds to the network configuration of a GC call: the attachments
-// to keep, under the name of CNI 1.1 and under the older draft's name.
-var gcKeys = []string{"cni.dev/valid-attachments", "cni.dev/attachments"}
-
-type validAttachment struct {
-	ContainerID string `json:"containerID"`
-	IfName      string `json:"ifname"`
-}
-
-// parseGC splits a GC configuration into the network configuration and the attachments to keep.
-func parseGC(config []byte) (*netconf.Stdin, []validAttachment, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(config, &raw); err != nil {
-		return nil, nil, invalidConfig(fmt.Errorf("GC configuration: %w", err))
-	}
-	var valid []validAttachment
-	for _, key := range gcKeys {
-		if v, ok := raw[key]; ok {
-			var list []validAttachment
-			if err := json.Unmarshal(v, &list); err != nil {
-				return nil, nil, invalidConfig(fmt.Errorf("%s: %w", key, err))
-			}
-			valid = append(valid, list...)
-			delete(raw, key)
-		}
-	}
-	rest, err := json.Marshal(raw)
-	if err != nil {
-		return nil, nil, internal(err)
-	}
-	stdin, err := netconf.ParseStdin(rest)
-	if err != nil {
-		return nil, nil, invalidConfig(err)
-	}
-	return stdin, valid, nil
-}
-
 // GC implements CNI GC: the attachments of the network in the call that are missing from its
 // valid list are removed; another way in's or another network's are never touched (see
 // engine.GC). A chained sandbox counts as valid when any of its interfaces is listed, because
 // the runtime lists the primary interface only.
 func (h *Handler) GC(ctx context.Context, req *server.Request) error {
-	stdin, valid, err := parseGC(req.Config)
+	stdin, err := netconf.ParseStdin(req.Config)
 	if err != nil {
-		return err
+		return invalidConfig(err)
 	}
-	keepContainer := make(map[string]bool, len(valid))
-	keepAttachment := make(map[validAttachment]bool, len(valid))
-	for _, a := range valid {
+	keepContainer := make(map[string]bool, len(stdin.ValidAttachments))
+	keepAttachment := make(map[netconf.Attachment]bool, len(stdin.ValidAttachments))
+	for _, a := range stdin.ValidAttachments {
 		keepContainer[a.ContainerID] = true
 		keepAttachment[a] = true
 	}
@@ -589,7 +551,7 @@ func (h *Handler) GC(ctx context.Context, req *server.Request) error {
 	var network string
 	var eng Attacher
 	keep := func(containerID, ifName string) bool {
-		return keepAttachment[validAttachment{ContainerID: containerID, IfName: ifName}]
+		return keepAttachment[netconf.Attachment{ContainerID: containerID, IfName: ifName}]
 	}
 	switch stdin.Mode {
 	case netconf.ModeChained:
