@@ -187,11 +187,12 @@ func (h *Handler) gateError(gate featuregate.Feature) error {
 	return invalidConfig(config.GateDisabledError(gate, config.AgentFileName))
 }
 
-// parse reads the configuration and the arguments common to every command.
-func parse(req *server.Request) (*netconf.Stdin, parsedArgs, error) {
-	stdin, err := netconf.ParseStdin(req.Config)
+// parse reads the configuration (the only time a request's stdin is parsed) and the arguments
+// common to every command.
+func parse(ctx context.Context, req *server.Request) (*netconf.Stdin, parsedArgs, error) {
+	stdin, err := parseStdin(ctx, req)
 	if err != nil {
-		return nil, parsedArgs{}, invalidConfig(err)
+		return nil, parsedArgs{}, err
 	}
 	if err := stdin.CheckCommand(req.Command); err != nil {
 		return nil, parsedArgs{}, invalidConfig(err)
@@ -201,6 +202,18 @@ func parse(req *server.Request) (*netconf.Stdin, parsedArgs, error) {
 		return nil, parsedArgs{}, err
 	}
 	return stdin, args, nil
+}
+
+// parseStdin reads the configuration and names its network in the server's log of the command.
+func parseStdin(ctx context.Context, req *server.Request) (*netconf.Stdin, error) {
+	stdin, err := netconf.ParseStdin(req.Config)
+	if err != nil {
+		return nil, invalidConfig(err)
+	}
+	if stdin.Name != "" {
+		server.AddLogKeys(ctx, "network", stdin.Name)
+	}
+	return stdin, nil
 }
 
 func sandboxOf(req *server.Request, args parsedArgs) plan.Sandbox {
@@ -214,7 +227,7 @@ func podRef(pod *corev1.Pod) podstatus.PodRef {
 
 // Add implements CNI ADD.
 func (h *Handler) Add(ctx context.Context, req *server.Request) (types.Result, error) {
-	stdin, args, err := parse(req)
+	stdin, args, err := parse(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +407,7 @@ func (h *Handler) addIPAMOnly(ctx context.Context, req *server.Request, stdin *n
 
 // Del implements CNI DEL: it succeeds when there is nothing (left) to remove.
 func (h *Handler) Del(ctx context.Context, req *server.Request) error {
-	stdin, args, err := parse(req)
+	stdin, args, err := parse(ctx, req)
 	if err != nil {
 		// A configuration that no longer parses must not block the sandbox's removal forever:
 		// clean up by container ID, which needs no configuration.
@@ -463,7 +476,7 @@ func (h *Handler) detachFailed(args parsedArgs, err error) {
 
 // Check implements CNI CHECK.
 func (h *Handler) Check(ctx context.Context, req *server.Request) error {
-	stdin, args, err := parse(req)
+	stdin, args, err := parse(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -537,9 +550,9 @@ func (h *Handler) checkIPAMOnly(req *server.Request, stdin *netconf.Stdin) error
 // engine.GC). A chained sandbox counts as valid when any of its interfaces is listed, because
 // the runtime lists the primary interface only.
 func (h *Handler) GC(ctx context.Context, req *server.Request) error {
-	stdin, err := netconf.ParseStdin(req.Config)
+	stdin, err := parseStdin(ctx, req)
 	if err != nil {
-		return invalidConfig(err)
+		return err
 	}
 	keepContainer := make(map[string]bool, len(stdin.ValidAttachments))
 	keepAttachment := make(map[netconf.Attachment]bool, len(stdin.ValidAttachments))
