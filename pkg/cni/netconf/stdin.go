@@ -3,6 +3,7 @@ package netconf
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -91,8 +92,8 @@ func ParseStdin(data []byte) (*Stdin, error) {
 		return nil, wrap(errs)
 	}
 	out := &Stdin{Mode: mode, CNIVersion: conf.CNIVersion, Name: conf.Name, Type: conf.Type, PrevResult: conf.PrevResult,
-		ValidAttachments: append(conf.ValidAttachments, conf.DraftValidAttachments...)}
-	out.hasGCKeys = conf.ValidAttachments != nil || conf.DraftValidAttachments != nil
+		ValidAttachments: slices.Concat(conf.ValidAttachments, conf.DraftValidAttachments),
+		hasGCKeys:        conf.ValidAttachments != nil || conf.DraftValidAttachments != nil}
 	switch mode {
 	case ModeChained:
 		errs = append(errs, validateChained(conf)...)
