@@ -228,7 +228,7 @@ func mustBe(t reflect.Type) string {
 
 // locate reads data token by token, following top's type, to the value that ends (a scalar) or
 // begins (an object or a list) at offset, where encoding/json stopped; it returns that value's
-// cursor and the value, summarised.
+// cursor and the value (its opening delimiter for an object or a list).
 func locate(data []byte, offset int64, top cursor) (cursor, any, bool) {
 	type frame struct {
 		c         cursor
@@ -271,15 +271,11 @@ func locate(data []byte, offset int64, top cursor) (cursor, any, bool) {
 				c = f.c.index(f.n)
 			}
 		}
-		if tok == json.Delim('{') || tok == json.Delim('[') {
-			value := any("{...}")
-			if tok == json.Delim('[') {
-				value = "[...]"
-			}
+		if d, isDelim := tok.(json.Delim); isDelim { // '{' or '['
 			if dec.InputOffset() == offset {
-				return c, json.RawMessage(value.(string)), true
+				return c, d, true
 			}
-			stack = append(stack, frame{c: c, object: tok == json.Delim('{'), expectKey: tok == json.Delim('{')})
+			stack = append(stack, frame{c: c, object: d == '{', expectKey: d == '{'})
 			continue
 		}
 		if dec.InputOffset() == offset {
@@ -291,19 +287,19 @@ func locate(data []byte, offset int64, top cursor) (cursor, any, bool) {
 
 // summary turns what locate returned into the value shown in a message.
 func summary(v any) any {
-	if raw, ok := v.(json.RawMessage); ok {
-		return string(raw)
+	switch v {
+	case json.Delim('{'):
+		return "{...}"
+	case json.Delim('['):
+		return "[...]"
 	}
 	return v
 }
 
 func jsonKind(v any) string {
-	switch v := v.(type) {
-	case json.RawMessage:
-		if string(v) == "[...]" {
-			return "array"
-		}
-		return "object"
+	switch v.(type) {
+	case json.Delim:
+		return map[any]string{json.Delim('{'): "object", json.Delim('['): "array"}[v]
 	case string:
 		return "string"
 	case json.Number:
