@@ -1,14 +1,12 @@
 package config
 
 import (
-	"encoding/json"
 	"fmt"
-	"reflect"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
-	"github.com/podvlan/podvlan/internal/jsonshape"
+	"github.com/podvlan/podvlan/internal/strictjson"
 )
 
 // misplaced maps a key that is valid somewhere else (by its path where it was found) to where it
@@ -50,54 +48,27 @@ func decodeStrict(data []byte, out any, hints misplaced) error {
 	if err != nil {
 		return fmt.Errorf("not valid YAML: %w", err)
 	}
-	value, err := jsonshape.Decode(jsonData)
+	r, err := strictjson.Decode(jsonData, out, nil)
 	if err != nil {
 		return fmt.Errorf("not valid YAML: %w", err)
 	}
-	switch value.(type) {
-	case nil:
-		return nil
-	case map[string]any:
-	default:
-		return fmt.Errorf("the document must be a mapping of settings (key: value lines), not %s", kindOf(value))
+	if r.RootKind != "" {
+		return fmt.Errorf("the document must be a mapping of settings (key: value lines), not %s", kindNames[r.RootKind])
 	}
-	report := jsonshape.Check(value, reflect.TypeOf(out).Elem(), nil)
+	// YAMLToJSONStrict has refused duplicate keys already.
 	var errs field.ErrorList
-	for _, u := range report.Unknown {
-		errs = append(errs, field.Forbidden(u.Path, unknownKeyDetail(u, hints)))
+	for _, u := range r.Unknown {
+		detail := u.Detail()
+		if hint, ok := hints[u.Path.String()]; ok {
+			detail = "unknown field; " + hint
+		}
+		errs = append(errs, field.Forbidden(u.Path, detail))
 	}
-	errs = append(errs, report.Invalid...)
-	if len(errs) > 0 {
-		return errs.ToAggregate()
+	if r.WrongType != nil {
+		errs = append(errs, r.WrongType)
 	}
-	if err := json.Unmarshal(jsonData, out); err != nil {
-		// Check accepts only what decodes; reaching this is a bug in Check, still reported.
-		return fmt.Errorf("decode: %w", err)
-	}
-	return nil
+	return errs.ToAggregate()
 }
 
-func unknownKeyDetail(u jsonshape.UnknownKey, hints misplaced) string {
-	if hint, ok := hints[u.Path.String()]; ok {
-		return "unknown field; " + hint
-	}
-	if s := u.Suggest(); s != "" {
-		return fmt.Sprintf("unknown field; did you mean %q?", s)
-	}
-	return "unknown field"
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case []any:
-		return "a list"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case json.Number:
-		return "a number"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
-}
+// kindNames names the JSON kinds of a document in YAML terms.
+var kindNames = map[string]string{"array": "a list", "string": "a string", "bool": "a boolean", "number": "a number"}

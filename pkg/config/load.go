@@ -44,6 +44,9 @@ func LoadController(data []byte) (*Controller, error) {
 	if err := decodeStrict(data, f, controllerMisplaced); err != nil {
 		return nil, fmt.Errorf("invalid %s: %w", ControllerFileName, err)
 	}
+	if errs := f.IPPoolGC.validate(field.NewPath("ipPoolGC")); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid %s: %w", ControllerFileName, errs.ToAggregate())
+	}
 	c := f.withDefaults()
 	if errs := c.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid %s: %w", ControllerFileName, errs.ToAggregate())

@@ -5,7 +5,6 @@ package cnihandler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -188,11 +187,12 @@ func (h *Handler) gateError(gate featuregate.Feature) error {
 	return invalidConfig(config.GateDisabledError(gate, config.AgentFileName))
 }
 
-// parse reads the configuration and the arguments common to every command.
-func parse(req *server.Request) (*netconf.Stdin, parsedArgs, error) {
-	stdin, err := netconf.ParseStdin(req.Config)
+// parse reads the configuration (the only time a request's stdin is parsed) and the arguments
+// common to every command.
+func parse(ctx context.Context, req *server.Request) (*netconf.Stdin, parsedArgs, error) {
+	stdin, err := parseStdin(ctx, req)
 	if err != nil {
-		return nil, parsedArgs{}, invalidConfig(err)
+		return nil, parsedArgs{}, err
 	}
 	if err := stdin.CheckCommand(req.Command); err != nil {
 		return nil, parsedArgs{}, invalidConfig(err)
@@ -202,6 +202,18 @@ func parse(req *server.Request) (*netconf.Stdin, parsedArgs, error) {
 		return nil, parsedArgs{}, err
 	}
 	return stdin, args, nil
+}
+
+// parseStdin reads the configuration and names its network in the server's log of the command.
+func parseStdin(ctx context.Context, req *server.Request) (*netconf.Stdin, error) {
+	stdin, err := netconf.ParseStdin(req.Config)
+	if err != nil {
+		return nil, invalidConfig(err)
+	}
+	if stdin.Name != "" {
+		server.AddLogKeys(ctx, "network", stdin.Name)
+	}
+	return stdin, nil
 }
 
 func sandboxOf(req *server.Request, args parsedArgs) plan.Sandbox {
@@ -215,7 +227,7 @@ func podRef(pod *corev1.Pod) podstatus.PodRef {
 
 // Add implements CNI ADD.
 func (h *Handler) Add(ctx context.Context, req *server.Request) (types.Result, error) {
-	stdin, args, err := parse(req)
+	stdin, args, err := parse(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +407,7 @@ func (h *Handler) addIPAMOnly(ctx context.Context, req *server.Request, stdin *n
 
 // Del implements CNI DEL: it succeeds when there is nothing (left) to remove.
 func (h *Handler) Del(ctx context.Context, req *server.Request) error {
-	stdin, args, err := parse(req)
+	stdin, args, err := parse(ctx, req)
 	if err != nil {
 		// A configuration that no longer parses must not block the sandbox's removal forever:
 		// clean up by container ID, which needs no configuration.
@@ -464,7 +476,7 @@ func (h *Handler) detachFailed(args parsedArgs, err error) {
 
 // Check implements CNI CHECK.
 func (h *Handler) Check(ctx context.Context, req *server.Request) error {
-	stdin, args, err := parse(req)
+	stdin, args, err := parse(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -533,55 +545,18 @@ func (h *Handler) checkIPAMOnly(req *server.Request, stdin *netconf.Stdin) error
 	return nil
 }
 
-// gcKeys are the keys a runtime adds to the network configuration of a GC call: the attachments
-// to keep, under the name of CNI 1.1 and under the older draft's name.
-var gcKeys = []string{"cni.dev/valid-attachments", "cni.dev/attachments"}
-
-type validAttachment struct {
-	ContainerID string `json:"containerID"`
-	IfName      string `json:"ifname"`
-}
-
-// parseGC splits a GC configuration into the network configuration and the attachments to keep.
-func parseGC(config []byte) (*netconf.Stdin, []validAttachment, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(config, &raw); err != nil {
-		return nil, nil, invalidConfig(fmt.Errorf("GC configuration: %w", err))
-	}
-	var valid []validAttachment
-	for _, key := range gcKeys {
-		if v, ok := raw[key]; ok {
-			var list []validAttachment
-			if err := json.Unmarshal(v, &list); err != nil {
-				return nil, nil, invalidConfig(fmt.Errorf("%s: %w", key, err))
-			}
-			valid = append(valid, list...)
-			delete(raw, key)
-		}
-	}
-	rest, err := json.Marshal(raw)
-	if err != nil {
-		return nil, nil, internal(err)
-	}
-	stdin, err := netconf.ParseStdin(rest)
-	if err != nil {
-		return nil, nil, invalidConfig(err)
-	}
-	return stdin, valid, nil
-}
-
 // GC implements CNI GC: the attachments of the network in the call that are missing from its
 // valid list are removed; another way in's or another network's are never touched (see
 // engine.GC). A chained sandbox counts as valid when any of its interfaces is listed, because
 // the runtime lists the primary interface only.
 func (h *Handler) GC(ctx context.Context, req *server.Request) error {
-	stdin, valid, err := parseGC(req.Config)
+	stdin, err := parseStdin(ctx, req)
 	if err != nil {
 		return err
 	}
-	keepContainer := make(map[string]bool, len(valid))
-	keepAttachment := make(map[validAttachment]bool, len(valid))
-	for _, a := range valid {
+	keepContainer := make(map[string]bool, len(stdin.ValidAttachments))
+	keepAttachment := make(map[netconf.Attachment]bool, len(stdin.ValidAttachments))
+	for _, a := range stdin.ValidAttachments {
 		keepContainer[a.ContainerID] = true
 		keepAttachment[a] = true
 	}
@@ -589,7 +564,7 @@ func (h *Handler) GC(ctx context.Context, req *server.Request) error {
 	var network string
 	var eng Attacher
 	keep := func(containerID, ifName string) bool {
-		return keepAttachment[validAttachment{ContainerID: containerID, IfName: ifName}]
+		return keepAttachment[netconf.Attachment{ContainerID: containerID, IfName: ifName}]
 	}
 	switch stdin.Mode {
 	case netconf.ModeChained:

@@ -374,3 +374,20 @@ func TestIPAMCommandsWaitForTheIPPoolCache(t *testing.T) {
 		t.Errorf("ADD once synced = %v", err)
 	}
 }
+
+// Bug: the GC configuration was decoded into a map, stripped of its attachment keys and
+// re-encoded before it was parsed, which silently dropped a key given twice that ADD refuses.
+// Both are now judged by the same single parse.
+func TestGCRefusesAKeyGivenTwiceAsAddDoes(t *testing.T) {
+	s := newStage(t)
+	twice := strings.Replace(delegateConfig, `{"cniVersion"`, `{"name":"vlan200","cniVersion"`, 1)
+	_, err := s.handler.Add(t.Context(), &server.Request{Command: server.CommandAdd, Config: []byte(twice)})
+	if codeOf(server.CommandAdd, err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "name: Forbidden: key given twice") {
+		t.Fatalf("ADD = %v, want code 7 naming the name given twice", err)
+	}
+	gc := strings.Replace(twice, `{"name"`, `{"cni.dev/valid-attachments":[],"name"`, 1)
+	err = s.handler.GC(t.Context(), &server.Request{Command: server.CommandGC, Config: []byte(gc)})
+	if codeOf(server.CommandGC, err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "name: Forbidden: key given twice") {
+		t.Fatalf("GC = %v, want code 7 naming the name given twice", err)
+	}
+}

@@ -19,6 +19,8 @@ var configSeeds = []string{
 	`{"plugins": []}`,
 	`[]`,
 	`{"type": "antrea", "mtu": 1e400}`,
+	`{"cniVersion": "1.1.0", "type": "antrea", "networkType": null, "cni.dev/valid-attachments": [{"containerID": "c", "ifname": "eth0"}]}`,
+	`{"cniVersion": "1.1.0", "type": "macvlan", "mtu": "x", "ipam": {"type": "antrea", "ippools": ["p"]}, "ipam": {}, "cni.dev/attachments": {}}`,
 }
 
 // checkNetwork asserts what the attach engine relies on in an accepted network.

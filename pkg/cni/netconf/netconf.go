@@ -41,10 +41,11 @@ var SupportedCNIVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 
 // Config is the configuration as written. Its JSON names are the CNI keys.
 type Config struct {
-	CNIVersion  string `json:"cniVersion,omitempty"`
-	Name        string `json:"name,omitempty"`
-	Type        string `json:"type,omitempty"`
-	NetworkType string `json:"networkType,omitempty"`
+	CNIVersion string `json:"cniVersion,omitempty"`
+	Name       string `json:"name,omitempty"`
+	Type       string `json:"type,omitempty"`
+	// NetworkType is nil when the key is absent (or null), which makes the chained entry.
+	NetworkType *string `json:"networkType,omitempty"`
 	// MTU of both ends of the veth; 0 means DefaultMTU.
 	MTU int `json:"mtu,omitempty"`
 	// VLAN is the access VLAN; 0 means "from the IPPools, else untagged".
@@ -64,6 +65,24 @@ type Config struct {
 	// CNISocket is where the shim reaches the agent; read by the shim, accepted here so that a
 	// configuration naming a non-default socket is valid.
 	CNISocket string `json:"cniSocket,omitempty"`
+	GCKeys
+}
+
+// gcKeys are the keys a runtime adds to the configuration of a GC call, as in GCKeys.
+var gcKeys = []string{"cni.dev/valid-attachments", "cni.dev/attachments"}
+
+// GCKeys are the keys a runtime adds to the network configuration of a GC call: the attachments
+// to keep, under the name of CNI 1.1 and under the older draft's. Other keys of an attachment
+// are ignored.
+type GCKeys struct {
+	ValidAttachments      []Attachment `json:"cni.dev/valid-attachments,omitempty"`
+	DraftValidAttachments []Attachment `json:"cni.dev/attachments,omitempty"`
+}
+
+// Attachment is one attachment a GC call says is still in use.
+type Attachment struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
 }
 
 // IPAMConfig is the ipam section as written.

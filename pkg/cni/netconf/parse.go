@@ -1,18 +1,16 @@
 package netconf
 
 import (
-	"encoding/json"
-	"errors"
+	"bytes"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/podvlan/podvlan/internal/jsonshape"
+	"github.com/podvlan/podvlan/internal/strictjson"
 	"github.com/podvlan/podvlan/pkg/cni/request"
 )
 
@@ -30,15 +28,15 @@ func ParseNAD(namespace, name, config string) (network *Network, ours bool, err 
 	if strings.TrimSpace(config) == "" {
 		return nil, false, nil
 	}
-	value, err := decodeObject([]byte(config), nadConfigPath)
+	conf, found, err := decode([]byte(config), nadConfigPath)
 	if err != nil {
 		return nil, false, nadErr(err)
 	}
-	if pluginType, _ := value["type"].(string); pluginType != PluginType {
+	if conf.Type != PluginType {
 		return nil, false, nil
 	}
-	conf, errs := decodeConfig([]byte(config), value, nadConfigPath, false)
-	if conf != nil {
+	errs := judged(found, nadConfigPath, false)
+	if found.WrongType == nil {
 		var validationErrs field.ErrorList
 		network, validationErrs = validateNetwork(conf, nadConfigPath)
 		errs = append(errs, validationErrs...)
@@ -51,21 +49,21 @@ func ParseNAD(namespace, name, config string) (network *Network, ours bool, err 
 	return network, true, nil
 }
 
-// decodeObject parses data as a JSON object, pointing at the place of a syntax error.
-func decodeObject(data []byte, path *field.Path) (map[string]any, error) {
-	value, err := jsonshape.Decode(data)
+// decode reads data, which must be a JSON object, into a Config in one strict pass; found holds
+// the duplicate and unknown keys and the value of the wrong type, with their paths below root.
+func decode(data []byte, root *field.Path) (conf *Config, found strictjson.Result, err error) {
+	conf = &Config{}
+	found, err = strictjson.Decode(data, conf, root)
 	if err != nil {
-		var syntaxErr *json.SyntaxError
-		if errors.As(err, &syntaxErr) {
-			return nil, fmt.Errorf("%s: not valid JSON at byte %d: %w", pathString(path), syntaxErr.Offset, err)
+		if isSyntax, offset := strictjson.SyntaxOffset(err); isSyntax {
+			return nil, found, fmt.Errorf("%s: not valid JSON at byte %d: %w", pathString(root), offset, err)
 		}
-		return nil, fmt.Errorf("%s: not valid JSON: %w", pathString(path), err)
+		return nil, found, fmt.Errorf("%s: not valid JSON: %w", pathString(root), err)
 	}
-	obj, ok := value.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: must be a JSON object", pathString(path))
+	if found.RootKind != "" || bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return nil, found, fmt.Errorf("%s: must be a JSON object", pathString(root))
 	}
-	return obj, nil
+	return conf, found, nil
 }
 
 func pathString(p *field.Path) string {
@@ -75,68 +73,49 @@ func pathString(p *field.Path) string {
 	return p.String()
 }
 
-// decodeConfig checks the shape of a configuration (types everywhere; unknown keys too unless
-// ipamOnly, where the top level belongs to another plugin) and decodes it. It returns a Config
-// whenever the values have the right types, together with the problems found so far.
-func decodeConfig(data []byte, value map[string]any, root *field.Path, ipamOnly bool) (*Config, field.ErrorList) {
+// judged returns the problems of found that are ours to report: other capabilities under
+// runtimeConfig (portMappings, bandwidth, ...) are the runtime's business, and in an IPAM-only
+// configuration only cniVersion and the ipam section are ours, the rest is the main plugin's.
+func judged(found strictjson.Result, root *field.Path, ipamOnly bool) field.ErrorList {
 	var errs field.ErrorList
-	for _, dup := range jsonshape.DuplicateKeys(data, root) {
-		if ipamOnly && !isUnder(dup, root, "ipam") && dup.String() != child(root, "cniVersion").String() {
+	for _, p := range found.Duplicates {
+		if !ipamOnly || isOurs(p.String(), root) {
+			errs = append(errs, field.Forbidden(p, "key given twice"))
+		}
+	}
+	for _, u := range found.Unknown {
+		if isUnder(u.Path.String(), root, "runtimeConfig") || isUnder(u.Path.String(), root, gcKeys...) ||
+			(ipamOnly && !isOurs(u.Path.String(), root)) {
 			continue
 		}
-		errs = append(errs, field.Forbidden(dup, "key given twice"))
+		errs = append(errs, field.Forbidden(u.Path, u.Detail()))
 	}
-	check := value
-	if ipamOnly {
-		// Only our section is ours to judge.
-		check = map[string]any{"ipam": value["ipam"]}
-		if v, ok := value["cniVersion"]; ok {
-			check["cniVersion"] = v
-		}
+	if found.WrongType != nil && (!ipamOnly || isOurs(found.WrongType.Field, root)) {
+		errs = append(errs, found.WrongType)
 	}
-	report := jsonshape.Check(check, reflect.TypeFor[Config](), root)
-	for _, u := range report.Unknown {
-		if isUnder(u.Path, root, "runtimeConfig") {
-			continue // other capabilities (portMappings, bandwidth, ...) are the runtime's business
-		}
-		detail := "unknown field"
-		if s := u.Suggest(); s != "" {
-			detail = fmt.Sprintf("unknown field; did you mean %q?", s)
-		}
-		errs = append(errs, field.Forbidden(u.Path, detail))
-	}
-	// Unknown and duplicate keys do not stop decoding, so that every problem is reported at once;
-	// a value of the wrong type does.
-	if len(report.Invalid) > 0 {
-		return nil, append(errs, report.Invalid...)
-	}
-	conf := &Config{}
-	var err error
-	if ipamOnly {
-		var raw []byte
-		raw, err = json.Marshal(check)
-		if err == nil {
-			err = json.Unmarshal(raw, conf)
-		}
-		conf.Type, _ = value["type"].(string)
-		conf.Name, _ = value["name"].(string)
-	} else {
-		err = json.Unmarshal(data, conf)
-	}
-	if err != nil {
-		return nil, append(errs, field.Invalid(root, "{...}", err.Error()))
-	}
-	return conf, errs
+	return errs
 }
 
-// isUnder reports whether p lies below root.child.
-func isUnder(p, root *field.Path, child string) bool {
-	prefix := child
-	if root != nil {
-		prefix = root.Child(child).String()
+// isOurs reports whether the field at path s is what an IPAM-only configuration asks of us:
+// cniVersion, the ipam section, or the attachments a GC call keeps.
+func isOurs(s string, root *field.Path) bool {
+	for _, key := range append([]string{"cniVersion", "ipam"}, gcKeys...) {
+		if s == child(root, key).String() {
+			return true
+		}
 	}
-	s := p.String()
-	return strings.HasPrefix(s, prefix+".") || strings.HasPrefix(s, prefix+"[")
+	return isUnder(s, root, "ipam") || isUnder(s, root, gcKeys...)
+}
+
+// isUnder reports whether the field at path s lies below one of root's children.
+func isUnder(s string, root *field.Path, children ...string) bool {
+	for _, name := range children {
+		prefix := child(root, name).String()
+		if strings.HasPrefix(s, prefix+".") || strings.HasPrefix(s, prefix+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 func child(root *field.Path, name string) *field.Path {
@@ -152,12 +131,16 @@ func validateNetwork(conf *Config, root *field.Path) (*Network, field.ErrorList)
 	var errs field.ErrorList
 	errs = append(errs, validateCNIVersion(conf.CNIVersion, child(root, "cniVersion"))...)
 	ntPath := child(root, "networkType")
-	switch conf.NetworkType {
+	networkType := ""
+	if conf.NetworkType != nil {
+		networkType = *conf.NetworkType
+	}
+	switch networkType {
 	case NetworkTypeVLAN:
 	case "":
 		errs = append(errs, field.Required(ntPath, `set "networkType": "vlan"`))
 	default:
-		errs = append(errs, field.NotSupported(ntPath, conf.NetworkType, []string{NetworkTypeVLAN}))
+		errs = append(errs, field.NotSupported(ntPath, networkType, []string{NetworkTypeVLAN}))
 	}
 	if conf.VLAN < 0 || conf.VLAN > MaxVLAN {
 		errs = append(errs, field.Invalid(child(root, "vlan"), conf.VLAN,

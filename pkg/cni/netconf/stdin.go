@@ -3,8 +3,11 @@ package netconf
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/podvlan/podvlan/internal/strictjson"
 )
 
 // Mode is how this plugin was invoked; see DESIGN.md "Three ways in".
@@ -56,32 +59,41 @@ type Stdin struct {
 	Runtime Runtime
 	// PrevResult is the previous plugin's result, raw; required on ADD and CHECK in ModeChained.
 	PrevResult json.RawMessage
+	// ValidAttachments are the attachments a GC call says are still in use.
+	ValidAttachments []Attachment
+	// hasGCKeys is true when the configuration has the keys of a GC call.
+	hasGCKeys bool
 }
 
-// ParseStdin classifies and validates the configuration the runtime passed on stdin. The error
-// names the field, and the network when the configuration has a name.
+// ParseStdin classifies and validates the configuration the runtime passed on stdin, read in one
+// strict pass. The error names the field, and the network when the configuration has a name.
 func ParseStdin(data []byte) (*Stdin, error) {
-	value, err := decodeObject(data, nil)
+	conf, found, err := decode(data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("invalid CNI configuration: %w", err)
 	}
-	pluginType, _ := value["type"].(string)
-	name, _ := value["name"].(string)
 	wrap := func(errs field.ErrorList) error {
-		if name != "" {
-			return fmt.Errorf("invalid CNI configuration of network %q: %w", name, errs.ToAggregate())
+		if conf.Name != "" {
+			return fmt.Errorf("invalid CNI configuration of network %q: %w", conf.Name, errs.ToAggregate())
 		}
 		return fmt.Errorf("invalid CNI configuration: %w", errs.ToAggregate())
 	}
-	mode, err := classify(pluginType, value)
+	mode, err := classify(conf)
 	if err != nil {
 		return nil, err
 	}
-	conf, errs := decodeConfig(data, value, nil, mode == ModeIPAMOnly)
-	if conf == nil {
+	if mode == ModeIPAMOnly && found.WrongType != nil && !isOurs(found.WrongType.Field, nil) {
+		// A main plugin's value that does not fit our Config stopped the strict checks; read
+		// what is ours alone.
+		found = decodeIPAMOnly(data, conf)
+	}
+	errs := judged(found, nil, mode == ModeIPAMOnly)
+	if found.WrongType != nil {
 		return nil, wrap(errs)
 	}
-	out := &Stdin{Mode: mode, CNIVersion: conf.CNIVersion, Name: conf.Name, Type: pluginType, PrevResult: conf.PrevResult}
+	out := &Stdin{Mode: mode, CNIVersion: conf.CNIVersion, Name: conf.Name, Type: conf.Type, PrevResult: conf.PrevResult,
+		ValidAttachments: slices.Concat(conf.ValidAttachments, conf.DraftValidAttachments),
+		hasGCKeys:        conf.ValidAttachments != nil || conf.DraftValidAttachments != nil}
 	switch mode {
 	case ModeChained:
 		errs = append(errs, validateChained(conf)...)
@@ -106,23 +118,40 @@ func ParseStdin(data []byte) (*Stdin, error) {
 	return out, nil
 }
 
-// classify decides the mode from type, networkType and ipam.type alone, before full validation,
-// so that the right rules apply.
-func classify(pluginType string, value map[string]any) (Mode, error) {
-	if pluginType == PluginType {
-		if _, hasNetworkType := value["networkType"]; hasNetworkType {
+// ipamOnlyConfig is the part of an IPAM-only configuration that is ours; the rest is the main
+// plugin's.
+type ipamOnlyConfig struct {
+	CNIVersion string      `json:"cniVersion,omitempty"`
+	IPAM       *IPAMConfig `json:"ipam,omitempty"`
+	GCKeys
+}
+
+// decodeIPAMOnly reads the part of data that is ours into conf, for an IPAM-only configuration
+// whose main plugin's keys do not fit Config.
+func decodeIPAMOnly(data []byte, conf *Config) strictjson.Result {
+	var ours ipamOnlyConfig
+	// data decoded once already: there is no syntax error to return.
+	found, _ := strictjson.Decode(data, &ours, nil)
+	conf.CNIVersion, conf.IPAM, conf.GCKeys = ours.CNIVersion, ours.IPAM, ours.GCKeys
+	return found
+}
+
+// classify decides the mode from type, networkType and ipam.type alone, before validation, so
+// that the right rules apply.
+func classify(conf *Config) (Mode, error) {
+	if conf.Type == PluginType {
+		if conf.NetworkType != nil {
 			return ModeDelegate, nil
 		}
 		return ModeChained, nil
 	}
-	ipam, _ := value["ipam"].(map[string]any)
-	if ipamType, _ := ipam["type"].(string); ipamType == IPAMType {
+	if conf.IPAM != nil && conf.IPAM.Type == IPAMType {
 		return ModeIPAMOnly, nil
 	}
-	if pluginType == "" {
+	if conf.Type == "" {
 		return 0, fmt.Errorf(`invalid CNI configuration: type: Required value: "antrea", or another plugin's type with "ipam": {"type": "antrea"}`)
 	}
-	return 0, fmt.Errorf(`invalid CNI configuration: plugin type %q is not "antrea" and its ipam.type is not "antrea"`, pluginType)
+	return 0, fmt.Errorf(`invalid CNI configuration: plugin type %q is not "antrea" and its ipam.type is not "antrea"`, conf.Type)
 }
 
 // validateChained checks the chained entry: it takes no network settings, which belong in a
@@ -143,8 +172,11 @@ func validateChained(conf *Config) field.ErrorList {
 }
 
 // CheckCommand checks what depends on the CNI command: chained ADD and CHECK run after the
-// primary plugin and must receive its result.
+// primary plugin and must receive its result; only GC names the attachments to keep.
 func (s *Stdin) CheckCommand(command string) error {
+	if s.hasGCKeys && command != "GC" && s.Mode != ModeIPAMOnly {
+		return fmt.Errorf("invalid CNI configuration: %s: Forbidden: only a CNI GC call lists the attachments to keep", gcKeys[0])
+	}
 	if s.Mode == ModeChained && (command == "ADD" || command == "CHECK") && !s.HasPrevResult() {
 		return fmt.Errorf(`CNI %s without prevResult: a configuration of type "antrea" without networkType must be chained after the primary plugin in a configuration list; for a Multus network add "networkType": "vlan"`, command)
 	}

@@ -1,6 +1,7 @@
 package netconf
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -181,5 +182,79 @@ func TestModeString(t *testing.T) {
 		if got := mode.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(mode), got, want)
 		}
+	}
+}
+
+// Bug: the agent took "networkType": null for a Multus delegate and refused it, while the shim
+// (like encoding/json) reads null as absent and answers it as the chained entry; the two agree now.
+func TestParseStdinReadsANullNetworkTypeAsAbsent(t *testing.T) {
+	s, err := ParseStdin([]byte(`{"cniVersion": "1.0.0", "type": "antrea", "networkType": null, "prevResult": {}}`))
+	if err != nil || s.Mode != ModeChained {
+		t.Fatalf("ParseStdin() = %+v, %v; want the chained entry", s, err)
+	}
+}
+
+// Bug: in an IPAM-only configuration, keys given twice were judged below ipam but not the ipam
+// section itself, so a second section silently replaced the first.
+func TestParseStdinIPAMOnlyRefusesTwoIPAMSections(t *testing.T) {
+	_, err := ParseStdin([]byte(`{"cniVersion": "1.0.0", "type": "macvlan", "ipam": {"type": "antrea", "ippools": ["p"]}, "ipam": {"type": "antrea", "ippools": ["q"]}}`))
+	if want := `invalid CNI configuration: ipam: Forbidden: key given twice`; err == nil || err.Error() != want {
+		t.Fatalf("ParseStdin() error = %v, want %s", err, want)
+	}
+}
+
+func TestParseStdinIPAMOnlyLeavesTheMainPluginsValuesAlone(t *testing.T) {
+	// mtu, vlan and runtimeConfig.ips mean something else to us; here they are macvlan's.
+	const head = `{"cniVersion": "1.0.0", "type": "macvlan", "mtu": "1500", "vlan": [5], "runtimeConfig": {"ips": "x"}, `
+	s, err := ParseStdin([]byte(head + `"ipam": {"type": "antrea", "ippools": ["p"]}}`))
+	if err != nil || s.Mode != ModeIPAMOnly || s.IPAM == nil || s.IPAM.IPPools[0] != "p" {
+		t.Fatalf("ParseStdin() = %+v, %v", s, err)
+	}
+	_, err = ParseStdin([]byte(head + `"ipam": {"type": "antrea", "ippools": ["p"], "pools": 1}}`))
+	if want := `invalid CNI configuration: ipam.pools: Forbidden: unknown field; did you mean "ippools"?`; err == nil || err.Error() != want {
+		t.Fatalf("ParseStdin() error = %v, want %s", err, want)
+	}
+	_, err = ParseStdin([]byte(head + `"ipam": {"type": "antrea", "ippools": "p"}}`))
+	if want := `invalid CNI configuration: ipam.ippools: Invalid value: "p": must be a list`; err == nil || err.Error() != want {
+		t.Fatalf("ParseStdin() error = %v, want %s", err, want)
+	}
+}
+
+func TestParseStdinReadsTheAttachmentsOfAGCCall(t *testing.T) {
+	const attachments = `"cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "net1", "future": true}], "cni.dev/attachments": [{"containerID": "c2", "ifname": "eth0"}]`
+	tests := []struct {
+		name, config string
+	}{
+		{name: "chained", config: `{"cniVersion": "1.1.0", "type": "antrea", ` + attachments + `}`},
+		{name: "delegate", config: `{"cniVersion": "1.1.0", "name": "n", "type": "antrea", "networkType": "vlan", ` + attachments + `}`},
+		{name: "IPAM-only, with a main plugin's value that does not fit our Config",
+			config: `{"cniVersion": "1.1.0", "type": "macvlan", "mtu": "x", "ipam": {"type": "antrea", "ippools": ["p"]}, ` + attachments + `}`},
+	}
+	want := []Attachment{{ContainerID: "c1", IfName: "net1"}, {ContainerID: "c2", IfName: "eth0"}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseStdin([]byte(tt.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(s.ValidAttachments, want) {
+				t.Fatalf("ValidAttachments = %+v, want %+v", s.ValidAttachments, want)
+			}
+			if err := s.CheckCommand("GC"); err != nil {
+				t.Fatalf("CheckCommand(GC) = %v", err)
+			}
+			if err := s.CheckCommand("DEL"); (err == nil) != (s.Mode == ModeIPAMOnly) {
+				t.Fatalf("CheckCommand(DEL) = %v in mode %v", err, s.Mode)
+			}
+		})
+	}
+	s, _ := ParseStdin([]byte(`{"cniVersion": "1.1.0", "type": "antrea", "cni.dev/valid-attachments": []}`))
+	want2 := `invalid CNI configuration: cni.dev/valid-attachments: Forbidden: only a CNI GC call lists the attachments to keep`
+	if err := s.CheckCommand("ADD"); err == nil || err.Error() != want2 {
+		t.Fatalf("CheckCommand(ADD) = %v, want %s", err, want2)
+	}
+	_, err := ParseStdin([]byte(`{"cniVersion": "1.1.0", "type": "antrea", "cni.dev/valid-attachments": {"containerID": "c1"}}`))
+	if want := `invalid CNI configuration: cni.dev/valid-attachments: Invalid value: "{...}": must be a list`; err == nil || err.Error() != want {
+		t.Fatalf("ParseStdin() error = %v, want %s", err, want)
 	}
 }

@@ -1,24 +1,19 @@
 package selection
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	sigsjson "sigs.k8s.io/json"
 
-	"github.com/podvlan/podvlan/internal/jsonshape"
+	"github.com/podvlan/podvlan/internal/strictjson"
 	"github.com/podvlan/podvlan/pkg/cni/request"
 	"github.com/podvlan/podvlan/pkg/ifname"
 )
@@ -76,30 +71,29 @@ func Parse(podNamespace, annotation string) ([]Element, error) {
 	return attachments, nil
 }
 
-// parseJSON reads the JSON-list form in one strict pass (sigs.k8s.io/json: keys matched with
-// their case, unknown and duplicate keys reported with their paths). A syntax error is returned as
-// a plain error (there is no field to point at); shape problems as field errors. Only when a value
-// has the wrong type is the text read again, to name that value and what it must be.
+// parseJSON reads the JSON-list form in one strict pass (keys matched with their case, unknown
+// and duplicate keys reported with their paths). A syntax error is returned as a plain error
+// (there is no field to point at); shape problems as field errors. Only when a value has the
+// wrong type, which stops the strict checks, are the elements read again one by one, so that
+// each is judged.
 func parseJSON(annotation string) ([]elementShape, field.ErrorList, error) {
 	data := []byte(annotation)
 	// Pointers, so that a null element is seen rather than read as an element without fields.
 	var elements []*elementShape
-	strictErrs, err := sigsjson.UnmarshalStrict(data, &elements)
-	if err != nil {
-		if isSyntax, _ := sigsjson.SyntaxErrorOffset(err); isSyntax {
-			return nil, nil, describeSyntaxError(annotation, err)
-		}
-		errs, err := typeErrors(data)
-		return nil, errs, err
+	found, err := strictjson.Decode(data, &elements, rootPath)
+	switch {
+	case err != nil:
+		return nil, nil, describeSyntaxError(annotation, err)
+	case found.RootKind != "":
+		return nil, nil, notAList(found.RootKind)
+	case found.WrongType != nil:
+		return nil, elementErrors(data), nil
 	}
-	var errs field.ErrorList
-	for _, strictErr := range strictErrs {
-		errs = append(errs, strictError(strictErr, ""))
-	}
+	errs := found.Errors()
 	values := make([]elementShape, len(elements))
 	for i, e := range elements {
 		if e == nil {
-			errs = append(errs, field.TypeInvalid(rootPath.Index(i), nil, `must be an object such as {"name": "vlan100"}`))
+			errs = append(errs, field.TypeInvalid(rootPath.Index(i), nil, mustBeObject))
 			continue
 		}
 		values[i] = *e
@@ -107,211 +101,35 @@ func parseJSON(annotation string) ([]elementShape, field.ErrorList, error) {
 	return values, errs, nil
 }
 
-// strictError turns one unknown or duplicate key reported by sigs.k8s.io/json into a field error
-// with our path and, for an unknown key, the key it was most likely meant to be. prefix is the
-// path of the decoded value within the list, "" for the whole list.
-func strictError(err error, prefix string) *field.Error {
-	var fieldErr sigsjson.FieldError
-	if !errors.As(err, &fieldErr) {
-		return field.InternalError(rootPath, err)
-	}
-	fieldPath := fieldErr.FieldPath()
-	if prefix != "" {
-		fieldPath = prefix + "." + fieldPath
-	}
-	path, key, keyOwner := strictPath(fieldPath)
-	if strings.HasPrefix(err.Error(), "duplicate field") {
-		return field.Forbidden(path, "key given twice")
-	}
-	detail := "unknown field"
-	if keyOwner != nil {
-		known := slices.Sorted(maps.Keys(jsonshape.Fields(keyOwner)))
-		if s := (jsonshape.UnknownKey{Path: path, Key: key, Known: known}).Suggest(); s != "" {
-			detail = fmt.Sprintf("unknown field; did you mean %q?", s)
-		}
-	}
-	return field.Forbidden(path, detail)
-}
+const mustBeObject = `must be an object such as {"name": "vlan100"}`
 
-// strictPath converts a sigs.k8s.io/json field path such as "[0].portMappings[1].hostPort" into
-// our field path, and returns its last key with the struct type that key was looked up in (nil
-// when the path does not lead through struct fields).
-func strictPath(s string) (*field.Path, string, reflect.Type) {
-	path := rootPath
-	t := reflect.TypeFor[[]*elementShape]()
-	key := ""
-	var owner reflect.Type
-	for s != "" {
-		switch {
-		case s[0] == '[':
-			end := strings.IndexByte(s, ']')
-			i, err := strconv.Atoi(s[1:max(end, 1)])
-			if end < 0 || err != nil {
-				return path.Child(s), s, nil
-			}
-			path, s = path.Index(i), s[end+1:]
-			t = elem(t)
-		case s[0] == '.':
-			s = s[1:]
-		default:
-			end := strings.IndexAny(s, ".[")
-			if end < 0 {
-				end = len(s)
-			}
-			key, s = s[:end], s[end:]
-			path = path.Child(key)
-			owner = elem(t)
-			if owner == nil || owner.Kind() != reflect.Struct {
-				owner, t = nil, nil
-				continue
-			}
-			t = jsonshape.Fields(owner)[key]
-		}
-	}
-	return path, key, owner
-}
-
-// elem dereferences pointers and, for lists and maps, returns the type of their values.
-func elem(t reflect.Type) reflect.Type {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
-		t = t.Elem()
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-	}
-	return t
-}
-
-// typeErrors names the values of the wrong type in a document that is valid JSON but does not
-// decode into the element list: the document itself, list elements that are not objects, and per
-// element the first key whose value has the wrong type.
-func typeErrors(data []byte) (field.ErrorList, error) {
-	var value any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&value); err != nil {
-		return nil, fmt.Errorf("%s: %w", AnnotationKey, err)
-	}
-	list, ok := value.([]any)
-	if !ok {
-		return nil, notAList(value)
-	}
+// elementErrors judges each element of a list that does not decode: its unknown and duplicate
+// keys, and its first value of the wrong type.
+func elementErrors(data []byte) field.ErrorList {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, fmt.Errorf("%s: %w", AnnotationKey, err)
+		return field.ErrorList{field.Invalid(rootPath, "[...]", err.Error())}
 	}
 	var errs field.ErrorList
-	for i, item := range list {
-		path := rootPath.Index(i)
-		obj, isObject := item.(map[string]any)
-		if !isObject {
-			errs = append(errs, field.TypeInvalid(path, shortValue(item),
-				`must be an object such as {"name": "vlan100"}`))
-			continue
-		}
-		// Unknown and duplicate keys of the elements are reported too; within one element, a
-		// value of the wrong type ends the reading of that element.
+	for i, raw := range raws {
 		var e elementShape
-		strictErrs, err := sigsjson.UnmarshalStrict(raws[i], &e)
-		for _, strictErr := range strictErrs {
-			errs = append(errs, strictError(strictErr, fmt.Sprintf("[%d]", i)))
-		}
-		if err == nil {
+		found, _ := strictjson.Decode(raw, &e, rootPath.Index(i))
+		if found.RootKind != "" || string(raw) == "null" {
+			var value any
+			_ = json.Unmarshal(raw, &value)
+			errs = append(errs, field.TypeInvalid(rootPath.Index(i), shortValue(value), mustBeObject))
 			continue
 		}
-		// encoding/json's error carries the Go type and the JSON kind of the wrong value.
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(json.Unmarshal(raws[i], &elementShape{}), &typeErr) {
-			errs = append(errs, field.Invalid(path, "{...}", err.Error()))
-			continue
-		}
-		wrongPath, wrong := findValue(obj, strings.Split(typeErr.Field, "."), path, typeErr.Value)
-		errs = append(errs, field.Invalid(wrongPath, shortValue(wrong), mustBe(typeErr.Type)))
+		errs = append(errs, found.Errors()...)
 	}
-	if len(errs) == 0 {
-		// encoding/json accepted what sigs.k8s.io/json refused; still an error, never a success.
-		errs = append(errs, field.Invalid(rootPath, "[...]", "cannot be decoded"))
-	}
-	return errs, nil
+	return errs
 }
 
-// findValue follows the keys of an encoding/json field path (which leaves out list indexes) from
-// value and returns the path and value of the first match whose JSON kind is kind, as
-// encoding/json names it ("string", "number 1.5", ...); the deepest path reached when none is.
-func findValue(value any, keys []string, path *field.Path, kind string) (*field.Path, any) {
-	if list, ok := value.([]any); ok && (len(keys) > 0 || kind != "array") {
-		for i, item := range list {
-			if p, v := findValue(item, keys, path.Index(i), kind); jsonKind(v) != "" && strings.HasPrefix(kind, jsonKind(v)) {
-				return p, v
-			}
-		}
-		return path, value
-	}
-	if len(keys) == 0 {
-		return path, value
-	}
-	obj, ok := value.(map[string]any)
-	if !ok {
-		return path, value
-	}
-	next, ok := obj[keys[0]]
-	if !ok {
-		return path, value
-	}
-	return findValue(next, keys[1:], path.Child(keys[0]), kind)
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case string:
-		return "string"
-	case json.Number:
-		return "number"
-	case bool:
-		return "bool"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	default:
-		return ""
-	}
-}
-
-// mustBe says which JSON kind a value of Go type t is written as, in jsonshape's words, which
-// the other loaders use.
-func mustBe(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch k := t.Kind(); {
-	case k == reflect.String:
-		return "must be a string"
-	case k == reflect.Slice || k == reflect.Array:
-		return "must be a list"
-	case k == reflect.Map:
-		return "must be a map of keys to values"
-	case k == reflect.Struct:
-		return "must be an object"
-	case k == reflect.Bool:
-		return "must be true or false"
-	case k >= reflect.Int && k <= reflect.Uint64:
-		return "must be an integer"
-	default:
-		return "must be a number"
-	}
-}
-
-func notAList(value any) error {
-	switch value.(type) {
-	case map[string]any:
+func notAList(kind string) error {
+	if kind == "object" {
 		return fmt.Errorf(`%s: must be a JSON list: wrap the object in [ ], e.g. [{"name": "vlan100"}]`, AnnotationKey)
-	default:
-		return fmt.Errorf(`%s: must be a JSON list of objects (e.g. [{"name": "vlan100"}]) or a comma-separated list of names without quotes (e.g. vlan100,other-ns/vlan200@eth5)`, AnnotationKey)
 	}
+	return fmt.Errorf(`%s: must be a JSON list of objects (e.g. [{"name": "vlan100"}]) or a comma-separated list of names without quotes (e.g. vlan100,other-ns/vlan200@eth5)`, AnnotationKey)
 }
 
 // parseShorthand reads "name", "namespace/name", "name@ifname", "namespace/name@ifname",

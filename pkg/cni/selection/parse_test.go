@@ -9,7 +9,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/podvlan/podvlan/internal/jsonshape"
+	"github.com/podvlan/podvlan/internal/strictjson"
 )
 
 // brief is the part of an Element most cases look at.
@@ -287,8 +287,8 @@ func TestParseNeedsThePodNamespace(t *testing.T) {
 // The shape used for checking must list exactly the keys of the library's type, so that a new
 // field there is not refused as unknown here.
 func TestElementShapeMatchesTheLibraryType(t *testing.T) {
-	ours := jsonshape.Fields(reflect.TypeFor[elementShape]())
-	theirs := jsonshape.Fields(reflect.TypeFor[nadv1.NetworkSelectionElement]())
+	ours := strictjson.Fields(reflect.TypeFor[elementShape]())
+	theirs := strictjson.Fields(reflect.TypeFor[nadv1.NetworkSelectionElement]())
 	var oursKeys, theirsKeys []string
 	for k := range ours {
 		oursKeys = append(oursKeys, k)

@@ -19,7 +19,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -170,20 +169,21 @@ func (s *service) CmdStatus(ctx context.Context, req *cnipb.CniCmdRequest) (*cni
 func (s *service) serve(ctx context.Context, command string, pbReq *cnipb.CniCmdRequest) (resp *cnipb.CniCmdResponse) {
 	start := time.Now()
 	req := requestFromProto(command, pbReq)
-	logKeys := requestLogKeys(req)
+	log := &commandLog{keys: requestLogKeys(req)}
+	ctx = context.WithValue(ctx, commandLogKey{}, log)
 	if pbReq.GetCommand() != "" && pbReq.GetCommand() != command {
 		err := &cnipb.CniError{
 			Code: uint32(types.ErrInvalidEnvironmentVariables),
 			Msg:  fmt.Sprintf("CNI_COMMAND %q sent to the %s method", pbReq.GetCommand(), command),
 		}
-		klog.ErrorS(nil, "Rejected malformed CNI request", slices.Concat(logKeys, []any{"reason", err.Msg})...)
+		klog.ErrorS(nil, "Rejected malformed CNI request", slices.Concat(log.keys, []any{"reason", err.Msg})...)
 		s.observe(command, err.GetCode(), time.Since(start))
 		return &cnipb.CniCmdResponse{Error: err}
 	}
 
 	defer func() {
 		if r := recover(); r != nil {
-			klog.ErrorS(nil, "CNI handler panicked", slices.Concat(logKeys, []any{"panic", r, "stack", string(debug.Stack())})...)
+			klog.ErrorS(nil, "CNI handler panicked", slices.Concat(log.snapshot(), []any{"panic", r, "stack", string(debug.Stack())})...)
 			resp = &cnipb.CniCmdResponse{Error: &cnipb.CniError{
 				Code:    uint32(types.ErrInternal),
 				Msg:     fmt.Sprintf("antrea-agent failed internally while handling %s", command),
@@ -191,10 +191,10 @@ func (s *service) serve(ctx context.Context, command string, pbReq *cnipb.CniCmd
 			}}
 		}
 		took := time.Since(start)
-		logOutcome(resp, took, logKeys)
+		logOutcome(resp, took, log.snapshot())
 		s.observe(command, resp.GetError().GetCode(), took)
 	}()
-	klog.V(2).InfoS("CNI command received", logKeys...)
+	klog.V(2).InfoS("CNI command received", log.keys...)
 	return s.dispatch(ctx, req)
 }
 
@@ -257,17 +257,12 @@ func logOutcome(resp *cnipb.CniCmdResponse, took time.Duration, logKeys []any) {
 	klog.V(2).InfoS("CNI command succeeded", keys...)
 }
 
-// requestLogKeys names the Pod, network, container and interface of a request for structured logs.
+// requestLogKeys names the Pod, container and interface of a request for structured logs. The
+// network is the handler's to add (AddLogKeys): it parses the configuration, the server does not.
 func requestLogKeys(req *Request) []any {
 	keys := []any{"command", req.Command}
 	if namespace, name := podFromArgs(req.Args); name != "" {
 		keys = append(keys, "pod", klog.KRef(namespace, name))
-	}
-	var network struct {
-		Name string `json:"name"`
-	}
-	if json.Unmarshal(req.Config, &network) == nil && network.Name != "" {
-		keys = append(keys, "network", network.Name)
 	}
 	if req.ContainerID != "" {
 		keys = append(keys, "containerID", req.ContainerID)
@@ -276,6 +271,31 @@ func requestLogKeys(req *Request) []any {
 		keys = append(keys, "interface", req.IfName)
 	}
 	return keys
+}
+
+type commandLogKey struct{}
+
+// commandLog holds the structured log keys of one command; the handler may add to them.
+type commandLog struct {
+	mu   sync.Mutex
+	keys []any
+}
+
+func (l *commandLog) snapshot() []any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.keys)
+}
+
+// AddLogKeys adds key/value pairs to what the server logs about the outcome of the command ctx
+// was passed to, such as the network its configuration names once the handler has parsed it.
+// With any other ctx it does nothing.
+func AddLogKeys(ctx context.Context, keysAndValues ...any) {
+	if l, ok := ctx.Value(commandLogKey{}).(*commandLog); ok {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.keys = append(l.keys, keysAndValues...)
+	}
 }
 
 // podFromArgs reads K8S_POD_NAMESPACE and K8S_POD_NAME from CNI_ARGS ("K=V;K=V").

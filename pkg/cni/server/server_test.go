@@ -17,6 +17,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/cni/cnipb"
 )
@@ -466,4 +467,37 @@ func TestOnOutcomeSeesEveryAnsweredCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// logKeysHandler adds the network to the command's log, as the agent's handler does once it has
+// parsed the configuration, and records the keys the server will log the outcome with.
+type logKeysHandler struct {
+	fakeHandler
+	keys chan []any
+}
+
+func (h *logKeysHandler) Del(ctx context.Context, req *Request) error {
+	AddLogKeys(ctx, "network", "vlan100")
+	if l, ok := ctx.Value(commandLogKey{}).(*commandLog); ok {
+		h.keys <- l.snapshot()
+	} else {
+		h.keys <- nil
+	}
+	return nil
+}
+
+func TestHandlerAddsToTheLogOfItsCommand(t *testing.T) {
+	h := &logKeysHandler{keys: make(chan []any, 1)}
+	_, socket := startServer(t, h)
+	req := &cnipb.CniCmdRequest{ContainerId: "c1", Ifname: "net1", Args: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p",
+		NetworkConfig: []byte(`{"name": "not-read-by-the-server"}`)}
+	if _, err := dial(t, socket).CmdDel(testContext(t), req); err != nil {
+		t.Fatal(err)
+	}
+	got := <-h.keys
+	want := []any{"command", CommandDel, "pod", klog.KRef("ns", "p"), "containerID", "c1", "interface", "net1", "network", "vlan100"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("log keys = %v, want %v", got, want)
+	}
+	AddLogKeys(context.Background(), "network", "x") // outside a command: nothing to add to, no panic
 }
