@@ -249,6 +249,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	a.synced.Store(true)
+	if a.allocator != nil {
+		go a.loadBlocks(ctx)
+	}
 
 	if secondaryOn && hasBridge {
 		if err := a.runSecondary(ctx, br, reconcileNow); err != nil {
@@ -366,6 +369,24 @@ func (a *agent) canRunDel() error {
 		return errors.New("antrea-agent is not connected to OVSDB")
 	}
 	return nil
+}
+
+// loadBlocks adopts this Node's IPPoolBlocks at start rather than at the first IPAM command, so
+// that holders a killed agent recorded but did not report are reported without waiting for one
+// (ipam.Allocator.LoadBlocks). It retries until it succeeds or ctx ends.
+func (a *agent) loadBlocks(ctx context.Context) {
+	for {
+		err := a.allocator.LoadBlocks(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		klog.ErrorS(err, "Cannot adopt this Node's IPPoolBlocks yet; retrying")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 func notify(ch chan struct{}) {
