@@ -37,6 +37,7 @@ import (
 	"github.com/podvlan/podvlan/pkg/client/clientset/versioned"
 	crdinformers "github.com/podvlan/podvlan/pkg/client/informers/externalversions"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate"
+	"github.com/podvlan/podvlan/pkg/cni/nodestate/spool"
 	"github.com/podvlan/podvlan/pkg/cni/server"
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
@@ -214,7 +215,10 @@ func Run(ctx context.Context, o Options) error {
 	// What the shim recorded while the agent was away: sandboxes, and DELs to run.
 	stateDirs := nodestate.ForSocket(cfg.CNISocket)
 	a.sandboxes = sandboxes.New(stateDirs.Sandboxes)
-	go delspool.New(stateDirs.Spool, a.handler, a.canRunDel).Run(ctx)
+	drainer := delspool.New(stateDirs.Spool, a.handler, a.canRunDel)
+	drainer.OnDepth(a.metrics.DELSpoolDepth)
+	drainer.OnResult(func(_ spool.Entry, _ time.Duration, err error) { a.metrics.SpooledDELRun(err) })
+	go drainer.Run(ctx)
 
 	a.adds = podnetworks.NewADDs()
 	a.podNetworks = podNetworksInputs{lookup: lookup, client: reportClient, pods: podInformer.Informer(),
