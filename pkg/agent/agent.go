@@ -261,6 +261,9 @@ func Run(ctx context.Context, o Options) error {
 		if err := a.runSecondary(ctx, br, reconcileNow); err != nil {
 			return err
 		}
+	} else {
+		// Without reconciliation the shim's records still need forgetting once their sandboxes go.
+		go a.pruneSandboxRecords(ctx)
 	}
 	<-ctx.Done()
 	klog.InfoS("Stopping antrea-agent")
@@ -307,6 +310,7 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	reconciler.RestoreStatuses(a.reporter, func(namespace, name string) (*corev1.Pod, error) {
 		return a.pods.Lister.Pods(namespace).Get(name)
 	})
+	reconciler.ForgetSandboxRecords(a.sandboxes)
 	a.secondary.Store(sn)
 	a.handler.SetEngine(eng)
 	if err := a.startPodNetworks(ctx, eng, ovsClient, br.BridgeName); err != nil {
@@ -389,6 +393,23 @@ func (a *agent) loadBlocks(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// pruneSandboxRecords forgets, every reconcile interval, the shim's records of sandboxes that are
+// gone; with secondary networks on, reconciliation does it.
+func (a *agent) pruneSandboxRecords(ctx context.Context) {
+	for {
+		if n, err := a.sandboxes.Prune(); err != nil {
+			klog.ErrorS(err, "Cannot forget the records of vanished sandboxes")
+		} else if n > 0 {
+			klog.InfoS("Forgot the records of sandboxes that are gone", "records", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.o.ReconcileInterval):
 		}
 	}
 }
