@@ -156,7 +156,7 @@ func (f *crashFixture) spooled(t *testing.T) int {
 	return len(entries) + len(bad)
 }
 
-// converged waits until the node holds exactly the live sandboxes' attachments and the spool is
+// converged waits (from the agent's restart, or the last DELs) until the node holds exactly the live sandboxes' attachments and the spool is
 // empty, and fails the test (with the last difference) when it does not within convergeTimeout.
 func (f *crashFixture) converged(t *testing.T, live []*sandbox, results map[*sandbox]types.Result) {
 	t.Helper()
@@ -174,9 +174,9 @@ func (f *crashFixture) converged(t *testing.T, live []*sandbox, results map[*san
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%s after the restart: %v", time.Since(start).Round(100*time.Millisecond), err)
+		t.Fatalf("after %s: %v", time.Since(start).Round(100*time.Millisecond), err)
 	}
-	t.Logf("the node holds exactly the %d live sandboxes' attachments %s after the restart", len(live),
+	t.Logf("the node holds exactly the %d live sandboxes' attachments after %s", len(live),
 		time.Since(start).Round(100*time.Millisecond))
 }
 
