@@ -37,6 +37,7 @@ import (
 	"github.com/podvlan/podvlan/pkg/client/clientset/versioned"
 	crdinformers "github.com/podvlan/podvlan/pkg/client/informers/externalversions"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate"
+	"github.com/podvlan/podvlan/pkg/cni/nodestate/spool"
 	"github.com/podvlan/podvlan/pkg/cni/server"
 	"github.com/podvlan/podvlan/pkg/config"
 	"github.com/podvlan/podvlan/pkg/ipam"
@@ -214,7 +215,10 @@ func Run(ctx context.Context, o Options) error {
 	// What the shim recorded while the agent was away: sandboxes, and DELs to run.
 	stateDirs := nodestate.ForSocket(cfg.CNISocket)
 	a.sandboxes = sandboxes.New(stateDirs.Sandboxes)
-	go delspool.New(stateDirs.Spool, a.handler, a.canRunDel).Run(ctx)
+	drainer := delspool.New(stateDirs.Spool, a.handler, a.canRunDel)
+	drainer.OnDepth(a.metrics.DELSpoolDepth)
+	drainer.OnResult(func(_ spool.Entry, _ time.Duration, err error) { a.metrics.SpooledDELRun(err) })
+	go drainer.Run(ctx)
 
 	a.adds = podnetworks.NewADDs()
 	a.podNetworks = podNetworksInputs{lookup: lookup, client: reportClient, pods: podInformer.Informer(),
@@ -249,11 +253,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	a.synced.Store(true)
+	if a.allocator != nil {
+		go a.loadBlocks(ctx)
+	}
 
 	if secondaryOn && hasBridge {
 		if err := a.runSecondary(ctx, br, reconcileNow); err != nil {
 			return err
 		}
+	} else {
+		// Without reconciliation the shim's records still need forgetting once their sandboxes go.
+		go a.pruneSandboxRecords(ctx)
 	}
 	<-ctx.Done()
 	klog.InfoS("Stopping antrea-agent")
@@ -300,6 +310,7 @@ func (a *agent) runSecondary(ctx context.Context, br config.OVSBridge, reconcile
 	reconciler.RestoreStatuses(a.reporter, func(namespace, name string) (*corev1.Pod, error) {
 		return a.pods.Lister.Pods(namespace).Get(name)
 	})
+	reconciler.ForgetSandboxRecords(a.sandboxes)
 	a.secondary.Store(sn)
 	a.handler.SetEngine(eng)
 	if err := a.startPodNetworks(ctx, eng, ovsClient, br.BridgeName); err != nil {
@@ -366,6 +377,41 @@ func (a *agent) canRunDel() error {
 		return errors.New("antrea-agent is not connected to OVSDB")
 	}
 	return nil
+}
+
+// loadBlocks adopts this Node's IPPoolBlocks at start rather than at the first IPAM command, so
+// that holders a killed agent recorded but did not report are reported without waiting for one
+// (ipam.Allocator.LoadBlocks). It retries until it succeeds or ctx ends.
+func (a *agent) loadBlocks(ctx context.Context) {
+	for {
+		err := a.allocator.LoadBlocks(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		klog.ErrorS(err, "Cannot adopt this Node's IPPoolBlocks yet; retrying")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// pruneSandboxRecords forgets, every reconcile interval, the shim's records of sandboxes that are
+// gone; with secondary networks on, reconciliation does it.
+func (a *agent) pruneSandboxRecords(ctx context.Context) {
+	for {
+		if n, err := a.sandboxes.Prune(); err != nil {
+			klog.ErrorS(err, "Cannot forget the records of vanished sandboxes")
+		} else if n > 0 {
+			klog.InfoS("Forgot the records of sandboxes that are gone", "records", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.o.ReconcileInterval):
+		}
+	}
 }
 
 func notify(ch chan struct{}) {

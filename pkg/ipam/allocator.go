@@ -161,6 +161,18 @@ func (a *Allocator) FlushBlocks() {
 	}
 }
 
+// LoadBlocks adopts the Node's blocks now (their records, and the IPPoolBlocks naming the Node)
+// instead of at the first operation, and has their holders reported where the IPPoolBlocks lag
+// behind the records: after a kill -9 the last changes may not have been reported, and nothing
+// else reports them until their block changes again. Without block allocation it does nothing.
+// It waits for the IPPoolBlock cache, within ctx.
+func (a *Allocator) LoadBlocks(ctx context.Context) error {
+	if a.blocks == nil {
+		return nil
+	}
+	return a.blocks.ensureLoaded(ctx)
+}
+
 // do runs one operation on one pool: in the Node's blocks, or as a status entry of the pool.
 func (a *Allocator) do(ctx context.Context, pool string, space *poolSpace, op poolOp) opOutcome {
 	if a.blocks == nil || op.kind == opRelease {

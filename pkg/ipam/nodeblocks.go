@@ -273,6 +273,11 @@ func (m *blockMode) ensureLoaded(ctx context.Context) error {
 		p := m.pool(r.Pool)
 		p.mu.Lock()
 		p.add(b)
+		if !b.lost {
+			// The record is the truth; the block's status may lag behind it (the agent was killed
+			// before a change was reported). Nothing else would report it until the block changes.
+			m.scheduleSync(p, b)
+		}
 		p.mu.Unlock()
 		seen[r.Block] = true
 	}
@@ -977,6 +982,11 @@ func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpa
 // release frees the addresses whose owner matches, in the Node's blocks (locally) and in shared
 // blocks (conditional writes). It returns the released addresses by pool.
 func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) bool) (map[string][]netip.Addr, error) {
+	// Until the Node's records are adopted its blocks are unknown here, and a release would find
+	// nothing to free and report success: the first DEL after a restart (a spooled one) would leak.
+	if err := m.ensureLoaded(ctx); err != nil {
+		return nil, err
+	}
 	out := map[string][]netip.Addr{}
 	var errs []error
 	for _, p := range m.allPools() {

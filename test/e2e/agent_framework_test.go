@@ -280,7 +280,14 @@ func (c *testCluster) newSandbox(t *testing.T, namespace, name string, node clus
 	if err != nil {
 		t.Fatalf("create pod %s/%s: %v", namespace, name, err)
 	}
-	s := &sandbox{pod: created, netns: uniqueName("pv-sb-"), containerID: uniqueName("c0ffee") + uniqueName("")}
+	return newPodSandbox(t, created)
+}
+
+// newPodSandbox makes a sandbox (netns and container ID) for an existing Pod: its first, or
+// another one, as the kubelet makes after a sandbox failed.
+func newPodSandbox(t *testing.T, pod *corev1.Pod) *sandbox {
+	t.Helper()
+	s := &sandbox{pod: pod, netns: uniqueName("pv-sb-"), containerID: uniqueName("c0ffee") + uniqueName("")}
 	mustRun(t, "ip", "netns", "add", s.netns)
 	mustRun(t, netnsCommand(s.netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")...)
 	mustRun(t, "ip", "-n", s.netns, "link", "set", "lo", "up")

@@ -48,6 +48,8 @@ type Drainer struct {
 	retry map[string]backoff
 	// onResult, when set, is told the outcome of each DEL run.
 	onResult func(entry spool.Entry, took time.Duration, err error)
+	// onDepth, when set, is told after each pass how many DELs wait in the spool.
+	onDepth func(n int)
 }
 
 type backoff struct {
@@ -64,6 +66,10 @@ func New(dir string, del Deleter, ready func() error) *Drainer {
 
 // OnResult registers f to be told the outcome of every spooled DEL run. Call it before Run.
 func (d *Drainer) OnResult(f func(entry spool.Entry, took time.Duration, err error)) { d.onResult = f }
+
+// OnDepth registers f to be told, after every pass, how many DELs wait in the spool: those left
+// after the pass, or, while DEL cannot be served yet, every entry. Call it before Run.
+func (d *Drainer) OnDepth(f func(n int)) { d.onDepth = f }
 
 // Run drains the spool every PollInterval until ctx ends.
 func (d *Drainer) Run(ctx context.Context) {
@@ -84,6 +90,9 @@ func (d *Drainer) Run(ctx context.Context) {
 func (d *Drainer) Drain(ctx context.Context) int {
 	if err := d.ready(); err != nil {
 		klog.V(4).InfoS("Not draining the DEL spool yet", "reason", err)
+		if entries, bad, err := spool.List(d.dir); err == nil {
+			d.depth(len(entries) + len(bad))
+		}
 		return -1
 	}
 	entries, bad, err := spool.List(d.dir)
@@ -118,7 +127,14 @@ func (d *Drainer) Drain(ctx context.Context) int {
 			delete(d.retry, name) // removed by someone else
 		}
 	}
+	d.depth(left)
 	return left
+}
+
+func (d *Drainer) depth(n int) {
+	if d.onDepth != nil {
+		d.onDepth(n)
+	}
 }
 
 // run executes one spooled DEL and removes it on success.

@@ -136,3 +136,25 @@ func TestUndecodableEntriesAndOldTemporariesAreRemoved(t *testing.T) {
 		}
 	}
 }
+
+func TestDepthIsReportedAfterEveryPassAlsoBeforeDELCanBeServed(t *testing.T) {
+	dir := t.TempDir()
+	spoolOne(t, dir, "c1", time.Now())
+	spoolOne(t, dir, "c2", time.Now())
+	del := &recordingDeleter{failing: map[string]bool{"c2": true}}
+	ready := errors.New("caches not synced")
+	d := New(dir, del, func() error { return ready })
+	var depths []int
+	d.OnDepth(func(n int) { depths = append(depths, n) })
+	var results []error
+	d.OnResult(func(_ spool.Entry, _ time.Duration, err error) { results = append(results, err) })
+	d.Drain(context.Background())
+	ready = nil
+	d.Drain(context.Background())
+	if len(depths) != 2 || depths[0] != 2 || depths[1] != 1 {
+		t.Errorf("depths %v, want [2 1]: both waiting before ready, the failing one after the pass", depths)
+	}
+	if len(results) != 2 || (results[0] == nil) == (results[1] == nil) {
+		t.Errorf("results %v, want one success and one failure", results)
+	}
+}

@@ -43,6 +43,13 @@
 //	                                                         (namespace/name of the
 //	                                                         NetworkAttachmentDefinition) and result
 //	                                                         ("success" or "error")
+//	podvlan_agent_del_spool_entries               gauge     CNI DELs waiting in the Node's DEL spool
+//	                                                         (spooled by the shim while the agent could
+//	                                                         not take them), as of the last pass of the
+//	                                                         drainer (every second)
+//	podvlan_agent_del_spool_runs_total{result}    counter   spooled DELs the agent ran, result "success"
+//	                                                         (the entry is removed) or "error" (it stays
+//	                                                         and is retried)
 //
 // The uplink gauges exist for every configured uplink from the first time the bridge is ensured,
 // and go back to 0 rather than disappearing, so that alerts on them resolve. While the bridge
@@ -77,6 +84,9 @@ type Metrics struct {
 	chainMissing  prometheus.Gauge
 	chainProblem  prometheus.Gauge
 	chainRestored prometheus.Counter
+
+	delSpoolDepth prometheus.Gauge
+	delSpoolRuns  *prometheus.CounterVec
 
 	// ready answers /readyz; nil until SetReadiness.
 	ready  atomic.Pointer[func() error]
@@ -136,8 +146,16 @@ func New() *Metrics {
 			Help:    "Time to attach (ADD) or detach (DEL) one secondary network of one Pod, by network, verb and result.",
 			Buckets: cniDurationBuckets,
 		}, []string{"network", "verb", "result"}),
+		delSpoolDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podvlan_agent_del_spool_entries",
+			Help: "CNI DELs waiting in the Node's DEL spool (spooled by the shim while the agent could not take them).",
+		}),
+		delSpoolRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podvlan_agent_del_spool_runs_total",
+			Help: "Spooled CNI DELs the agent ran, by result (success: removed from the spool; error: retried).",
+		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.configInvalid, m.chainMissing, m.chainProblem, m.chainRestored)
+	m.registry.MustRegister(m.configInvalid, m.chainMissing, m.chainProblem, m.chainRestored, m.delSpoolDepth, m.delSpoolRuns)
 	m.registry.MustRegister(m.bridgeReady, m.uplinkMissing, m.uplinkRefused, m.cniRequests, m.cniDuration,
 		m.attach, buildinfo.NewCollector(Component),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -210,4 +228,16 @@ func (m *Metrics) NetworkOperation(network, verb string, took time.Duration, err
 		result = "error"
 	}
 	m.attach.WithLabelValues(network, verb, result).Observe(took.Seconds())
+}
+
+// DELSpoolDepth records how many DELs wait in the Node's DEL spool.
+func (m *Metrics) DELSpoolDepth(n int) { m.delSpoolDepth.Set(float64(n)) }
+
+// SpooledDELRun records one run of a spooled DEL; err is its outcome.
+func (m *Metrics) SpooledDELRun(err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.delSpoolRuns.WithLabelValues(result).Inc()
 }

@@ -247,3 +247,23 @@ func TestEveryMetricIsUnderThePodvlanPrefixAndBuildInfoIsExported(t *testing.T) 
 		t.Error("no podvlan_build_info")
 	}
 }
+
+func TestDELSpoolDepthAndRunsByResult(t *testing.T) {
+	m := New()
+	if n := series(t, m, "podvlan_agent_del_spool_entries"); n != 1 {
+		t.Fatalf("%d series of the spool depth, want 1 from the start", n)
+	}
+	m.DELSpoolDepth(3)
+	m.DELSpoolDepth(1)
+	if v := testutil.ToFloat64(m.delSpoolDepth); v != 1 {
+		t.Errorf("depth %v, want the last one, 1", v)
+	}
+	m.SpooledDELRun(nil)
+	m.SpooledDELRun(nil)
+	m.SpooledDELRun(errors.New("OVSDB away"))
+	for result, want := range map[string]float64{"success": 2, "error": 1} {
+		if v := testutil.ToFloat64(m.delSpoolRuns.With(prometheus.Labels{"result": result})); v != want {
+			t.Errorf("runs with result %s = %v, want %v", result, v, want)
+		}
+	}
+}

@@ -1,8 +1,8 @@
 // Package reconcile removes what crashes, missed CNI DELs and force-deleted Pods leave behind on
 // a Node: the attachments of ADDs that never finished (their intents in OVSDB: the agent was
 // killed between recording the intent and committing the port), IPAM-only attachments whose
-// sandbox is gone (their committed intents), and OVS ports (with their veths and addresses) whose
-// sandbox or Pod is gone. Everything live
+// sandbox is gone (their committed intents), OVS ports (with their veths and addresses) whose
+// sandbox or Pod is gone, and the CNI shim's records of sandboxes whose network namespace is gone. Everything live
 // is left untouched, except that a live Pod whose network-status lacks the entries its ports
 // record gets them written again (the agent writes it after answering ADD, and may have died
 // before). State comes only from OVSDB and the API server, so this is also what makes an agent
@@ -86,6 +86,12 @@ func KernelLinkExists(name string) (bool, error) {
 	return false, err
 }
 
+// SandboxRecords are the CNI shim's records of the Node's sandboxes (a *sandboxes.Store).
+type SandboxRecords interface {
+	// Prune forgets the records whose network namespace is gone and says how many.
+	Prune() (int, error)
+}
+
 // Reconciler compares the ports with live sandboxes and Pods.
 type Reconciler struct {
 	bridge  string
@@ -99,6 +105,8 @@ type Reconciler struct {
 	// statuses and podCache, when set, restore lost network-status entries.
 	statuses Statuses
 	podCache PodCache
+	// records, when set, are pruned by every pass.
+	records SandboxRecords
 }
 
 // New returns a Reconciler.
@@ -111,6 +119,11 @@ func (r *Reconciler) RestoreStatuses(statuses Statuses, pods PodCache) {
 	r.statuses, r.podCache = statuses, pods
 }
 
+// ForgetSandboxRecords has every pass forget the shim's records of sandboxes whose network
+// namespace is gone: the shim removes a record at DEL, but one whose DEL never came (a runtime
+// that crashed, a namespace removed by hand) would stay until its Pod is looked up.
+func (r *Reconciler) ForgetSandboxRecords(records SandboxRecords) { r.records = records }
+
 // Stale is a sandbox whose attachments are to be removed, and why.
 type Stale struct {
 	Sandbox plan.Sandbox
@@ -121,6 +134,15 @@ type Stale struct {
 // ports).
 func (r *Reconciler) Once(ctx context.Context) ([]Stale, error) {
 	var errs []error
+	if r.records != nil {
+		// Independent of OVSDB: first, so that an unreachable OVSDB does not stop it.
+		n, err := r.records.Prune()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("forget the records of vanished sandboxes: %w", err))
+		} else if n > 0 {
+			klog.InfoS("Forgot the records of sandboxes that are gone", "records", n)
+		}
+	}
 	abandoned, err := r.abandonIntents(ctx)
 	if err != nil {
 		errs = append(errs, err)

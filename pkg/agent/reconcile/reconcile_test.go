@@ -207,3 +207,33 @@ func TestOnceAbandonsStaleIntentsFirst(t *testing.T) {
 		t.Errorf("abandoned %v (cleaned %+v), want %v", det.abandoned, cleaned, want)
 	}
 }
+
+type fakeRecords struct{ pruned int }
+
+func (f *fakeRecords) Prune() (int, error) { f.pruned++; return 1, nil }
+
+type failingPorts struct{}
+
+func (failingPorts) ListPodPorts(context.Context, string) ([]ovs.PodPort, error) {
+	return nil, errors.New("OVSDB not connected")
+}
+
+func TestEveryPassForgetsVanishedSandboxRecordsAlsoWithoutOVSDB(t *testing.T) {
+	records := &fakeRecords{}
+	r := New("br", failingPorts{}, fakeIntents(nil), &fakeDetacher{}, fakePods{}, func(string) (bool, error) { return false, nil }, noNetNS)
+	r.ForgetSandboxRecords(records)
+	if _, err := r.Once(context.Background()); err == nil {
+		t.Error("Once without OVSDB succeeded, want the port listing's error")
+	}
+	if _, err := New("br", fakePorts{}, fakeIntents(nil), &fakeDetacher{}, fakePods{}, func(string) (bool, error) { return false, nil }, noNetNS).Once(context.Background()); err != nil {
+		t.Errorf("Once without records to prune: %v", err)
+	}
+	r = New("br", fakePorts{}, fakeIntents(nil), &fakeDetacher{}, fakePods{}, func(string) (bool, error) { return false, nil }, noNetNS)
+	r.ForgetSandboxRecords(records)
+	if _, err := r.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if records.pruned != 2 {
+		t.Errorf("records pruned %d times, want once per pass (2), also when OVSDB is away", records.pruned)
+	}
+}

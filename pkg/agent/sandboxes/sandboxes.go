@@ -63,31 +63,52 @@ func IsNetworkNamespace(path string) bool {
 
 // List returns every live sandbox on the Node, and forgets the records whose sandbox is gone.
 func (s *Store) List() ([]Sandbox, error) {
+	live, _, err := s.list()
+	return live, err
+}
+
+// Prune forgets the records whose sandbox is gone (and unreadable ones) and returns how many it
+// forgot. Reconciliation calls it: the shim removes a record at DEL, but a sandbox that vanished
+// without one (a runtime that crashed, a DEL that never came) would otherwise keep its record
+// until somebody looks its Pod up.
+func (s *Store) Prune() (int, error) {
+	_, forgotten, err := s.list()
+	return forgotten, err
+}
+
+func (s *Store) list() ([]Sandbox, int, error) {
 	records, bad, err := sandbox.List(s.dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	forgotten := 0
 	for name, why := range bad {
 		klog.ErrorS(why, "Forgetting an unreadable sandbox record", "record", name)
-		s.forget(name)
+		if s.forget(name) {
+			forgotten++
+		}
 	}
 	live := make([]Sandbox, 0, len(records))
 	for _, r := range records {
 		if !s.alive(r.Record.Netns) {
 			klog.V(2).InfoS("Forgetting the record of a sandbox that is gone", "container", r.Record.ContainerID,
 				"netns", r.Record.Netns, "pod", klog.KRef(r.Record.PodNamespace, r.Record.PodName))
-			s.forget(r.Name)
+			if s.forget(r.Name) {
+				forgotten++
+			}
 			continue
 		}
 		live = append(live, fromRecord(r.Record))
 	}
-	return live, nil
+	return live, forgotten, nil
 }
 
-func (s *Store) forget(name string) {
+func (s *Store) forget(name string) bool {
 	if err := sandbox.RemoveName(s.dir, name); err != nil {
 		klog.ErrorS(err, "Cannot remove a sandbox record", "record", name)
+		return false
 	}
+	return true
 }
 
 // Lookup returns the live sandbox of the Pod with this UID; when there are several (a sandbox

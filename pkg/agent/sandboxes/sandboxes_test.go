@@ -78,3 +78,22 @@ func TestStore(t *testing.T) {
 		t.Errorf("List of a missing directory = %v, %v; want nothing", all, err)
 	}
 }
+
+func TestPruneForgetsTheRecordsOfSandboxesThatAreGone(t *testing.T) {
+	dir := t.TempDir()
+	for _, id := range []string{"live", "gone1", "gone2"} {
+		if err := sandbox.Write(dir, sandbox.Record{ContainerID: id, Netns: "/ns/" + id, IfName: "eth0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Store{dir: dir, alive: func(netns string) bool { return netns == "/ns/live" }}
+	if n, err := s.Prune(); err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want the 2 records of sandboxes that are gone forgotten", n, err)
+	}
+	if n, err := s.Prune(); err != nil || n != 0 {
+		t.Errorf("second Prune = %d, %v; want nothing left to forget", n, err)
+	}
+	if all, err := s.List(); err != nil || len(all) != 1 || all[0].ContainerID != "live" {
+		t.Errorf("List after Prune = %+v, %v; want the live sandbox", all, err)
+	}
+}
