@@ -735,3 +735,33 @@ func TestBlocksAPoolInOneBlockIsSharedWithTheNextNode(t *testing.T) {
 		}
 	}
 }
+
+// TestBlocksReleaseAfterARestartBeforeAnyAllocation: the first request of a restarted agent may be
+// a release (a spooled DEL, a vanished sandbox); it must find the holder in the Node's records
+// (found by the end-to-end suite: the address stayed held after its sandbox was gone).
+func TestBlocksReleaseAfterARestartBeforeAnyAllocation(t *testing.T) {
+	c := newRealCluster(t)
+	ctx := context.Background()
+	pool, _ := c.v4Pool(t, 0, "1", v1beta1.IPRange{CIDR: "0/24"})
+	c.deleteBlocksAtCleanup(t, pool)
+	dir := t.TempDir()
+	before := c.nodeAllocator(t, "restart-release", dir, Options{})
+	res, err := before.Allocate(ctx, Request{Owner: podOwner("gone", "eth1"), Pools: []string{pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.FlushBlocks()
+	after := c.nodeAllocator(t, "restart-release", dir, Options{})
+	if err := after.ReleaseContainer(ctx, "gone"); err != nil {
+		t.Fatalf("release after the restart: %v", err)
+	}
+	list, err := after.Allocations(Filter{Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, al := range list {
+		if al.Owner.ContainerID == "gone" {
+			t.Fatalf("%s is still held by the released container after the restart", res.IPs[0].Address.Addr())
+		}
+	}
+}

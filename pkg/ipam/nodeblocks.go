@@ -982,6 +982,12 @@ func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpa
 // release frees the addresses whose owner matches, in the Node's blocks (locally) and in shared
 // blocks (conditional writes). It returns the released addresses by pool.
 func (m *blockMode) release(ctx context.Context, match func(*v1beta1.PodOwner) bool) (map[string][]netip.Addr, error) {
+	// After a restart the first request may be a release (a DEL spooled while the agent was away,
+	// a sandbox that vanished meanwhile): the Node's records must be read first, or the release
+	// finds no holder and the address stays held.
+	if err := m.ensureLoaded(ctx); err != nil {
+		return nil, err
+	}
 	out := map[string][]netip.Addr{}
 	var errs []error
 	for _, p := range m.allPools() {
