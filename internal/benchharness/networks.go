@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/ipam"
 )
 
 // Network is a VLAN network made for a benchmark: a NetworkAttachmentDefinition of type antrea
@@ -110,24 +111,14 @@ func retryWebhook(ctx context.Context, f func(context.Context) error) error {
 }
 
 // PoolAllocations returns "address owner-container/ifname" for every address the pool records, in
-// its status and in its IPPoolBlocks.
+// its status and in its IPPoolBlocks (whose holders a Node reports about a second late).
 func (c *Cluster) PoolAllocations(ctx context.Context, pool string) (map[string]string, error) {
-	p, err := c.CRD.CrdV1beta1().IPPools().Get(ctx, pool, metav1.GetOptions{})
+	_, held, err := ipam.ReadPoolHolders(ctx, c.CRD, pool)
 	if err != nil {
-		return nil, fmt.Errorf("get IPPool %s: %w", pool, err)
+		return nil, err
 	}
 	out := map[string]string{}
-	entries := p.Status.IPAddresses
-	blocks, err := c.CRD.CrdV1beta1().IPPoolBlocks().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list IPPoolBlocks: %w", err)
-	}
-	for _, b := range blocks.Items {
-		if b.Spec.Pool == pool {
-			entries = append(entries, b.Status.IPAddresses...)
-		}
-	}
-	for _, a := range entries {
+	for _, a := range held {
 		owner := ""
 		if a.Owner.Pod != nil {
 			owner = a.Owner.Pod.ContainerID + "/" + a.Owner.Pod.IFName
@@ -135,4 +126,27 @@ func (c *Cluster) PoolAllocations(ctx context.Context, pool string) (map[string]
 		out[a.IPAddress] = owner
 	}
 	return out, nil
+}
+
+// WaitPoolAllocations polls PoolAllocations until the pool records n addresses, for at most
+// timeout: a Node reports the holders of its IPPoolBlocks about a second after they change.
+func (c *Cluster) WaitPoolAllocations(ctx context.Context, pool string, n int, timeout time.Duration) (map[string]string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		allocs, err := c.PoolAllocations(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		if len(allocs) == n {
+			return allocs, nil
+		}
+		if time.Now().After(deadline) {
+			return allocs, fmt.Errorf("IPPool %s records %d addresses after %s, want %d", pool, len(allocs), timeout, n)
+		}
+		select {
+		case <-ctx.Done():
+			return allocs, fmt.Errorf("IPPool %s records %d addresses, want %d: %w", pool, len(allocs), n, context.Cause(ctx))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -708,3 +708,60 @@ func TestBlocksTakenBackAreNotHandedOutAgainByTheirFormerNode(t *testing.T) {
 		}
 	}
 }
+
+// TestBlocksAPoolInOneBlockIsSharedWithTheNextNode: when the first Node's claim takes the pool's
+// only block, the Node shares it, and a second Node allocates the pool's other address (found by
+// the end-to-end suite: the watch brought the new block before the claim recorded it as the
+// Node's, the check then saw nothing to share, and the second Node's ADD failed as exhausted).
+func TestBlocksAPoolInOneBlockIsSharedWithTheNextNode(t *testing.T) {
+	c := newRealCluster(t)
+	ctx := context.Background()
+	for round := range 5 {
+		// A /24 is cut into blocks of 4: .68-.69 lie in the one block .68/30.
+		pool, _ := c.v4Pool(t, 0, "1", v1beta1.IPRange{Start: "68", End: "69"})
+		c.deleteBlocksAtCleanup(t, pool)
+		first := c.nodeAllocator(t, fmt.Sprintf("one-block-a%d", round), t.TempDir(), Options{})
+		second := c.nodeAllocator(t, fmt.Sprintf("one-block-b%d", round), t.TempDir(), Options{})
+		a, err := first.Allocate(ctx, Request{Owner: podOwner(fmt.Sprintf("a%d", round), "eth1"), Pools: []string{pool}})
+		if err != nil {
+			t.Fatalf("round %d: first Node: %v", round, err)
+		}
+		b, err := second.Allocate(ctx, Request{Owner: podOwner(fmt.Sprintf("b%d", round), "eth1"), Pools: []string{pool}})
+		if err != nil {
+			t.Fatalf("round %d: second Node, with one of the pool's two addresses free: %v", round, err)
+		}
+		if a.IPs[0].Address.Addr() == b.IPs[0].Address.Addr() {
+			t.Fatalf("round %d: %s handed out twice", round, a.IPs[0].Address.Addr())
+		}
+	}
+}
+
+// TestBlocksReleaseAfterARestartBeforeAnyAllocation: the first request of a restarted agent may be
+// a release (a spooled DEL, a vanished sandbox); it must find the holder in the Node's records
+// (found by the end-to-end suite: the address stayed held after its sandbox was gone).
+func TestBlocksReleaseAfterARestartBeforeAnyAllocation(t *testing.T) {
+	c := newRealCluster(t)
+	ctx := context.Background()
+	pool, _ := c.v4Pool(t, 0, "1", v1beta1.IPRange{CIDR: "0/24"})
+	c.deleteBlocksAtCleanup(t, pool)
+	dir := t.TempDir()
+	before := c.nodeAllocator(t, "restart-release", dir, Options{})
+	res, err := before.Allocate(ctx, Request{Owner: podOwner("gone", "eth1"), Pools: []string{pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.FlushBlocks()
+	after := c.nodeAllocator(t, "restart-release", dir, Options{})
+	if err := after.ReleaseContainer(ctx, "gone"); err != nil {
+		t.Fatalf("release after the restart: %v", err)
+	}
+	list, err := after.Allocations(Filter{Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, al := range list {
+		if al.Owner.ContainerID == "gone" {
+			t.Fatalf("%s is still held by the released container after the restart", res.IPs[0].Address.Addr())
+		}
+	}
+}

@@ -632,6 +632,7 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		p.mu.Unlock()
 		m.claims.Add(1)
 		klog.InfoS("Adopted an IPPoolBlock of this Node whose claim was not answered", "ippool", p.name, "ipPoolBlock", obj.Name)
+		m.poolFilling(p.name) // as after a claim
 		return true, nil
 	}
 	skip := func(b netip.Prefix) bool {
@@ -706,6 +707,10 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 		}
 		m.claims.Add(1)
 		klog.V(2).InfoS("Claimed an IPPoolBlock", "ippool", p.name, "ipPoolBlock", obj.Name, "cidr", cidr)
+		// The watch may have brought the new block before it was added above, and the check it
+		// started then did not see it as this Node's: check again, or a pool whose last block this
+		// was would never be shared.
+		m.poolFilling(p.name)
 		return true, nil
 	}
 	return false, fmt.Errorf("claim a block of IPPool %q: %w", p.name, context.Cause(ctx))

@@ -42,7 +42,7 @@ type Client struct {
 	Kube  kubernetes.Interface
 	Pools ippoolclient.Interface
 	NADs  nadclient.Interface
-	// Holders reads pool holders; StatusHolders when nil.
+	// Holders reads pool holders; BlockHolders on Pools when nil.
 	Holders HolderSource
 	// FetchMetrics reads the agent Pod's metrics at port; through the API server's Pod proxy when
 	// nil.
@@ -55,7 +55,7 @@ type Client struct {
 
 func (c *Client) holders() HolderSource {
 	if c.Holders == nil {
-		return StatusHolders{}
+		return BlockHolders{Client: c.Pools}
 	}
 	return c.Holders
 }

@@ -20,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/podvlan/podvlan/pkg/agent/veth"
+	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	ippoolfake "github.com/podvlan/podvlan/pkg/client/clientset/versioned/fake"
 )
 
@@ -93,6 +94,31 @@ func TestClientPools(t *testing.T) {
 	all, err := c.AllPools(context.Background())
 	if err != nil || len(all) != 1 || all[0].Name != "vlan100-ipv4" {
 		t.Errorf("AllPools = %+v, %v", all, err)
+	}
+}
+
+func TestClientPoolsReadHoldersOfBlocks(t *testing.T) {
+	c, _ := fakeClient(t)
+	blk := &v1beta1.IPPoolBlock{ObjectMeta: metav1.ObjectMeta{Name: "vlan100-ipv4.198-18-100-16-28"},
+		Spec:   v1beta1.IPPoolBlockSpec{Pool: "vlan100-ipv4", CIDR: "198.18.100.16/28", NodeName: "node-7"},
+		Status: v1beta1.IPPoolBlockStatus{IPAddresses: []v1beta1.IPAddressState{held("198.18.100.17", "demo", "gone2", "uid-g2", "c10", "eth1")}, Used: 1}}
+	other := &v1beta1.IPPoolBlock{ObjectMeta: metav1.ObjectMeta{Name: "other.198-18-100-32-28"},
+		Spec:   v1beta1.IPPoolBlockSpec{Pool: "other", CIDR: "198.18.100.32/28", NodeName: "node-7"},
+		Status: v1beta1.IPPoolBlockStatus{IPAddresses: []v1beta1.IPAddressState{held("198.18.100.33", "demo", "x", "uid-x", "c11", "eth1")}, Used: 1}}
+	for _, b := range []*v1beta1.IPPoolBlock{blk, other} {
+		if _, err := c.Pools.CrdV1beta1().IPPoolBlocks().Create(context.Background(), b, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := c.Pool(context.Background(), "vlan100-ipv4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Used != 3 || len(r.Holders) != 3 || r.Holders[2].IP != "198.18.100.17" || r.Holders[2].Node != "node-7" {
+		t.Fatalf("report %+v, want the status entries and the block's holder on node-7", r)
+	}
+	if r.Leaks != 2 {
+		t.Errorf("report %+v, want the block's holder of a gone Pod counted as a leak", r)
 	}
 }
 

@@ -6,6 +6,6 @@
 // fetches those objects with client-go, the IPPool clientset and the NetworkAttachmentDefinition
 // clientset, and nothing else. Nothing here writes to the API server.
 //
-// Allocations are read through HolderSource, so that where they are recorded (today an IPPool's
-// status.ipAddresses) can change without touching the views.
+// Allocations are read through HolderSource, so that where they are recorded (an IPPool's
+// status.ipAddresses, its IPPoolBlocks) can change without touching the views.
 package podvlanctl

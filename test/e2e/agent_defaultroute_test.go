@@ -91,9 +91,7 @@ func TestAgentDefaultRoute(t *testing.T) {
 		if n := len(nodePodPorts(t, node)); n != before {
 			t.Errorf("%d ports after the failed ADD, want %d", n, before)
 		}
-		if left := c.poolAllocations(t, p100); len(left) != 1 {
-			t.Errorf("IPPool %s records %d addresses, want only the routed Pod's", p100, len(left))
-		}
+		c.waitPoolHolders(t, p100, holdCount(1)) // the routed Pod's only
 	})
 
 	t.Run("DEL removes everything", func(t *testing.T) {
@@ -103,8 +101,6 @@ func TestAgentDefaultRoute(t *testing.T) {
 		if ports := nodePodPorts(t, node); len(ports) != 0 {
 			t.Errorf("ports left: %v", ports)
 		}
-		if left := c.poolAllocations(t, p100); len(left) != 0 {
-			t.Errorf("IPPool %s still records %+v", p100, left)
-		}
+		c.waitPoolHolders(t, p100, holdNone())
 	})
 }

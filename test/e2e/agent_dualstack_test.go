@@ -78,9 +78,7 @@ func TestAgentDualStack(t *testing.T) {
 			}
 		}
 		for _, pool := range []string{v4, v6} {
-			if n := len(c.poolAllocations(t, pool)); n != len(pods) {
-				t.Errorf("IPPool %s records %d addresses, want %d", pool, n, len(pods))
-			}
+			c.waitPoolHolders(t, pool, holdCount(len(pods)))
 		}
 	})
 
@@ -102,9 +100,7 @@ func TestAgentDualStack(t *testing.T) {
 			}
 		}
 		for _, pool := range []string{v4, v6} {
-			if left := c.poolAllocations(t, pool); len(left) != 0 {
-				t.Errorf("IPPool %s still records %+v", pool, left)
-			}
+			c.waitPoolHolders(t, pool, holdNone())
 		}
 	})
 }

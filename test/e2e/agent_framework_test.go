@@ -415,27 +415,6 @@ func (c *testCluster) createPool(t *testing.T, name string, spec v1beta1.IPPoolS
 	})
 }
 
-// poolAllocations returns the addresses recorded in a pool's status and in its IPPoolBlocks (whose
-// holders the agents report about a second after they change).
-func (c *testCluster) poolAllocations(t *testing.T, name string) []v1beta1.IPAddressState {
-	t.Helper()
-	p, err := c.crdClient(t).CrdV1beta1().IPPools().Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get IPPool %s: %v", name, err)
-	}
-	out := p.Status.IPAddresses
-	blocks, err := c.crdClient(t).CrdV1beta1().IPPoolBlocks().List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatalf("list IPPoolBlocks: %v", err)
-	}
-	for _, b := range blocks.Items {
-		if b.Spec.Pool == name {
-			out = append(out, b.Status.IPAddresses...)
-		}
-	}
-	return out
-}
-
 // createNAD creates a NetworkAttachmentDefinition with the given spec.config.
 func (c *testCluster) createNAD(t *testing.T, namespace, name, config string) {
 	t.Helper()

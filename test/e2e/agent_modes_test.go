@@ -80,11 +80,7 @@ func TestAgentErrorsLeaveNothing(t *testing.T) {
 				t.Errorf("veths after the failed ADD: %v", veths)
 			}
 			for _, pool := range []string{tiny, p100} {
-				for _, ip := range c.poolAllocations(t, pool) {
-					if ip.Owner.Pod != nil && ip.Owner.Pod.Name == s.pod.Name {
-						t.Errorf("IPPool %s still holds %s for the failed Pod", pool, ip.IPAddress)
-					}
-				}
+				c.waitPoolHolders(t, pool, holdCountOf(0, "the failed Pod "+s.pod.Name, ofPod(s.pod.Namespace, s.pod.Name)))
 			}
 			out, _ := tryRun("ip", "-n", s.netns, "-o", "link")
 			if strings.Contains(out, "eth1") || strings.Contains(out, "eth5") {
@@ -145,9 +141,7 @@ func TestAgentMultusDelegate(t *testing.T) {
 	if ports := nodePodPorts(t, node); len(ports) != 0 {
 		t.Errorf("ports left: %v", ports)
 	}
-	if left := c.poolAllocations(t, p100); len(left) != 0 {
-		t.Errorf("allocations left: %+v", left)
-	}
+	c.waitPoolHolders(t, p100, holdNone())
 }
 
 // TestAgentIPAMOnly is another plugin (the reference bridge plugin) taking its addresses from an
@@ -180,16 +174,11 @@ func TestAgentIPAMOnly(t *testing.T) {
 	if len(ips) != 1 || podAddress(t, s, "eth0")+"/24" != ips[0] {
 		t.Fatalf("result %v vs interface address %s", ips, podAddress(t, s, "eth0"))
 	}
-	allocs := c.poolAllocations(t, p100)
-	if len(allocs) != 1 || allocs[0].Owner.Pod == nil || allocs[0].Owner.Pod.ContainerID != s.containerID {
-		t.Errorf("IPPool status %+v, want one allocation for the container", allocs)
-	}
+	c.waitPoolHolders(t, p100, holdAll(holdCount(1), holdCountOf(1, "the container", ofContainer(s.containerID))))
 	if err := a.cniConfig().DelNetworkList(context.Background(), list, s.runtimeConf("eth0")); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
-	if left := c.poolAllocations(t, p100); len(left) != 0 {
-		t.Errorf("allocations left after DEL: %+v", left)
-	}
+	c.waitPoolHolders(t, p100, holdNone()) // after DEL
 }
 
 // TestAgentFeatureGateOff: with SecondaryNetwork off the agent touches no bridge and an annotated
@@ -283,7 +272,7 @@ func TestAgentRestartMidBurst(t *testing.T) {
 	if veths := hostVeths(t, node); len(veths) != n {
 		t.Errorf("%d veths, want %d", len(veths), n)
 	}
-	allocs := c.poolAllocations(t, pool)
+	allocs := c.waitPoolHolders(t, pool, holdCount(n))
 	seen := map[string]string{}
 	owners := map[string]bool{}
 	for _, ip := range allocs {

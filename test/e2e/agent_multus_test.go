@@ -107,8 +107,6 @@ func TestAgentUnderMultus(t *testing.T) {
 		if ports := nodePodPorts(t, node); len(ports) != 0 {
 			t.Errorf("ports left: %v", ports)
 		}
-		if left := c.poolAllocations(t, p100); len(left) != 0 {
-			t.Errorf("allocations left: %+v", left)
-		}
+		c.waitPoolHolders(t, p100, holdNone())
 	})
 }

@@ -186,11 +186,7 @@ func TestAgentGCAndStatus(t *testing.T) {
 	if len(ports) != 1 {
 		t.Errorf("ports after GC: %v, want only keep's", ports)
 	}
-	for _, ip := range c.poolAllocations(t, p100) {
-		if ip.Owner.Pod != nil && ip.Owner.Pod.ContainerID == drop.containerID {
-			t.Errorf("GC left %s allocated to the dropped sandbox", ip.IPAddress)
-		}
-	}
+	c.waitPoolHolders(t, p100, holdCountOf(0, "the sandbox GC dropped", ofContainer(drop.containerID)))
 
 	t.Run("STATUS is unavailable while OVSDB is down", func(t *testing.T) {
 		ovs := &teststack.OVS{Dir: c.Get(t, fmt.Sprintf("NODE_%d_OVS_DIR", node.Index))}

@@ -52,16 +52,17 @@ func chainShim(t *testing.T, c *testCluster, a *agentProcess) {
 	})
 }
 
-// allocationsOf returns the addresses a pool holds for a Pod.
+// allocationsOf returns the addresses a pool holds for a Pod, read once.
 func allocationsOf(t *testing.T, c *testCluster, pool, namespace, name string) []string {
 	t.Helper()
-	var out []string
-	for _, a := range c.poolAllocations(t, pool) {
-		if p := a.Owner.Pod; p != nil && p.Namespace == namespace && p.Name == name {
-			out = append(out, a.IPAddress)
-		}
-	}
-	return out
+	return addressesOf(c.poolAllocations(t, pool), ofPod(namespace, name))
+}
+
+// waitAllocationsOf waits until a pool holds n addresses for a Pod, and returns them.
+func waitAllocationsOf(t *testing.T, c *testCluster, pool, namespace, name string, n int) []string {
+	t.Helper()
+	held := c.waitPoolHolders(t, pool, holdCountOf(n, "Pod "+namespace+"/"+name, ofPod(namespace, name)))
+	return addressesOf(held, ofPod(namespace, name))
 }
 
 // TestShimWithoutAgent is issue 14's "agent away" on the real kubelet node: with the agent stopped,
@@ -93,8 +94,8 @@ func TestShimWithoutAgent(t *testing.T) {
 
 	// With the agent up: an annotated Pod gets eth1 and an address; its sandbox is recorded.
 	early := c.createPod(t, annotated("early"))
-	if got := allocationsOf(t, c, p100, ns, "early"); len(got) != 1 {
-		t.Fatalf("pool %s holds %v for %s/early, want one address", p100, got, ns)
+	if waitAllocationsOf(t, c, p100, ns, "early", 1); t.Failed() {
+		t.FailNow()
 	}
 	if _, ok := findPodPort(t, node, ns, "early", "eth1"); !ok {
 		t.Fatalf("no OVS port for %s/early eth1", ns)
@@ -132,10 +133,8 @@ func TestShimWithoutAgent(t *testing.T) {
 		if !found {
 			t.Errorf("no spooled DEL for %s/early in %s: %+v", ns, dirs.Spool, entries)
 		}
-		earlyLeft = allocationsOf(t, c, p100, ns, "early")
-		if len(earlyLeft) != 1 {
-			t.Errorf("pool %s holds %v for %s/early while the agent is away, want its address still", p100, earlyLeft, ns)
-		}
+		// While the agent is away its address stays.
+		earlyLeft = waitAllocationsOf(t, c, p100, ns, "early", 1)
 	})
 
 	t.Run("an annotated Pod gets an Event naming the absent agent", func(t *testing.T) {
@@ -189,8 +188,6 @@ func TestShimWithoutAgent(t *testing.T) {
 
 	t.Run("the annotated Pod starts once the agent is back", func(t *testing.T) {
 		c.waitRunning(t, ns, "waiting")
-		if got := allocationsOf(t, c, p100, ns, "waiting"); len(got) != 1 {
-			t.Errorf("pool %s holds %v for %s/waiting, want one address", p100, got, ns)
-		}
+		waitAllocationsOf(t, c, p100, ns, "waiting", 1)
 	})
 }

@@ -269,9 +269,7 @@ func TestAgentChainedAttach(t *testing.T) {
 			}
 		}
 		for _, pool := range []string{p100, p200} {
-			if left := c.poolAllocations(t, pool); len(left) != 0 {
-				t.Errorf("IPPool %s still has allocations: %+v", pool, left)
-			}
+			c.waitPoolHolders(t, pool, holdNone())
 		}
 	})
 }

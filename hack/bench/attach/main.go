@@ -276,12 +276,8 @@ func run(ctx context.Context, pods int, out string) error {
 	if n := len(strings.Fields(ports)); n != 0 {
 		return fmt.Errorf("%s still has %d ports after every DEL", bh.BridgeName, n)
 	}
-	allocs, err := c.PoolAllocations(ctx, network.Pool)
-	if err != nil {
-		return err
-	}
-	if len(allocs) != 0 {
-		return fmt.Errorf("IPPool %s still records %d addresses after every DEL", network.Pool, len(allocs))
+	if _, err := c.WaitPoolAllocations(ctx, network.Pool, 0, 15*time.Second); err != nil {
+		return fmt.Errorf("after every DEL: %w", err)
 	}
 
 	rep.Bands, rep.All, rep.Targets = evaluate(rep.Samples)

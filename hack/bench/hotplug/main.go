@@ -112,12 +112,8 @@ func run(ctx context.Context, pods int, out string) error {
 		ifaces, conds = append(ifaces, iface), append(conds, cond)
 		rep.Samples[i] = Sample{Interface: bh.Millis(iface), Condition: bh.Millis(cond)}
 	}
-	allocs, err := c.PoolAllocations(ctx, network.Pool)
-	if err != nil {
-		return err
-	}
-	if len(allocs) != pods {
-		return fmt.Errorf("IPPool %s records %d addresses for %d annotated Pods", network.Pool, len(allocs), pods)
+	if _, err := c.WaitPoolAllocations(ctx, network.Pool, pods, 15*time.Second); err != nil {
+		return fmt.Errorf("%d annotated Pods: %w", pods, err)
 	}
 	rep.Interface, rep.Condition = bh.Summarize(ifaces), bh.Summarize(conds)
 	limit := float64(deadline.Milliseconds())

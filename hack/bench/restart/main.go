@@ -74,6 +74,12 @@ func run(ctx context.Context, pods, restarts int, out string) error {
 		}
 	})
 
+	// The holders of the Node's blocks reach the API server about a second after the ADDs.
+	for _, n := range networks {
+		if _, err := c.WaitPoolAllocations(ctx, n.Pool, pods, 15*time.Second); err != nil {
+			return fmt.Errorf("after attaching: %w", err)
+		}
+	}
 	snapshot := func() (state, error) {
 		var s state
 		var err error
