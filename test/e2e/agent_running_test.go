@@ -145,19 +145,29 @@ func (c *testCluster) runningSandbox(t *testing.T, a *agentProcess, namespace, n
 	return s
 }
 
-// tcpSession is a TCP connection from a sandbox to a listener in another namespace, kept open.
+// tcpSession is a TCP connection to a listener in a network namespace of the host, kept open.
 type tcpSession struct {
 	client   *exec.Cmd
 	server   *exec.Cmd
 	stdin    io.WriteCloser
 	mu       sync.Mutex
 	received []string
-	done     chan struct{}
 }
 
+// openTCPSession connects from the sandbox's namespace fromNetns to toIP:port, where a listener
+// runs in toNetns, and checks that a first line gets through.
 func openTCPSession(t *testing.T, fromNetns, toNetns, toIP string, port int) *tcpSession {
 	t.Helper()
-	ts := &tcpSession{done: make(chan struct{})}
+	return startTCPSession(t, toNetns, port, 5*time.Second, 2*time.Second,
+		fmt.Sprintf("to %s:%d", toIP, port), netnsCommand(fromNetns, "nc", "-n", toIP, fmt.Sprint(port)))
+}
+
+// startTCPSession starts the listener (the host's nc) in toNetns, then the client command until a
+// first line gets through within connect (each try waits up to deliver for the line); what names
+// the session in a failure.
+func startTCPSession(t *testing.T, toNetns string, port int, connect, deliver time.Duration, what string, client []string) *tcpSession {
+	t.Helper()
+	ts := &tcpSession{}
 	srv := netnsCommand(toNetns, "nc", "-l", "-k", "-n", fmt.Sprint(port))
 	ts.server = exec.Command(srv[0], srv[1:]...)
 	out, err := ts.server.StdoutPipe()
@@ -168,7 +178,6 @@ func openTCPSession(t *testing.T, fromNetns, toNetns, toIP string, port int) *tc
 		t.Fatalf("start the listener: %v", err)
 	}
 	go func() {
-		defer close(ts.done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			ts.mu.Lock()
@@ -176,32 +185,32 @@ func openTCPSession(t *testing.T, fromNetns, toNetns, toIP string, port int) *tc
 			ts.mu.Unlock()
 		}
 	}()
+	stopClient := func() {
+		if ts.client != nil {
+			_ = ts.stdin.Close()
+			_ = ts.client.Process.Kill()
+			_ = ts.client.Wait()
+		}
+	}
 	t.Cleanup(func() {
+		stopClient()
 		_ = ts.server.Process.Kill()
 		_ = ts.server.Wait()
-		if ts.client != nil {
-			_ = ts.client.Process.Kill()
-			_ = ts.client.Wait()
-		}
 	})
-	// The listener needs a moment; the client retries until it connects.
-	err = eventually(5*time.Second, func() error {
-		if ts.client != nil {
-			_ = ts.client.Process.Kill()
-			_ = ts.client.Wait()
-		}
-		cl := netnsCommand(fromNetns, "nc", "-n", toIP, fmt.Sprint(port))
-		ts.client = exec.Command(cl[0], cl[1:]...)
+	// The listener needs a moment; the client is started again until a line gets through.
+	err = eventually(connect, func() error {
+		stopClient()
+		ts.client = exec.Command(client[0], client[1:]...)
 		if ts.stdin, err = ts.client.StdinPipe(); err != nil {
 			return err
 		}
 		if err := ts.client.Start(); err != nil {
 			return err
 		}
-		return ts.send("hello", 2*time.Second)
+		return ts.send("hello", deliver)
 	})
 	if err != nil {
-		t.Fatalf("open a TCP session to %s:%d: %v", toIP, port, err)
+		t.Fatalf("open a TCP session %s: %v", what, err)
 	}
 	return ts
 }

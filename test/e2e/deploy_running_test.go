@@ -5,16 +5,12 @@ package e2e
 // exec in the Pod, the Pod's annotations, Events and condition, the OVS port, the IPPool).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -326,81 +322,12 @@ func containerIDs(p *corev1.Pod) string {
 	return strings.Join(ids, ",")
 }
 
-// podTCPSession is a TCP connection from inside a Pod (busybox nc under kubectl exec -i) to a
-// listener in a network namespace of the host, kept open.
-type podTCPSession struct {
-	client   *exec.Cmd
-	server   *exec.Cmd
-	stdin    io.WriteCloser
-	mu       sync.Mutex
-	received []string
-}
-
 // openPodTCPSession connects from the Pod to toIP:port, where a listener runs in toNetns, and
 // checks that a first line gets through. The Pod's nc is busybox's: `nc IP PORT` (it has no -n
-// or -k); the listener is the host's nc.
-func (c *testCluster) openPodTCPSession(t *testing.T, namespace, pod, toNetns, toIP string, port int) *podTCPSession {
+// or -k); it runs under kubectl exec -i.
+func (c *testCluster) openPodTCPSession(t *testing.T, namespace, pod, toNetns, toIP string, port int) *tcpSession {
 	t.Helper()
-	ts := &podTCPSession{}
-	srv := netnsCommand(toNetns, "nc", "-l", "-k", "-n", fmt.Sprint(port))
-	ts.server = exec.Command(srv[0], srv[1:]...)
-	out, err := ts.server.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ts.server.Start(); err != nil {
-		t.Fatalf("start the listener: %v", err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			ts.mu.Lock()
-			ts.received = append(ts.received, sc.Text())
-			ts.mu.Unlock()
-		}
-	}()
-	stopClient := func() {
-		if ts.client != nil {
-			_ = ts.stdin.Close()
-			_ = ts.client.Process.Kill()
-			_ = ts.client.Wait()
-		}
-	}
-	t.Cleanup(func() {
-		stopClient()
-		_ = ts.server.Process.Kill()
-		_ = ts.server.Wait()
-	})
-	// The listener needs a moment; the client is started again until a line gets through.
-	err = eventually(15*time.Second, func() error {
-		stopClient()
-		ts.client = exec.Command(c.kubectlBin, "--kubeconfig", c.kubeconfig, "-n", namespace, "exec", "-i", pod, "--",
-			"nc", toIP, fmt.Sprint(port))
-		if ts.stdin, err = ts.client.StdinPipe(); err != nil {
-			return err
-		}
-		if err := ts.client.Start(); err != nil {
-			return err
-		}
-		return ts.send("hello", 5*time.Second)
-	})
-	if err != nil {
-		t.Fatalf("open a TCP session from %s/%s to %s:%d: %v", namespace, pod, toIP, port, err)
-	}
-	return ts
-}
-
-// send writes a line on the session and waits until the listener got it.
-func (ts *podTCPSession) send(line string, timeout time.Duration) error {
-	if _, err := fmt.Fprintln(ts.stdin, line); err != nil {
-		return fmt.Errorf("write %q: %w", line, err)
-	}
-	return eventually(timeout, func() error {
-		ts.mu.Lock()
-		defer ts.mu.Unlock()
-		if slices.Contains(ts.received, line) {
-			return nil
-		}
-		return fmt.Errorf("the listener has not received %q (got %v)", line, ts.received)
-	})
+	return startTCPSession(t, toNetns, port, 15*time.Second, 5*time.Second,
+		fmt.Sprintf("from %s/%s to %s:%d", namespace, pod, toIP, port),
+		[]string{c.kubectlBin, "--kubeconfig", c.kubeconfig, "-n", namespace, "exec", "-i", pod, "--", "nc", toIP, fmt.Sprint(port)})
 }
