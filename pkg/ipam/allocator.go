@@ -147,7 +147,7 @@ func (a *Allocator) Stats() Stats {
 	s := Stats{Operations: a.operations.Load(), Writes: a.writes.Load(), Conflicts: a.conflicts.Load()}
 	if m := a.blocks; m != nil {
 		s.BlocksClaimed, s.BlockWrites, s.BlockConflicts = m.claims.Load(), m.writes.Load(), m.conflicts.Load()
-		s.SharedWrites = m.sharedWrites.Load()
+		s.BlockWriteErrors, s.SharedWrites = m.writeErrors.Load(), m.sharedWrites.Load()
 	}
 	return s
 }

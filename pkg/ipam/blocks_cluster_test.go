@@ -391,10 +391,11 @@ func TestBlocksManyNodesOnOnePool(t *testing.T) {
 		}
 		all = append(all, latencies[n]...)
 	}
-	var claimed, writes, conflicts, shared uint64
+	var claimed, writes, conflicts, writeErrors, shared uint64
 	for _, a := range allocs {
 		s := a.Stats()
 		claimed, writes, conflicts, shared = claimed+s.BlocksClaimed, writes+s.BlockWrites, conflicts+s.BlockConflicts, shared+s.SharedWrites
+		writeErrors += s.BlockWriteErrors
 	}
 	slices.Sort(all)
 	pct := func(p float64) time.Duration {
@@ -405,16 +406,18 @@ func TestBlocksManyNodesOnOnePool(t *testing.T) {
 	}
 	slices.Sort(firsts)
 	t.Logf("%d Nodes x %d allocations on %s: %d addresses in %v (%.0f/s); latency after a Node's first: p50 %v, p99 %v, max %v; "+
-		"first of each Node (waits for its first claim): p50 %v, p99 %v; %d blocks claimed, %d block writes (%d lost races, %d to shared blocks), %d requests retried",
+		"first of each Node (waits for its first claim): p50 %v, p99 %v; %d blocks claimed, %d block writes (%d lost races, %d failed, %d to shared blocks), %d requests retried",
 		nodes, perNode, subnet, len(seen), elapsed.Round(time.Millisecond), float64(len(seen))/elapsed.Seconds(),
-		pct(0.5), pct(0.99), pct(1), firsts[len(firsts)/2], firsts[len(firsts)*99/100], claimed, writes, conflicts, shared, failed.Load())
+		pct(0.5), pct(0.99), pct(1), firsts[len(firsts)/2], firsts[len(firsts)*99/100], claimed, writes, conflicts, writeErrors, shared, failed.Load())
 	if len(seen) != nodes*perNode {
 		t.Errorf("%d distinct addresses, want %d", len(seen), nodes*perNode)
 	}
 	// Writes that changed something: the requests that lost a race for a block (AlreadyExists)
-	// or a shared block's resourceVersion (Conflict) were refused and wrote nothing.
+	// or a shared block's resourceVersion (Conflict) were refused and wrote nothing; those that
+	// failed otherwise (an overloaded API server timing a claim out) are counted apart, as the
+	// sender cannot know whether they took effect (a claim that did is adopted, and counted).
 	// Near the end of the pool a few blocks are shared and written per address (counted apart).
-	if written := writes - conflicts - shared; written > 2*claimed {
+	if written := writes - conflicts - writeErrors - shared; written > 2*claimed {
 		t.Errorf("%d IPPoolBlock writes for %d blocks claimed: more than two per block", written, claimed)
 	}
 	recorded, _ := c.blockHolders(t, pool)

@@ -57,7 +57,7 @@ type blockMode struct {
 	mu    sync.Mutex
 	pools map[string]*nodePool
 
-	claims, writes, conflicts, sharedWrites atomic.Uint64
+	claims, writes, conflicts, writeErrors, sharedWrites atomic.Uint64
 }
 
 // nodePool is the Node's share of one pool: the blocks it owns.
@@ -685,6 +685,7 @@ func (m *blockMode) claimLocked(ctx context.Context, p *nodePool, space *poolSpa
 			}
 			continue
 		case err != nil:
+			m.writeErrors.Add(1)
 			// The create may have succeeded with its answer lost (a timeout): a block naming this
 			// Node must not be left unused until the next restart.
 			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -868,11 +869,16 @@ func (m *blockMode) updateShared(ctx context.Context, start *v1beta1.IPPoolBlock
 		case err == nil:
 			return written, nil
 		case apierrors.IsNotFound(err):
+			m.writeErrors.Add(1)
 			return nil, errBlockGone
-		case !apierrors.IsConflict(err) || attempt >= sharedWriteAttempts:
+		case !apierrors.IsConflict(err):
+			m.writeErrors.Add(1)
 			return nil, fmt.Errorf("update IPPoolBlock %s: %w", start.Name, err)
 		}
 		m.conflicts.Add(1)
+		if attempt >= sharedWriteAttempts {
+			return nil, fmt.Errorf("update IPPoolBlock %s: %w", start.Name, err)
+		}
 		time.Sleep(rand.N(time.Duration(attempt) * 5 * time.Millisecond))
 		cur, err = m.a.client.CrdV1beta1().IPPoolBlocks().Get(ctx, start.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -941,6 +947,7 @@ func (m *blockMode) claimStatic(ctx context.Context, p *nodePool, space *poolSpa
 				continue
 			}
 			if err != nil {
+				m.writeErrors.Add(1)
 				return opOutcome{err: fmt.Errorf("create shared IPPoolBlock %s for static address %s: %w", name, addr, err)}
 			}
 			return opOutcome{addr: addr}

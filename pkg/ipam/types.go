@@ -118,6 +118,9 @@ type Stats struct {
 	BlockWrites uint64
 	// BlockConflicts is the number of those writes that lost a race (AlreadyExists, Conflict).
 	BlockConflicts uint64
+	// BlockWriteErrors is the number of those writes that failed otherwise (a timeout, a block
+	// deleted meanwhile): whether a timed-out write took effect is unknown to the sender.
+	BlockWriteErrors uint64
 	// SharedWrites is the number of those writes that took or released an address of a shared
 	// block, or shared a block (the single-address fallback of a pool with no block to claim).
 	SharedWrites uint64

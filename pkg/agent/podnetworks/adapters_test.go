@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -228,5 +229,66 @@ func TestADDsAreBusyWhileServed(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(adds.inFlight), "c1") {
 		t.Errorf("the tracker keeps finished ADDs: %v", adds.inFlight)
+	}
+}
+
+type failingHandler struct {
+	server.Handler
+	addErr error
+	dels   int
+}
+
+func (h *failingHandler) Add(context.Context, *server.Request) (types.Result, error) {
+	return nil, h.addErr
+}
+
+func (h *failingHandler) Del(context.Context, *server.Request) error {
+	h.dels++
+	return nil
+}
+
+// A sandbox whose ADD failed never runs: the controller must not attach it before its DEL
+// (the agent's own rollback already removed what the ADD made).
+func TestADDsRememberAFailedADDUntilItsDEL(t *testing.T) {
+	adds := NewADDs()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	adds.now = func() time.Time { return now }
+	h := &failingHandler{addErr: errors.New("default-route gateway is not in a subnet of eth1")}
+	wrapped := adds.Wrap(h)
+	req := &server.Request{ContainerID: "c1"}
+
+	if _, err := wrapped.Add(context.Background(), req); err == nil {
+		t.Fatal("the wrapped ADD hid the handler's error")
+	}
+	if !adds.Busy("c1") {
+		t.Error("Busy(c1) = false after its ADD failed, want true until its DEL")
+	}
+	if err := wrapped.Del(context.Background(), req); err != nil || h.dels != 1 {
+		t.Fatalf("DEL = %v, reached the handler %d times, want nil and once", err, h.dels)
+	}
+	if adds.Busy("c1") {
+		t.Error("Busy(c1) = true after its DEL")
+	}
+
+	// A retried ADD of the same sandbox that succeeds clears the failure.
+	_, _ = wrapped.Add(context.Background(), req)
+	h.addErr = nil
+	if _, err := wrapped.Add(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if adds.Busy("c1") {
+		t.Error("Busy(c1) = true after a successful ADD")
+	}
+
+	// Without a DEL, a failure is forgotten after FailedMemory, and the map does not grow.
+	h.addErr = errors.New("IPPool exhausted")
+	_, _ = wrapped.Add(context.Background(), &server.Request{ContainerID: "c2"})
+	now = now.Add(FailedMemory)
+	if adds.Busy("c2") {
+		t.Error("Busy(c2) = true after FailedMemory")
+	}
+	_, _ = wrapped.Add(context.Background(), &server.Request{ContainerID: "c3"})
+	if _, kept := adds.failed["c2"]; kept || len(adds.failed) != 1 {
+		t.Errorf("failed ADDs remembered: %v, want only c3", adds.failed)
 	}
 }

@@ -104,7 +104,7 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 
 // run answers one command: from its own input when answerWithoutAgent says so, else with the
 // agent's answer; a DEL the agent does not take is spooled.
-func (p *Plugin) run(command string, args *skel.CmdArgs) error {
+func (p *Plugin) run(command string, args *skel.CmdArgs) (err error) {
 	conf, err := parseConfig(args.StdinData)
 	if err != nil {
 		return err
@@ -113,6 +113,14 @@ func (p *Plugin) run(command string, args *skel.CmdArgs) error {
 	dirs := nodestate.ForSocket(socket)
 	if command == commandAdd {
 		p.recordSandbox(dirs.Sandboxes, args, conf)
+		defer func() {
+			// A sandbox whose ADD failed never runs: the runtime tears it down. Its record must
+			// not lead the agent to attach networks to it (a restarted agent would otherwise
+			// treat it as a running Pod until its DEL comes).
+			if err != nil {
+				p.forgetSandbox(dirs.Sandboxes, args)
+			}
+		}()
 	}
 	if answerWithoutAgent(command, conf) {
 		return p.answerLocally(command, conf)

@@ -114,6 +114,20 @@ func TestAddWithNetworksAsksTheAgent(t *testing.T) {
 		if !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater || !strings.Contains(cniErr.Msg, "antrea-agent is not running on this Node") {
 			t.Errorf("ADD = %v, want code 11 saying the agent is not running", err)
 		}
+		if rec, ok := readRecord(t, socket, "4f1a"); ok {
+			t.Errorf("a failed ADD left its sandbox record %+v: the agent would attach a sandbox that never runs", rec)
+		}
+	})
+	t.Run("annotated Pod whose ADD the agent fails", func(t *testing.T) {
+		_, socket := startRawAgent(t, &cnipb.CniCmdResponse{Error: &cnipb.CniError{Code: 7, Msg: "IPPool vlan100-ipv4 is exhausted"}})
+		err, _, _ := runCommand(t, commandAdd, socket, chainedArgs(map[string]string{"k8s.v1.cni.cncf.io/networks": "vlan100"}))
+		var cniErr *types.Error
+		if !errors.As(err, &cniErr) || cniErr.Code != 7 {
+			t.Fatalf("ADD = %v, want the agent's error", err)
+		}
+		if rec, ok := readRecord(t, socket, "4f1a"); ok {
+			t.Errorf("a failed ADD left its sandbox record %+v: the agent would attach a sandbox that never runs", rec)
+		}
 	})
 }
 
