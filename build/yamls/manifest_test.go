@@ -138,6 +138,9 @@ func TestConfigMapLoadsWithBothGatesOff(t *testing.T) {
 			}
 		})
 	}
+	if !agent.Gates.Enabled(config.IPPoolBlocks) {
+		t.Error("agent IPPoolBlocks is off, want its default (on)")
+	}
 	if agent.CNISocket != config.DefaultCNISocket || agent.OVSRunDir != config.DefaultOVSRunDir {
 		t.Errorf("agent paths = %s, %s; want the defaults the DaemonSet mounts", agent.CNISocket, agent.OVSRunDir)
 	}

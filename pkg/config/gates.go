@@ -21,21 +21,23 @@ const (
 	// running Pod (the annotation added after the Pod started) is applied, as Antrea does.
 	SecondaryNetworkHotplug featuregate.Feature = "SecondaryNetworkHotplug"
 	// IPPoolBlocks has the agent allocate inside per-Node address blocks (IPPoolBlock objects),
-	// with no API write per Pod. It is ours. Without it every allocation is an entry of the
-	// IPPool's status.ipAddresses, as in Antrea.
+	// with no API write per Pod. It is ours, and on by default. Without it every allocation is an
+	// entry of the IPPool's status.ipAddresses, as in Antrea.
 	IPPoolBlocks featuregate.Feature = "IPPoolBlocks"
 )
 
-// features is the single list of gates both components know. Both are alpha and off by default,
-// as in Antrea, so that a cluster upgraded to this agent changes nothing until asked to.
+// features is the single list of gates both components know. The Antrea ones are alpha and off by
+// default, as in Antrea, so that a cluster upgraded to this agent changes nothing until asked to.
 var features = map[featuregate.Feature]featuregate.FeatureSpec{
 	SecondaryNetwork: {Default: false, PreRelease: featuregate.Alpha},
 	AntreaIPAM:       {Default: false, PreRelease: featuregate.Alpha},
 	// Off by default: changing a running Pod's interfaces is beyond the contract, so it is asked for.
 	SecondaryNetworkHotplug: {Default: false, PreRelease: featuregate.Alpha},
-	// Off by default until the end-to-end suite reads holders from blocks (they reach the API
-	// server up to a second after the ADD answers).
-	IPPoolBlocks: {Default: false, PreRelease: featuregate.Alpha},
+	// On by default (hence beta: an alpha gate on by default would be switched off by
+	// AllAlpha: false): it changes where holders are recorded, not what a Pod gets, and
+	// status.ipAddresses entries of the previous scheme are honoured. Kept so that an operator can
+	// go back to one entry per allocation.
+	IPPoolBlocks: {Default: true, PreRelease: featuregate.Beta},
 }
 
 // NewFeatureGates returns a gate set of its own (never a process-wide one, so that two loaded

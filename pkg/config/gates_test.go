@@ -11,15 +11,19 @@ func TestFeatureGates(t *testing.T) {
 		wantSecondaryNetwork bool
 		wantAntreaIPAM       bool
 		wantHotplug          bool
+		wantBlocks           bool
 	}{
-		{name: "both gates are off by default", yaml: ""},
-		{name: "SecondaryNetwork can be enabled alone", yaml: "featureGates: {SecondaryNetwork: true}\n", wantSecondaryNetwork: true},
-		{name: "AntreaIPAM can be enabled alone", yaml: "featureGates: {AntreaIPAM: true}\n", wantAntreaIPAM: true},
-		{name: "explicit false keeps a gate off", yaml: "featureGates: {SecondaryNetwork: false}\n"},
+		{name: "the Antrea gates are off and IPPoolBlocks on by default", yaml: "", wantBlocks: true},
+		{name: "SecondaryNetwork can be enabled alone", yaml: "featureGates: {SecondaryNetwork: true}\n", wantSecondaryNetwork: true, wantBlocks: true},
+		{name: "AntreaIPAM can be enabled alone", yaml: "featureGates: {AntreaIPAM: true}\n", wantAntreaIPAM: true, wantBlocks: true},
+		{name: "explicit false keeps a gate off", yaml: "featureGates: {SecondaryNetwork: false}\n", wantBlocks: true},
 		{name: "SecondaryNetworkHotplug can be enabled", yaml: "featureGates: {SecondaryNetwork: true, SecondaryNetworkHotplug: true}\n",
-			wantSecondaryNetwork: true, wantHotplug: true},
+			wantSecondaryNetwork: true, wantHotplug: true, wantBlocks: true},
 		{name: "AllAlpha enables every alpha gate", yaml: "featureGates: {AllAlpha: true}\n", wantSecondaryNetwork: true, wantAntreaIPAM: true,
-			wantHotplug: true},
+			wantHotplug: true, wantBlocks: true},
+		{name: "AllAlpha: false leaves IPPoolBlocks on", yaml: "featureGates: {AllAlpha: false}\n", wantBlocks: true},
+		{name: "IPPoolBlocks can be turned off", yaml: "featureGates: {IPPoolBlocks: false}\n"},
+		{name: "AllBeta: false turns IPPoolBlocks off", yaml: "featureGates: {AllBeta: false}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,6 +39,9 @@ func TestFeatureGates(t *testing.T) {
 			}
 			if got := a.Gates.Enabled(SecondaryNetworkHotplug); got != tt.wantHotplug {
 				t.Errorf("agent SecondaryNetworkHotplug = %v, want %v", got, tt.wantHotplug)
+			}
+			if got := a.Gates.Enabled(IPPoolBlocks); got != tt.wantBlocks {
+				t.Errorf("agent IPPoolBlocks = %v, want %v", got, tt.wantBlocks)
 			}
 			c, err := LoadController([]byte(tt.yaml))
 			if err != nil {
