@@ -24,7 +24,9 @@ import (
 // ADDs recorded (intents), allocated, or plugged in is gone.
 //
 //   - between intent and allocation: the node cannot reach the API server (its packets to the
-//     API server are dropped), so the allocations hang after the intents are written;
+//     API server are dropped), so the allocations hang after the intents are written. They take
+//     their addresses from a pool the node has not used yet: an agent with address blocks
+//     allocates inside a block it holds without the API server, but must claim a first block;
 //   - between allocation and port commit: the node's ovs-vswitchd is stopped (SIGSTOP), so the
 //     ports never come up after the addresses are allocated.
 func TestAgentCrashPointsLeakNothing(t *testing.T) {
@@ -38,6 +40,12 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.100.254", PrefixLength: 24, VLAN: 100},
 	})
 	c.createNAD(t, ns, "crash", nadConfig(0, pool))
+	fresh := uniqueName("e2e-crash-fresh-")
+	c.createPool(t, fresh, v1beta1.IPPoolSpec{
+		IPRanges:   []v1beta1.IPRange{{Start: "198.18.101.70", End: "198.18.101.99"}},
+		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.101.254", PrefixLength: 24, VLAN: 100},
+	})
+	c.createNAD(t, ns, "crash-fresh", nadConfig(0, fresh))
 	a := c.startAgent(t, node, defaultAgentConfig(node))
 
 	var live []*sandbox
@@ -50,10 +58,10 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 	}
 
 	const inFlight = 6
-	crash := func(t *testing.T, name string, fault func() (undo func()), reached func() error) {
+	crash := func(t *testing.T, name, nad string, fault func() (undo func()), reached func() error) {
 		var sandboxes []*sandbox
 		for i := range inFlight {
-			sandboxes = append(sandboxes, c.newSandbox(t, ns, fmt.Sprintf("%s%d", name, i), node, "crash"))
+			sandboxes = append(sandboxes, c.newSandbox(t, ns, fmt.Sprintf("%s%d", name, i), node, nad))
 		}
 		// Let the agent's Pod cache see the new Pods: with the API server unreachable, an ADD
 		// whose Pod is not cached yet would stop before its intent instead of after it.
@@ -86,7 +94,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 	t.Run("killed between intent and allocation", func(t *testing.T) {
 		apiPort := apiServerPort(t, c)
 		rule := []string{"OUTPUT", "-p", "tcp", "--dport", apiPort, "-j", "DROP"}
-		crash(t, "intent", func() func() {
+		crash(t, "intent", "crash-fresh", func() func() {
 			mustRun(t, netnsCommand(node.NetNS, append([]string{"iptables", "-I"}, rule...)...)...)
 			return func() { _, _ = tryRun(netnsCommand(node.NetNS, append([]string{"iptables", "-D"}, rule...)...)...) }
 		}, func() error {
@@ -95,6 +103,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 			}
 			return nil
 		})
+		c.waitPoolHolders(t, fresh, holdNone())
 	})
 
 	t.Run("killed between allocation and port commit", func(t *testing.T) {
@@ -107,7 +116,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		crash(t, "alloc", func() func() {
+		crash(t, "alloc", "crash", func() func() {
 			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
