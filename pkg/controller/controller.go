@@ -191,6 +191,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := collector.WatchUsage(pools.Informer(), crdInf.Crd().V1beta1().IPPoolBlocks().Informer()); err != nil {
+			return err
+		}
 	} else {
 		klog.InfoS("IPAM features are disabled: no IPPool webhook is served or registered and no garbage collection runs",
 			"hint", config.GateDisabledError(config.AntreaIPAM, config.ControllerFileName))

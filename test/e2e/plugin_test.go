@@ -73,6 +73,11 @@ func TestKubectlPodvlan(t *testing.T) {
 	}
 	c.kubectl(t, "apply", "-f", d.example("pod-networks-json.yaml"))
 	c.waitRunning(t, "demo", "multi-vlan")
+	// With address blocks the Node reports its holders about a second after the ADD: the plugin
+	// reads them from the API server, as a user would a moment later.
+	for _, pool := range []string{"vlan100-ipv4", "vlan200-ipv4"} {
+		c.waitPoolHolders(t, pool, holdCountOf(1, "Pod demo/multi-vlan", ofPod("demo", "multi-vlan")))
+	}
 
 	t.Run("pod: network, VLAN, address and the OVS port the agent made, per interface", func(t *testing.T) {
 		var r podvlanctl.PodReport

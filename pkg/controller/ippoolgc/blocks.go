@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/apis/crd/validation"
 )
 
 // nodeBlockKey is the tracker key of a Node's block whose Node is gone: the block's name, and
@@ -208,6 +209,11 @@ func (c *Collector) updateUsage(ctx context.Context, pools []*v1beta1.IPPool, us
 		want := p.Status.Usage
 		want.InBlocks, want.Blocks = u.InBlocks, u.Blocks
 		want.Used = len(p.Status.IPAddresses) + u.InBlocks
+		// With address blocks no agent writes the pool's status, so its total would stay
+		// unset on a pool created since (kubectl get ippool showing TOTAL 0).
+		if parsed, err := validation.ParsePool(p); err == nil {
+			want.Total = parsed.UsageTotal()
+		}
 		if want == p.Status.Usage {
 			continue
 		}

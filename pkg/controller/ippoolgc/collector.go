@@ -112,6 +112,43 @@ func New(kube kubernetes.Interface, crd versioned.Interface, pools crdlisters.IP
 	return c, nil
 }
 
+// usageBatchDelay folds the block changes of a burst of Pods (each Node reports its blocks'
+// holders about a second after they change) into one pass that writes the pools' usage.
+const usageBatchDelay = 2 * time.Second
+
+// WatchUsage has a pass run soon after a pool is created or its spec changes (its total) and
+// after an IPPoolBlock is claimed, reports other holders or is deleted (its pool's usage), so
+// that kubectl get ippool follows the blocks within seconds rather than one interval later.
+func (c *Collector) WatchUsage(pools, blocks cache.SharedIndexInformer) error {
+	soon := func() { c.queue.AddAfter(collectKey, usageBatchDelay) }
+	if _, err := pools.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { soon() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*v1beta1.IPPool)
+			n, ok2 := newObj.(*v1beta1.IPPool)
+			if ok1 && ok2 && o.Generation != n.Generation {
+				soon()
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watch IPPools for their usage: %w", err)
+	}
+	if _, err := blocks.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { soon() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*v1beta1.IPPoolBlock)
+			n, ok2 := newObj.(*v1beta1.IPPoolBlock)
+			if ok1 && ok2 && len(o.Status.IPAddresses) != len(n.Status.IPAddresses) {
+				soon()
+			}
+		},
+		DeleteFunc: func(any) { soon() },
+	}); err != nil {
+		return fmt.Errorf("watch IPPoolBlocks for their pools' usage: %w", err)
+	}
+	return nil
+}
+
 func terminated(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }

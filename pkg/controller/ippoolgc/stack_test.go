@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/informers"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/pkg/apis/crd/validation"
 	crdinformers "github.com/podvlan/podvlan/pkg/client/informers/externalversions"
 	"github.com/podvlan/podvlan/pkg/controller/controllertest"
 )
@@ -67,6 +68,9 @@ func newStack(t *testing.T, grace, interval time.Duration) *stack {
 		Options{Interval: interval, GracePeriod: grace, PoolSelector: env.Selector(), Now: s.clock,
 			Blocks: crdFactory.Crd().V1beta1().IPPoolBlocks().Lister(), Nodes: kubeFactory.Core().V1().Nodes().Lister()})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WatchUsage(pools.Informer(), crdFactory.Crd().V1beta1().IPPoolBlocks().Informer()); err != nil {
 		t.Fatal(err)
 	}
 	s.collector = c
@@ -266,4 +270,56 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// With address blocks no agent writes a pool's status: its usage (total, and the holders its
+// blocks report) is the collector's, written soon after a block changes, not one interval later.
+func TestRunWritesUsageSoonAfterABlockChanges(t *testing.T) {
+	s := newStack(t, time.Minute, 24*time.Hour)
+	env := s.env
+	ctx := controllertest.Ctx(t)
+	ns := env.Namespace(t)
+	pod := env.CreatePod(t, ns, "holder")
+	subnet := env.FreeSubnet(t)
+	pool := env.MustCreatePool(t, env.NewPool("usage", subnet, 0, v1beta1.IPRange{CIDR: netip.PrefixFrom(subnet.Addr(), 26).String()}))
+	parsed, err := validation.ParsePool(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitForPoolCache(t, pool)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.collector.Run(runCtx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
+		s.recorder.mu.Lock()
+		defer s.recorder.mu.Unlock()
+		return s.recorder.runs > 0, "no pass yet"
+	})
+
+	b, err := env.CRD.CrdV1beta1().IPPoolBlocks().Create(ctx, &v1beta1.IPPoolBlock{
+		ObjectMeta: metav1.ObjectMeta{Name: pool.Name + ".a"},
+		Spec:       v1beta1.IPPoolBlockSpec{Pool: pool.Name, CIDR: netip.PrefixFrom(subnet.Addr(), 30).String(), NodeName: "usage-node"},
+		Status: v1beta1.IPPoolBlockStatus{Used: 2, IPAddresses: []v1beta1.IPAddressState{
+			controllertest.Entry(controllertest.Addr(subnet, 1), pod, "c-1", "eth1"),
+			controllertest.Entry(controllertest.Addr(subnet, 2), pod, "c-1", "eth2")}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.CRD.CrdV1beta1().IPPoolBlocks().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
+	})
+	want := v1beta1.IPPoolUsage{Total: parsed.UsageTotal(), Used: 2, InBlocks: 2, Blocks: 1}
+	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
+		p, err := env.CRD.CrdV1beta1().IPPools().Get(ctx, pool.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.Status.Usage == want, fmt.Sprintf("usage %+v, want %+v", p.Status.Usage, want)
+	})
 }
