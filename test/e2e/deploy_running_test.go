@@ -31,7 +31,8 @@ const deployAttachDeadline = 5 * time.Second
 // TestDeployRunningPods installs the manifests with SecondaryNetwork, AntreaIPAM and
 // SecondaryNetworkHotplug on, and changes the networks of Pods that the kubelet of node-1 runs:
 // the first annotation of a running Pod, a network added and removed again while a TCP session
-// over the first one goes on, and a network whose NetworkAttachmentDefinition appears only later.
+// over the first one goes on, the annotation removed, and a network whose
+// NetworkAttachmentDefinition appears only later.
 func TestDeployRunningPods(t *testing.T) {
 	c := newTestCluster(t)
 	d := newDeployment(t, c)
@@ -69,7 +70,7 @@ func TestDeployRunningPods(t *testing.T) {
 		return
 	}
 
-	t.Run("hot-plug: eth2 added and removed while eth1 and a TCP session over it stay", func(t *testing.T) {
+	t.Run("hot-plug: networks/vlan200@net2 added and removed while eth1 and a TCP session over it stay", func(t *testing.T) {
 		before := c.linkState(t, ns, "hotplug", "eth1")
 		port1, _ := findPodPort(t, node, ns, "hotplug", "eth1")
 		if route, err := c.podExec(ns, "hotplug", "ip", "route", "get", ext100); err != nil || !strings.Contains(route, " dev eth1 ") {
@@ -77,20 +78,20 @@ func TestDeployRunningPods(t *testing.T) {
 		}
 		session := c.openPodTCPSession(t, ns, "hotplug", c.Get(t, "EXT100_NETNS"), ext100, 5711)
 
-		took := c.annotateAndWait(t, ns, "hotplug", "vlan100,networks/vlan200", corev1.ConditionTrue, podnetworks.ReasonAttached)
+		took := c.annotateAndWait(t, ns, "hotplug", "vlan100,networks/vlan200@net2", corev1.ConditionTrue, podnetworks.ReasonAttached)
 		t.Logf("added entry to condition %s=True: %v", podnetworks.ConditionType, took)
 		d.checkAttached(t, ns, "hotplug", map[string]attachment{
 			"eth1": {"demo/vlan100", "198.18.100.", "100", ext100},
-			"eth2": {"networks/vlan200", "198.18.200.", "200", ext200},
+			"net2": {"networks/vlan200", "198.18.200.", "200", ext200},
 		})
 		if err := session.send("after hot-plug", 5*time.Second); err != nil {
-			t.Errorf("the TCP session over eth1 did not survive adding eth2: %v", err)
+			t.Errorf("the TCP session over eth1 did not survive adding net2: %v", err)
 		}
 		if after := c.linkState(t, ns, "hotplug", "eth1"); after != before {
-			t.Errorf("eth1 changed when eth2 was added:\nbefore %s\nafter  %s", before, after)
+			t.Errorf("eth1 changed when net2 was added:\nbefore %s\nafter  %s", before, after)
 		}
 		if p, _ := findPodPort(t, node, ns, "hotplug", "eth1"); p != port1 {
-			t.Errorf("the port of eth1 changed when eth2 was added: %+v, was %+v", p, port1)
+			t.Errorf("the port of eth1 changed when net2 was added: %+v, was %+v", p, port1)
 		}
 		if d.poolOwners(t, "vlan200-ipv4", "hotplug") != 1 {
 			t.Errorf("IPPool vlan200-ipv4 holds %d addresses of demo/hotplug, want one", d.poolOwners(t, "vlan200-ipv4", "hotplug"))
@@ -99,11 +100,11 @@ func TestDeployRunningPods(t *testing.T) {
 		took = c.annotateAndWait(t, ns, "hotplug", "vlan100", corev1.ConditionTrue, podnetworks.ReasonAttached)
 		t.Logf("removed entry to condition %s=True: %v", podnetworks.ConditionType, took)
 		if err := eventually(10*time.Second, func() error {
-			if _, err := c.podExec(ns, "hotplug", "ip", "link", "show", "eth2"); err == nil {
-				return fmt.Errorf("eth2 is still in the Pod")
+			if _, err := c.podExec(ns, "hotplug", "ip", "link", "show", "net2"); err == nil {
+				return fmt.Errorf("net2 is still in the Pod")
 			}
-			if p, ok := findPodPort(t, node, ns, "hotplug", "eth2"); ok {
-				return fmt.Errorf("the port of eth2 is still there: %+v", p)
+			if p, ok := findPodPort(t, node, ns, "hotplug", "net2"); ok {
+				return fmt.Errorf("the port of net2 is still there: %+v", p)
 			}
 			if n := d.poolOwners(t, "vlan200-ipv4", "hotplug"); n != 0 {
 				return fmt.Errorf("IPPool vlan200-ipv4 still holds %d address(es) of demo/hotplug", n)
@@ -114,13 +115,39 @@ func TestDeployRunningPods(t *testing.T) {
 		}
 		d.checkAttached(t, ns, "hotplug", map[string]attachment{"eth1": {"demo/vlan100", "198.18.100.", "100", ext100}})
 		if err := session.send("after unplug", 5*time.Second); err != nil {
-			t.Errorf("the TCP session over eth1 did not survive removing eth2: %v", err)
+			t.Errorf("the TCP session over eth1 did not survive removing net2: %v", err)
 		}
 		if after := c.linkState(t, ns, "hotplug", "eth1"); after != before {
-			t.Errorf("eth1 changed when eth2 was removed:\nbefore %s\nafter  %s", before, after)
+			t.Errorf("eth1 changed when net2 was removed:\nbefore %s\nafter  %s", before, after)
 		}
 		if ev := c.podEvents(t, ns, "hotplug"); !containsPrefix(ev, podnetworks.EventDetached+": ") {
 			t.Errorf("events %v, want %s", ev, podnetworks.EventDetached)
+		}
+	})
+
+	t.Run("the annotation removed: every secondary interface, port and address is gone", func(t *testing.T) {
+		took := c.annotateAndWait(t, ns, "hotplug", "", corev1.ConditionTrue, podnetworks.ReasonNoNetworks)
+		t.Logf("annotation removed to condition %s=True/%s: %v", podnetworks.ConditionType, podnetworks.ReasonNoNetworks, took)
+		if err := eventually(10*time.Second, func() error {
+			if _, err := c.podExec(ns, "hotplug", "ip", "link", "show", "eth1"); err == nil {
+				return fmt.Errorf("eth1 is still in the Pod")
+			}
+			if p, ok := findPodPort(t, node, ns, "hotplug", "eth1"); ok {
+				return fmt.Errorf("the port of eth1 is still there: %+v", p)
+			}
+			if n := d.poolOwners(t, "vlan100-ipv4", "hotplug"); n != 0 {
+				return fmt.Errorf("IPPool vlan100-ipv4 still holds %d address(es) of demo/hotplug", n)
+			}
+			_, pod := c.podConditionOf(t, ns, "hotplug")
+			if st := pod.Annotations[nadv1.NetworkStatusAnnot]; strings.Contains(st, `"eth1"`) {
+				return fmt.Errorf("network-status still lists eth1: %s", st)
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+		if route, err := c.podExec(ns, "hotplug", "ip", "route", "get", ext100); err != nil || strings.Contains(route, " dev eth1 ") {
+			t.Errorf("route to %s after the annotation was removed: %q (%v), want one through eth0", ext100, route, err)
 		}
 	})
 
@@ -230,11 +257,15 @@ func (c *testCluster) conditionIs(namespace, name string, status corev1.Conditio
 	}
 }
 
-// annotateAndWait sets the Pod's networks annotation and waits (deployAttachDeadline) until the
+// annotateAndWait sets the Pod's networks annotation (removes it when networks is "") and waits (deployAttachDeadline) until the
 // condition, written after the annotation changed, is status/reason; it returns how long that took.
 func (c *testCluster) annotateAndWait(t *testing.T, namespace, name, networks string, status corev1.ConditionStatus, reason string) time.Duration {
 	t.Helper()
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{nadv1.NetworkAttachmentAnnot: networks}}})
+	var value any = networks
+	if networks == "" {
+		value = nil // a merge patch removes a key set to null
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{nadv1.NetworkAttachmentAnnot: value}}})
 	if err != nil {
 		t.Fatal(err)
 	}
