@@ -366,9 +366,10 @@ func (m *blockMode) do(ctx context.Context, poolObj *v1beta1.IPPool, space *pool
 	}
 	out := m.allocShared(ctx, poolObj.Name, space, list, op.owner)
 	// Other Nodes' blocks with room are shared as soon as those Nodes see the pool has no block
-	// left: wait for that a moment rather than calling the pool exhausted.
+	// left, and this Node's own blocks just shared reach the cache a moment after the write: wait
+	// for that rather than calling the pool exhausted.
 	var ex *PoolExhaustedError
-	for deadline := time.Now().Add(sharingWait); errors.As(out.err, &ex) && m.othersHaveRoom(poolObj.Name, space) &&
+	for deadline := time.Now().Add(sharingWait); errors.As(out.err, &ex) && m.othersHaveRoom(p, space) &&
 		time.Now().Before(deadline) && ctx.Err() == nil; {
 		time.Sleep(100 * time.Millisecond)
 		out = m.allocShared(ctx, poolObj.Name, space, list, op.owner)
@@ -379,12 +380,21 @@ func (m *blockMode) do(ctx context.Context, poolObj *v1beta1.IPPool, space *pool
 // sharingWait bounds how long a request waits for other Nodes to share their blocks.
 const sharingWait = 3 * time.Second
 
-// othersHaveRoom reports whether, as far as the cache knows, a block of another Node still has a
-// free address.
-func (m *blockMode) othersHaveRoom(pool string, space *poolSpace) bool {
-	for _, obj := range m.blocksOf(pool) {
-		if obj.Spec.NodeName == "" || obj.Spec.NodeName == m.node {
+// othersHaveRoom reports whether, as far as the cache knows, a block about to be shared still has
+// a free address: another Node's, or one of this Node's that it no longer allocates from (shared
+// by shareBlocks, the cache not showing it yet).
+func (m *blockMode) othersHaveRoom(p *nodePool, space *poolSpace) bool {
+	for _, obj := range m.blocksOf(p.name) {
+		if obj.Spec.NodeName == "" {
 			continue
+		}
+		if obj.Spec.NodeName == m.node {
+			p.mu.Lock()
+			_, owned := p.blocks[obj.Name]
+			p.mu.Unlock()
+			if owned {
+				continue
+			}
 		}
 		ref, ok := parseBlock(obj)
 		if !ok {
