@@ -384,17 +384,15 @@ const sharingWait = 3 * time.Second
 // a free address: another Node's, or one of this Node's that it no longer allocates from (shared
 // by shareBlocks, the cache not showing it yet).
 func (m *blockMode) othersHaveRoom(p *nodePool, space *poolSpace) bool {
+	p.mu.Lock()
+	owned := make(map[string]bool, len(p.blocks))
+	for name := range p.blocks {
+		owned[name] = true
+	}
+	p.mu.Unlock()
 	for _, obj := range m.blocksOf(p.name) {
-		if obj.Spec.NodeName == "" {
+		if obj.Spec.NodeName == "" || (obj.Spec.NodeName == m.node && owned[obj.Name]) {
 			continue
-		}
-		if obj.Spec.NodeName == m.node {
-			p.mu.Lock()
-			_, owned := p.blocks[obj.Name]
-			p.mu.Unlock()
-			if owned {
-				continue
-			}
 		}
 		ref, ok := parseBlock(obj)
 		if !ok {

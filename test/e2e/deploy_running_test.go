@@ -99,18 +99,7 @@ func TestDeployRunningPods(t *testing.T) {
 
 		took = c.annotateAndWait(t, ns, "hotplug", "vlan100", corev1.ConditionTrue, podnetworks.ReasonAttached)
 		t.Logf("removed entry to condition %s=True: %v", podnetworks.ConditionType, took)
-		if err := eventually(10*time.Second, func() error {
-			if _, err := c.podExec(ns, "hotplug", "ip", "link", "show", "net2"); err == nil {
-				return fmt.Errorf("net2 is still in the Pod")
-			}
-			if p, ok := findPodPort(t, node, ns, "hotplug", "net2"); ok {
-				return fmt.Errorf("the port of net2 is still there: %+v", p)
-			}
-			if n := d.poolOwners(t, "vlan200-ipv4", "hotplug"); n != 0 {
-				return fmt.Errorf("IPPool vlan200-ipv4 still holds %d address(es) of demo/hotplug", n)
-			}
-			return nil
-		}); err != nil {
+		if err := eventually(10*time.Second, d.detached(t, ns, "hotplug", "net2", "vlan200-ipv4")); err != nil {
 			t.Error(err)
 		}
 		d.checkAttached(t, ns, "hotplug", map[string]attachment{"eth1": {"demo/vlan100", "198.18.100.", "100", ext100}})
@@ -128,15 +117,10 @@ func TestDeployRunningPods(t *testing.T) {
 	t.Run("the annotation removed: every secondary interface, port and address is gone", func(t *testing.T) {
 		took := c.annotateAndWait(t, ns, "hotplug", "", corev1.ConditionTrue, podnetworks.ReasonNoNetworks)
 		t.Logf("annotation removed to condition %s=True/%s: %v", podnetworks.ConditionType, podnetworks.ReasonNoNetworks, took)
+		gone := d.detached(t, ns, "hotplug", "eth1", "vlan100-ipv4")
 		if err := eventually(10*time.Second, func() error {
-			if _, err := c.podExec(ns, "hotplug", "ip", "link", "show", "eth1"); err == nil {
-				return fmt.Errorf("eth1 is still in the Pod")
-			}
-			if p, ok := findPodPort(t, node, ns, "hotplug", "eth1"); ok {
-				return fmt.Errorf("the port of eth1 is still there: %+v", p)
-			}
-			if n := d.poolOwners(t, "vlan100-ipv4", "hotplug"); n != 0 {
-				return fmt.Errorf("IPPool vlan100-ipv4 still holds %d address(es) of demo/hotplug", n)
+			if err := gone(); err != nil {
+				return err
 			}
 			_, pod := c.podConditionOf(t, ns, "hotplug")
 			if st := pod.Annotations[nadv1.NetworkStatusAnnot]; strings.Contains(st, `"eth1"`) {
@@ -177,6 +161,23 @@ func TestDeployRunningPods(t *testing.T) {
 				now.UID, containerIDs(now), pod.UID, containerIDs(pod))
 		}
 	})
+}
+
+// detached returns a check that the Pod's interface ifName, its OVS port and its address in pool
+// are all gone.
+func (d *deployment) detached(t *testing.T, namespace, name, ifName, pool string) func() error {
+	return func() error {
+		if _, err := d.c.podExec(namespace, name, "ip", "link", "show", ifName); err == nil {
+			return fmt.Errorf("%s is still in the Pod", ifName)
+		}
+		if p, ok := findPodPort(t, d.node, namespace, name, ifName); ok {
+			return fmt.Errorf("the port of %s is still there: %+v", ifName, p)
+		}
+		if n := d.poolOwners(t, pool, name); n != 0 {
+			return fmt.Errorf("IPPool %s still holds %d address(es) of %s/%s", pool, n, namespace, name)
+		}
+		return nil
+	}
 }
 
 // enableSecondaryNetworks turns on SecondaryNetwork, AntreaIPAM and the extra gates as a user does

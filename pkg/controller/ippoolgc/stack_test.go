@@ -105,6 +105,24 @@ func (s *stack) waitForPodCache(t *testing.T, want map[string]*corev1.Pod) {
 	})
 }
 
+// runUntilFirstPass runs the collector until the test ends and waits for its first pass (the
+// one Run makes at start).
+func (s *stack) runUntilFirstPass(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.collector.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
+		s.recorder.mu.Lock()
+		defer s.recorder.mu.Unlock()
+		return s.recorder.runs > 0, "no pass yet"
+	})
+}
+
 func (s *stack) waitForPoolCache(t *testing.T, pool *v1beta1.IPPool) {
 	t.Helper()
 	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -234,19 +252,8 @@ func TestRunReleasesAnOrphanAfterItsPodIsDeletedWithoutWaitingForTheInterval(t *
 	s.waitForPoolCache(t, pool)
 	s.waitForPodCache(t, map[string]*corev1.Pod{ns + "/keep": keep, ns + "/victim": victim})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.collector.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
 	// The first pass (at start) finds nothing to release.
-	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
-		s.recorder.mu.Lock()
-		defer s.recorder.mu.Unlock()
-		return s.recorder.runs > 0, "no pass yet"
-	})
+	s.runUntilFirstPass(t)
 	if got := sorted(env.Addresses(t, pool.Name)); !slices.Equal(got, sorted([]string{keepIP, victimIP})) {
 		t.Fatalf("stored %v before any deletion, want both", got)
 	}
@@ -288,18 +295,7 @@ func TestRunWritesUsageSoonAfterABlockChanges(t *testing.T) {
 	}
 	s.waitForPoolCache(t, pool)
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.collector.Run(runCtx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	controllertest.Eventually(t, 30*time.Second, func() (bool, string) {
-		s.recorder.mu.Lock()
-		defer s.recorder.mu.Unlock()
-		return s.recorder.runs > 0, "no pass yet"
-	})
+	s.runUntilFirstPass(t)
 
 	b, err := env.CRD.CrdV1beta1().IPPoolBlocks().Create(ctx, &v1beta1.IPPoolBlock{
 		ObjectMeta: metav1.ObjectMeta{Name: pool.Name + ".a"},
