@@ -199,23 +199,20 @@ func (c *Controller) Run(ctx context.Context) error {
 			"hint", config.GateDisabledError(config.AntreaIPAM, config.ControllerFileName))
 	}
 
+	var retirer connectionRetirer
 	server := &http.Server{
-		Handler:           mux,
+		Handler:           retirer.wrap(mux),
+		ConnContext:       retirer.connContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		// HTTP/1.1 only, as webhook servers commonly do since the HTTP/2 rapid-reset attacks;
-		// it also lets a certificate rotation close kept-alive connections (below), which HTTP/2
-		// connections would escape.
+		// it also lets a certificate rotation retire kept-alive connections one response at a
+		// time (retire.go), which HTTP/2's multiplexed connections would not allow.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	// Each handshake takes the certificate in service then: rotations need no restart.
 	server.TLSConfig.GetCertificate = c.certs.GetCertificate
-	// Kept-alive connections would go on with the old certificate until it expires: closing the
-	// idle ones makes clients (the API server) check the new one at once.
-	c.certs.OnChange(func() {
-		server.SetKeepAlivesEnabled(false)
-		server.SetKeepAlivesEnabled(true)
-	})
+	c.certs.OnChange(retirer.certificateChanged)
 	c.kube = kube
 	serving := c.checks.AddFlag("https-serving")
 	serveErr := make(chan error, 1)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"strings"
 	"sync"
@@ -69,6 +71,10 @@ ipPoolGC: {interval: 24h, gracePeriod: 24h}
 			}
 		}
 	})
+	// A client that keeps its connection alive, as the API server does, must move to each new
+	// certificate without a request ever failing.
+	kept := keptAliveProbe{serials: map[string]bool{}}
+	wg.Go(func() { kept.run(ctx, r.base+"/healthz") })
 	serials, bundles := map[string]bool{}, map[string]bool{}
 	writes := 0
 	for end := time.Now().Add(14 * time.Second); time.Now().Before(end); time.Sleep(150 * time.Millisecond) {
@@ -95,11 +101,61 @@ ipPoolGC: {interval: 24h, gracePeriod: 24h}
 	if len(bundles) < 3 {
 		t.Errorf("%d CA bundles published, want the first and two rotations", len(bundles))
 	}
+	if kept.failures > 0 || kept.reused == 0 || len(kept.serials) < 3 {
+		t.Errorf("kept-alive client: %d requests, %d failed (first: %v), %d on a reused connection, %d certificates seen; want none failed, reuse, and at least 3 certificates",
+			kept.requests, kept.failures, kept.firstErr, kept.reused, len(kept.serials))
+	}
 	// The test's client trusts the first CA only.
 	r.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // reads metrics only
 	_, metrics := r.get(t, "/metrics")
 	if !strings.Contains(metrics, `podvlan_controller_serving_certificate_reloads_total{result="success"}`) {
 		t.Errorf("/metrics counts no successful rotation:\n%s", metrics)
 	}
-	t.Logf("%d writes judged across %d certificates and %d CA bundles", writes, len(serials), len(bundles))
+	t.Logf("%d writes judged across %d certificates and %d CA bundles; kept-alive client: %d requests, %d reused, %d certificates",
+		writes, len(serials), len(bundles), kept.requests, kept.reused, len(kept.serials))
+}
+
+// keptAliveProbe sends requests every 50 ms on one kept-alive client until ctx ends, recording
+// failures, connection reuse and the certificates it met. Its fields are read after run returns.
+type keptAliveProbe struct {
+	requests, failures, reused int
+	firstErr                   error
+	serials                    map[string]bool
+}
+
+func (p *keptAliveProbe) run(ctx context.Context, url string) {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reads the certificate only
+	defer client.CloseIdleConnections()
+	for ctx.Err() == nil {
+		reused := false
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+		}), http.MethodGet, url, nil)
+		if err != nil {
+			panic(err)
+		}
+		resp, err := client.Do(req)
+		if ctx.Err() != nil {
+			return
+		}
+		p.requests++
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			p.serials[resp.TLS.PeerCertificates[0].SerialNumber.String()] = true
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		if err != nil {
+			p.failures++
+			if p.firstErr == nil {
+				p.firstErr = err
+			}
+		}
+		if reused {
+			p.reused++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
