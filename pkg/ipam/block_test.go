@@ -1,9 +1,11 @@
 package ipam
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
@@ -157,5 +159,75 @@ func TestRecordStoreRoundTripsAndDropsTornWrites(t *testing.T) {
 	}
 	if _, err := st.load(); err == nil {
 		t.Error("a record that does not parse was accepted")
+	}
+}
+
+// A kill between a save's rename and its removal of the previous file leaves two files of a
+// block; the newest wins. A previous version's file (<block>.json) loads and is replaced by the
+// next save.
+func TestRecordStoreKeepsTheNewestFileOfABlock(t *testing.T) {
+	dir := t.TempDir()
+	record := func(container string) []byte {
+		o := v1beta1.PodOwner{Name: "p", Namespace: "ns", ContainerID: container, IFName: "eth1"}
+		data, err := json.Marshal(&blockRecord{Block: "pool.10-0-0-0-26", Pool: "pool", CIDR: "10.0.0.0/26", Node: "n1",
+			Holders: holderStates(map[netip.Addr]v1beta1.PodOwner{netip.MustParseAddr("10.0.0.5"): o})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for name, container := range map[string]string{"pool.10-0-0-0-26.json": "legacy", "pool.10-0-0-0-26@7.json": "c7",
+		"pool.10-0-0-0-26@12.json": "c12", "pool.10-0-0-0-26@9.json": "c9"} {
+		if err := os.WriteFile(filepath.Join(dir, name), record(container), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := func() []string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	st := &recordStore{dir: dir}
+	got, err := st.load()
+	if err != nil || len(got) != 1 || got[0].Holders[0].Owner.Pod.ContainerID != "c12" {
+		t.Fatalf("load: %v %+v, want the record of sequence 12", err, got)
+	}
+	if f := files(); !slices.Equal(f, []string{"pool.10-0-0-0-26@12.json"}) {
+		t.Errorf("after load: %v, want only the newest file", f)
+	}
+	got[0].Holders = nil
+	if err := st.save(got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if f := files(); !slices.Equal(f, []string{"pool.10-0-0-0-26@13.json"}) {
+		t.Errorf("after a save: %v, want the next sequence only", f)
+	}
+	if err := st.remove("pool.10-0-0-0-26"); err != nil {
+		t.Fatal(err)
+	}
+	if f := files(); len(f) != 0 {
+		t.Errorf("after remove: %v", f)
+	}
+
+	legacy := t.TempDir()
+	if err := os.WriteFile(filepath.Join(legacy, "pool.10-0-0-0-26.json"), record("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st = &recordStore{dir: legacy}
+	if got, err = st.load(); err != nil || len(got) != 1 || got[0].Holders[0].Owner.Pod.ContainerID != "old" {
+		t.Fatalf("load a previous version's record: %v %+v", err, got)
+	}
+	if err := st.save(got[0]); err != nil {
+		t.Fatal(err)
+	}
+	dir = legacy
+	if f := files(); !slices.Equal(f, []string{"pool.10-0-0-0-26@1.json"}) {
+		t.Errorf("after saving over a previous version's record: %v", f)
 	}
 }

@@ -31,7 +31,7 @@ type fakeAPI struct {
 	statusWrites      int
 }
 
-func newFakeAPI(t *testing.T, pools ...*v1beta1.IPPool) *fakeAPI {
+func newFakeAPI(t testing.TB, pools ...*v1beta1.IPPool) *fakeAPI {
 	t.Helper()
 	var objs []runtime.Object
 	for _, p := range pools {
