@@ -9,6 +9,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -58,9 +59,8 @@ func newCrashFixture(t *testing.T, first, last int, blocks bool) *crashFixture {
 	t.Cleanup(func() { deletePoolBlocks(t, c, f.pool) })
 	c.createNAD(t, f.ns, "crash", nadConfig(0, f.pool))
 	cfg := defaultAgentConfig(f.node)
-	if blocks {
-		cfg.FeatureGates["IPPoolBlocks"] = true
-	}
+	// Said either way: the gate's default is on.
+	cfg.FeatureGates["IPPoolBlocks"] = blocks
 	f.a = c.startAgent(t, f.node, cfg)
 	return f
 }
@@ -113,10 +113,56 @@ func (f *crashFixture) mustAddAll(t *testing.T, sbs []*sandbox) []types.Result {
 	results, errs := f.addAll(t, sbs, nil)
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("ADD %s: %v", sbs[i].pod.Name, err)
+			t.Fatalf("ADD %s: %v\n%s", sbs[i].pod.Name, err, f.holdersByPod(t))
 		}
 	}
 	return results
+}
+
+// holdersByPod summarizes who holds the pool's addresses: Pod, sandboxes and addresses held.
+func (f *crashFixture) holdersByPod(t *testing.T) string {
+	t.Helper()
+	held, err := f.c.readPoolHolders(t, f.pool)
+	if err != nil {
+		return fmt.Sprintf("pool holders unreadable: %v", err)
+	}
+	type holder struct {
+		addrs      int
+		containers map[string]bool
+	}
+	byPod := map[string]*holder{}
+	for _, h := range held {
+		pod := "(no Pod owner)"
+		container := ""
+		if h.Owner.Pod != nil {
+			pod, container = h.Owner.Pod.Namespace+"/"+h.Owner.Pod.Name, h.Owner.Pod.ContainerID
+		}
+		if byPod[pod] == nil {
+			byPod[pod] = &holder{containers: map[string]bool{}}
+		}
+		byPod[pod].addrs++
+		byPod[pod].containers[container] = true
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pool %s: %d addresses held by %d Pods", f.pool, len(held), len(byPod))
+	for _, pod := range slices.Sorted(maps.Keys(byPod)) {
+		fmt.Fprintf(&b, "\n  %s: %d addresses, %d sandboxes", pod, byPod[pod].addrs, len(byPod[pod].containers))
+	}
+	blocks, err := f.c.crdClient(t).CrdV1beta1().IPPoolBlocks().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return b.String() + fmt.Sprintf("\nIPPoolBlocks unreadable: %v", err)
+	}
+	byNode := map[string][2]int{} // blocks, addresses recorded in them
+	for _, blk := range blocks.Items {
+		if blk.Spec.Pool == f.pool {
+			n := byNode[blk.Spec.NodeName]
+			byNode[blk.Spec.NodeName] = [2]int{n[0] + 1, n[1] + len(blk.Status.IPAddresses)}
+		}
+	}
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		fmt.Fprintf(&b, "\n  blocks of Node %q (\"\" = shared): %d, %d addresses recorded", node, byNode[node][0], byNode[node][1])
+	}
+	return b.String()
 }
 
 // delAll runs DEL of every sandbox at once and returns each one's error.

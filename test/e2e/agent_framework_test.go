@@ -139,7 +139,8 @@ func (c *testCluster) startAgent(t *testing.T, node clusterNode, cfg agentConfig
 		a.stop(t)
 		if t.Failed() {
 			data, _ := os.ReadFile(a.log.Name())
-			t.Logf("antrea-agent log of %s:\n%s", node.Name, tail(string(data), 60))
+			t.Logf("antrea-agent log of %s, its warnings and errors:\n%s\nand its last lines:\n%s",
+				node.Name, tail(warningsAndErrors(string(data)), 60), tail(string(data), 60))
 		}
 		a.log.Close()
 		_ = os.RemoveAll(dir)
@@ -149,6 +150,18 @@ func (c *testCluster) startAgent(t *testing.T, node clusterNode, cfg agentConfig
 	})
 	a.start(t)
 	return a
+}
+
+// warningsAndErrors keeps klog's W and E lines: the ones a failure is most often explained by,
+// which a tail of a busy log has long scrolled past.
+func warningsAndErrors(log string) string {
+	var kept []string
+	for line := range strings.Lines(log) {
+		if strings.HasPrefix(line, "W") || strings.HasPrefix(line, "E") {
+			kept = append(kept, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return strings.Join(kept, "\n")
 }
 
 func tail(s string, lines int) string {
