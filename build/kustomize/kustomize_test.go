@@ -46,10 +46,8 @@ func TestBaseConfigFilesAreTheManifestDefaults(t *testing.T) {
 
 // kubectl finds a kubectl: the local cluster's, else the one in PATH.
 func kubectl(t *testing.T) string {
-	if path, err := teststack.EnvFile(); err == nil {
-		if env, err := teststack.ReadEnvFile(path); err == nil && env["KUBECTL"] != "" {
-			return env["KUBECTL"]
-		}
+	if env, err := teststack.LoadLocalEnv(); err == nil {
+		return env.Kubectl
 	}
 	if k, err := exec.LookPath("kubectl"); err == nil {
 		return k

@@ -69,7 +69,7 @@ ipPoolGC: {interval: 1h, gracePeriod: 24h}
 	}
 	webhookName := env.Name("binary-test")
 	certDir := filepath.Join(t.TempDir(), "certs")
-	cmd := exec.Command(bin, "--config="+conf, "--kubeconfig="+cluster.Get(t, "KUBECONFIG"),
+	cmd := exec.Command(bin, "--config="+conf, "--kubeconfig="+cluster.Kubeconfig,
 		"--bind-address=127.0.0.1", fmt.Sprintf("--webhook-url=https://127.0.0.1:%d", port),
 		"--webhook-name="+webhookName, "--cert-dir="+certDir,
 		"--ippool-selector="+controllertest.LabelKey+"="+env.RunID, "--v=2")

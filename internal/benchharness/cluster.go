@@ -43,18 +43,11 @@ func LoadCluster(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	path, err := teststack.EnvFile()
-	if err != nil {
-		return nil, err
-	}
-	vars, err := teststack.ReadEnvFile(path)
+	env, err := teststack.LoadLocalEnv()
 	if err != nil {
 		return nil, fmt.Errorf("local cluster env file (start it with hack/local-cluster.sh up): %w", err)
 	}
-	kubeconfig := vars["KUBECONFIG"]
-	if kubeconfig == "" {
-		return nil, fmt.Errorf("%s names no KUBECONFIG", path)
-	}
+	kubeconfig := env.Kubeconfig
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", kubeconfig, err)

@@ -4,7 +4,6 @@
 package teststack
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,19 +47,6 @@ func RepoRoot(t testing.TB) string {
 	return root
 }
 
-// EnvFile returns the path of the local cluster's env file: $PODVLAN_CLUSTER_ENV, or
-// _output/local-cluster/env of the repository.
-func EnvFile() (string, error) {
-	if path := os.Getenv(EnvFileVar); path != "" {
-		return path, nil
-	}
-	root, err := FindRepoRoot()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(root, "_output", "local-cluster", "env"), nil
-}
-
 // RequireRoot skips the test unless it runs as root (netns, veths and OVS need it).
 func RequireRoot(t testing.TB) {
 	t.Helper()
@@ -74,7 +60,7 @@ func RequireRoot(t testing.TB) {
 
 // Cluster is the local cluster started by hack/local-cluster.sh.
 type Cluster struct {
-	vars map[string]string
+	*Env
 }
 
 // LocalCluster loads the env file written by `hack/local-cluster.sh up`, or skips the test when no
@@ -88,64 +74,25 @@ func LocalCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars, err := ReadEnvFile(path)
+	env, err := LoadEnv(path)
 	if err != nil {
 		if os.IsNotExist(err) {
 			t.Skipf("no local cluster (%s missing): start one with `hack/local-cluster.sh up`, or run `make test`", path)
 		}
-		t.Fatalf("read local cluster env: %v", err)
+		t.Fatalf("read the local cluster's env file (a cluster started by an older hack/local-cluster.sh? take it down and up again): %v", err)
 	}
-	return &Cluster{vars: vars}
-}
-
-// Get returns a variable of the env file, failing the test when it is missing.
-func (c *Cluster) Get(t testing.TB, key string) string {
-	t.Helper()
-	v, ok := c.vars[key]
-	if !ok {
-		t.Fatalf("local cluster env has no %s", key)
-	}
-	return v
-}
-
-// Lookup returns a variable of the env file and whether it is set.
-func (c *Cluster) Lookup(key string) (string, bool) {
-	v, ok := c.vars[key]
-	return v, ok
+	return &Cluster{Env: env}
 }
 
 // RestConfig returns an admin client configuration for the cluster's kube-apiserver.
 func (c *Cluster) RestConfig(t testing.TB) *rest.Config {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.Get(t, "KUBECONFIG"))
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		t.Fatalf("load kubeconfig: %v", err)
 	}
 	cfg.QPS, cfg.Burst = 1000, 2000
 	return cfg
-}
-
-// ReadEnvFile reads the KEY=value lines of an env file written by the hack/ scripts.
-func ReadEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	vars := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s: malformed line %q", path, line)
-		}
-		vars[k] = strings.Trim(v, `"'`)
-	}
-	return vars, sc.Err()
 }
 
 // OVS is a private ovsdb-server + ovs-vswitchd started by hack/ovs.sh for one test.

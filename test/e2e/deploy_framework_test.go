@@ -61,11 +61,7 @@ func newDeployment(t *testing.T, c *testCluster) *deployment {
 		manifest:     filepath.Join(root, "build", "yamls", "antrea.yml"),
 		crds:         filepath.Join(root, "build", "yamls", "crds.yml"),
 		examples:     filepath.Join(root, "docs", "examples"),
-		conflistPath: c.Get(t, "CNI_CONFLIST"),
-	}
-	if _, ok := c.Lookup("WORKLOAD_CONTROLLERS"); !ok {
-		t.Skip("the local cluster runs no kube-controller-manager (DaemonSets and Deployments need one): " +
-			"restart it with the current hack/local-cluster.sh (down, then up)")
+		conflistPath: c.CNIConflist,
 	}
 	if missing := d.missingImages(t); len(missing) > 0 {
 		t.Skipf("images %v are not in the local cluster's containerd: run hack/images.sh (make test does)", missing)
@@ -104,7 +100,7 @@ func (d *deployment) missingImages(t *testing.T) []string {
 	if err != nil {
 		t.Fatalf("read %s: %v", d.manifest, err)
 	}
-	out, err := tryRun("ctr", "--address", d.c.Get(t, "CONTAINERD_SOCK"), "--namespace", d.c.Get(t, "CONTAINERD_NAMESPACE"),
+	out, err := tryRun("ctr", "--address", d.c.ContainerdSock, "--namespace", d.c.ContainerdNamespace,
 		"images", "ls", "-q")
 	if err != nil {
 		t.Fatalf("list containerd images: %v", err)

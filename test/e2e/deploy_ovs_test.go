@@ -107,7 +107,7 @@ func TestDeployWithOVS(t *testing.T) {
 	}
 	c.kubectl(t, "apply", "-f", d.example("pod-networks-json.yaml"))
 	c.waitRunning(t, "demo", "multi-vlan")
-	ext100 := c.Get(t, "EXT100_IP")
+	ext100 := c.ext(t, 100).IP.String()
 	port, ok := findPodPort(t, podOVS, "demo", "multi-vlan", "eth1")
 	t.Run("a Pod reaches VLAN 100's external host through the Pod's Open vSwitch", func(t *testing.T) {
 		if !ok || port.Tag != "100" {

@@ -37,7 +37,7 @@ func TestDeployRunningPods(t *testing.T) {
 	c := newTestCluster(t)
 	d := newDeployment(t, c)
 	node := d.node
-	ext100, ext200 := c.Get(t, "EXT100_IP"), c.Get(t, "EXT200_IP")
+	ext100, ext200 := c.ext(t, 100).IP.String(), c.ext(t, 200).IP.String()
 	t.Cleanup(func() { d.uninstall(t) })
 	d.install(t)
 	const ns = "demo"
@@ -76,7 +76,7 @@ func TestDeployRunningPods(t *testing.T) {
 		if route, err := c.podExec(ns, "hotplug", "ip", "route", "get", ext100); err != nil || !strings.Contains(route, " dev eth1 ") {
 			t.Fatalf("the route to %s does not go out of eth1: %q (%v)", ext100, route, err)
 		}
-		session := c.openPodTCPSession(t, ns, "hotplug", c.Get(t, "EXT100_NETNS"), ext100, 5711)
+		session := c.openPodTCPSession(t, ns, "hotplug", c.ext(t, 100).NetNS, ext100, 5711)
 
 		took := c.annotateAndWait(t, ns, "hotplug", "vlan100,networks/vlan200@net2", corev1.ConditionTrue, podnetworks.ReasonAttached)
 		t.Logf("added entry to condition %s=True: %v", podnetworks.ConditionType, took)

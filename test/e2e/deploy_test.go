@@ -27,7 +27,7 @@ func TestDeployManifests(t *testing.T) {
 	d := newDeployment(t, c)
 	node := d.node
 	uplink := node.Uplink
-	ext100, ext200 := c.Get(t, "EXT100_IP"), c.Get(t, "EXT200_IP")
+	ext100, ext200 := c.ext(t, 100).IP.String(), c.ext(t, 200).IP.String()
 	t.Cleanup(func() { d.uninstall(t) })
 	d.install(t)
 

@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,23 +43,8 @@ type testCluster struct {
 	kubeconfig string
 }
 
-// clusterNode describes one node of the local cluster, from the env file.
-type clusterNode struct {
-	Index      int
-	Name       string
-	NetNS      string // empty for the real node, which lives in the root network namespace
-	OVSDB      string // "unix:<path>"
-	Uplink     string // the uplink NIC inside NetNS, a trunk port's peer on the fabric
-	FabricPort string // the uplink's peer on the fabric bridge, inside the fabric namespace
-	IP         string
-	Real       bool // a real kubelet runs for it
-	// MgmtIf holds IP: the node's management interface (eth0 of a simulated node, the management
-	// bridge for node-1), the one its default route uses and an agent must not take as an uplink.
-	MgmtIf string
-	// Kubeconfig is the node's own identity (system:node:<name>) at the API server's management
-	// address, usable from inside NetNS, as an agent running for the node uses it.
-	Kubeconfig string
-}
+// clusterNode is one node of the local cluster, from the env file.
+type clusterNode = teststack.EnvNode
 
 // newTestCluster returns the local cluster, or skips the test when there is none or not as root.
 func newTestCluster(t *testing.T) *testCluster {
@@ -73,35 +58,25 @@ func newTestCluster(t *testing.T) *testCluster {
 	return &testCluster{
 		Cluster:    c,
 		client:     client,
-		kubectlBin: c.Get(t, "KUBECTL"),
-		kubeconfig: c.Get(t, "KUBECONFIG"),
+		kubectlBin: c.Kubectl,
+		kubeconfig: c.Kubeconfig,
 	}
 }
 
 // nodes returns every node of the cluster, node-1 (the real one) first.
 func (c *testCluster) nodes(t *testing.T) []clusterNode {
 	t.Helper()
-	n, err := strconv.Atoi(c.Get(t, "NODE_COUNT"))
-	if err != nil {
-		t.Fatalf("NODE_COUNT: %v", err)
+	return slices.Clone(c.Nodes)
+}
+
+// ext returns the external host on the given VLAN of the fabric.
+func (c *testCluster) ext(t *testing.T, vlan int) teststack.EnvExternalHost {
+	t.Helper()
+	h, ok := c.ExternalHost(vlan)
+	if !ok {
+		t.Fatalf("the local cluster has no external host on VLAN %d", vlan)
 	}
-	nodes := make([]clusterNode, 0, n)
-	for i := 1; i <= n; i++ {
-		key := func(suffix string) string { return fmt.Sprintf("NODE_%d_%s", i, suffix) }
-		nodes = append(nodes, clusterNode{
-			Index:      i,
-			Name:       c.Get(t, key("NAME")),
-			NetNS:      c.Get(t, key("NETNS")),
-			OVSDB:      c.Get(t, key("OVSDB")),
-			Uplink:     c.Get(t, key("UPLINK")),
-			FabricPort: c.Get(t, key("FABRIC_PORT")),
-			IP:         c.Get(t, key("IP")),
-			Real:       c.Get(t, key("REAL")) == "true",
-			MgmtIf:     c.Get(t, key("MGMT_IF")),
-			Kubeconfig: c.Get(t, key("KUBECONFIG")),
-		})
-	}
-	return nodes
+	return h
 }
 
 // node returns the node with the given index (1 is the real node), skipping the test when the
@@ -218,7 +193,7 @@ func (c *testCluster) testPod(t *testing.T, namespace, name, nodeName, marker st
 			TerminationGracePeriodSeconds: new(int64(5)),
 			Containers: []corev1.Container{{
 				Name:            "box",
-				Image:           c.Get(t, "TEST_IMAGE"),
+				Image:           c.TestImage,
 				ImagePullPolicy: corev1.PullNever,
 				Command: []string{"sh", "-c",
 					"trap 'exit 0' TERM; echo " + marker + "; while true; do sleep 1; done"},
@@ -318,16 +293,12 @@ func (c *testCluster) deletePod(ctx context.Context, namespace, name string) err
 
 // hasKubelet reports whether a real kubelet runs for the node.
 func (c *testCluster) hasKubelet(nodeName string) bool {
-	for i := 1; ; i++ {
-		name, ok := c.Lookup(fmt.Sprintf("NODE_%d_NAME", i))
-		if !ok {
-			return false
-		}
-		if name == nodeName {
-			real, _ := c.Lookup(fmt.Sprintf("NODE_%d_REAL", i))
-			return real == "true"
+	for _, n := range c.Nodes {
+		if n.Name == nodeName {
+			return n.Real
 		}
 	}
+	return false
 }
 
 // eventually retries check until it succeeds or timeout passes, and returns its last error.

@@ -95,8 +95,8 @@ func TestSmokePodOnRealNode(t *testing.T) {
 func TestSmokeVLANAcrossFabric(t *testing.T) {
 	c := newTestCluster(t)
 	node1, node2 := c.node(t, 1), c.node(t, 2)
-	fabricNetNS := c.Get(t, "FABRIC_NETNS")
-	ext100, ext200 := c.Get(t, "EXT100_IP"), c.Get(t, "EXT200_IP")
+	fabricNetNS := c.FabricNetNS
+	ext100, ext200 := c.ext(t, 100).IP.String(), c.ext(t, 200).IP.String()
 
 	br1 := addThrowawayBridge(t, node1, true)
 	br2 := addThrowawayBridge(t, node2, true)
@@ -177,7 +177,7 @@ func TestSmokeVLANAcrossFabric(t *testing.T) {
 func TestSmokeManagementNetwork(t *testing.T) {
 	c := newTestCluster(t)
 	node1, node2 := c.node(t, 1), c.node(t, 2)
-	gateway := c.Get(t, "MGMT_GATEWAY")
+	gateway := c.MgmtGateway.String()
 	if node2.MgmtIf == node2.Uplink {
 		t.Fatalf("node-2's management interface and uplink are both %s", node2.Uplink)
 	}
@@ -189,7 +189,7 @@ func TestSmokeManagementNetwork(t *testing.T) {
 		want string
 	}{
 		{"node-2's management interface holds its address", node2,
-			[]string{"ip", "-4", "-o", "addr", "show", "dev", node2.MgmtIf}, " " + node2.IP + "/"},
+			[]string{"ip", "-4", "-o", "addr", "show", "dev", node2.MgmtIf}, " " + node2.IP.String() + "/"},
 		{"node-2's default route is via node-1 on its management interface", node2,
 			[]string{"ip", "-4", "route", "show", "default"}, "default via " + gateway + " dev " + node2.MgmtIf + " "},
 		{"the API server is ready for node-2's kubeconfig from inside node-2", node2,

@@ -516,18 +516,11 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-// kubeconfigFromEnvFile reads KUBECONFIG from the cluster env file hack/ scripts write.
+// kubeconfigFromEnvFile reads KUBECONFIG from the local cluster's env file.
 func kubeconfigFromEnvFile() (string, error) {
-	path, err := teststack.EnvFile()
-	if err != nil {
-		return "", err
-	}
-	vars, err := teststack.ReadEnvFile(path)
+	env, err := teststack.LoadLocalEnv()
 	if err != nil {
 		return "", fmt.Errorf("no -kubeconfig and no cluster env file: %w", err)
 	}
-	if v := vars["KUBECONFIG"]; v != "" {
-		return v, nil
-	}
-	return "", fmt.Errorf("%s sets no KUBECONFIG", path)
+	return env.Kubeconfig, nil
 }
