@@ -23,6 +23,6 @@ rc=0
 log "golangci-lint $version"
 "$lint" run ./... || rc=1
 log "shellcheck"
-shellcheck --severity=warning -x -P "$here" "$here"/*.sh .ci/run || rc=1
+shellcheck --severity=warning -x -P "$here" "$here"/*.sh "$here"/cluster/*.sh .ci/run || rc=1
 [ $rc = 0 ] && log "lint passed"
 exit $rc
