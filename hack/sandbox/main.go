@@ -18,7 +18,11 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
-	"github.com/containernetworking/plugins/pkg/ns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 func main() {
@@ -49,53 +53,46 @@ func main() {
 }
 
 func run(verb, nodeNetNS, socket, podNS, podName, uid, netns, bin, subnet, state string) error {
+	ctx := context.Background()
 	absBin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
-	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "sandbox-primary", "plugins": [
-	  {"type": "bridge", "bridge": "pvsbx0", "isGateway": false, "ipMasq": false,
-	   "ipam": {"type": "host-local", "subnet": %q, "dataDir": %q}},
-	  {"type": "antrea", "cniSocket": %q}]}`, subnet, filepath.Join(state, "host-local"), socket)
-	list, err := libcni.ConfListFromBytes([]byte(conf))
+	list, err := teststack.PrimaryChain{Name: "sandbox-primary", CNIVersion: "1.0.0", Bridge: "pvsbx0", Subnet: subnet,
+		HostLocalDir: filepath.Join(state, "host-local"), Socket: socket}.ConfList()
 	if err != nil {
 		return err
 	}
+	// The same container ID for the same Pod and namespace, so that del finds what add made.
 	sum := sha256.Sum256([]byte(podNS + "/" + podName + "/" + uid + "/" + netns))
-	rt := &libcni.RuntimeConf{
+	sb := &teststack.Sandbox{
+		Pod:         &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: podNS, Name: podName, UID: types.UID(uid)}},
+		NetNS:       netns,
 		ContainerID: hex.EncodeToString(sum[:]),
-		NetNS:       "/var/run/netns/" + netns,
-		IfName:      "eth0",
-		Args: [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAMESPACE", podNS}, {"K8S_POD_NAME", podName},
-			{"K8S_POD_INFRA_CONTAINER_ID", hex.EncodeToString(sum[:])}, {"K8S_POD_UID", uid}},
 	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{absBin, "/usr/lib/cni", "/opt/cni/bin"}, filepath.Join(state, "cache"), nil)
-	inNode := func(f func() error) error {
-		if nodeNetNS == "" {
-			return f()
-		}
-		return ns.WithNetNSPath("/var/run/netns/"+nodeNetNS, func(ns.NetNS) error { return f() })
+	rt := sb.RuntimeConf("eth0")
+	cni := libcni.NewCNIConfigWithCacheDir([]string{absBin, teststack.ReferencePlugins, "/opt/cni/bin"}, filepath.Join(state, "cache"), nil)
+	del := func() error {
+		return teststack.InNetNS(nodeNetNS, func() error { return cni.DelNetworkList(ctx, list, rt) })
 	}
-	if verb == "add" {
-		if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
-			return fmt.Errorf("create netns %s: %v: %s", netns, err, out)
-		}
-		_ = exec.Command("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1").Run()
-		_ = exec.Command("ip", "-n", netns, "link", "set", "lo", "up").Run()
-		err := inNode(func() error {
-			res, err := cni.AddNetworkList(context.Background(), list, rt)
-			if err == nil {
-				return res.Print()
-			}
-			return err
-		})
-		if err != nil {
-			_ = inNode(func() error { return cni.DelNetworkList(context.Background(), list, rt) })
-			_ = exec.Command("ip", "netns", "del", netns).Run()
-		}
+	if verb == "del" {
+		err := del()
+		_ = exec.Command("ip", "netns", "del", netns).Run()
 		return err
 	}
-	err = inNode(func() error { return cni.DelNetworkList(context.Background(), list, rt) })
-	_ = exec.Command("ip", "netns", "del", netns).Run()
+	if err := teststack.NewPodNetNS(ctx, netns); err != nil {
+		return err
+	}
+	err = teststack.InNetNS(nodeNetNS, func() error {
+		res, err := cni.AddNetworkList(ctx, list, rt)
+		if err == nil {
+			return res.Print()
+		}
+		return err
+	})
+	if err != nil {
+		_ = del()
+		_ = exec.Command("ip", "netns", "del", netns).Run()
+	}
 	return err
 }

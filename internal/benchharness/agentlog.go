@@ -101,6 +101,3 @@ func logTime(line string) (time.Time, bool) {
 	y, mo, d := time.Now().Date()
 	return time.Date(y, mo, d, clock.Hour(), clock.Minute(), clock.Second(), clock.Nanosecond(), time.Local), true
 }
-
-// LogPath is the agent's log file.
-func (a *Agent) LogPath() string { return a.log.Name() }

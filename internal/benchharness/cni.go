@@ -15,13 +15,11 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/version"
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-// referencePlugins is where Debian's containernetworking-plugins keeps bridge and host-local.
-const referencePlugins = "/usr/lib/cni"
+	"github.com/podvlan/podvlan/internal/teststack"
+)
 
 // CNIVersion is the version of the configurations the harness writes.
 const CNIVersion = "1.0.0"
@@ -40,7 +38,7 @@ func NewCNI(bins Binaries, cacheDir string) *CNI { return newCNI(bins, cacheDir,
 // newCNI is NewCNI with the plugins' standard error going to stderr.
 func newCNI(bins Binaries, cacheDir string, stderr io.Writer) *CNI {
 	exec := &timedExec{inner: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: stderr}, PluginDecoder: version.PluginDecoder{}}}
-	return &CNI{config: libcni.NewCNIConfigWithCacheDir([]string{bins.Dir, referencePlugins}, cacheDir, exec), bins: bins}
+	return &CNI{config: libcni.NewCNIConfigWithCacheDir([]string{bins.Dir, teststack.ReferencePlugins}, cacheDir, exec), bins: bins}
 }
 
 // Steps are the plugins one CNI call ran, in order, with how long each took.
@@ -99,11 +97,7 @@ func (e *timedExec) Decode(data []byte) (version.PluginInfo, error) { return e.i
 
 // Status runs CNI STATUS of the shim against an agent's socket.
 func (c *CNI) Status(ctx context.Context, socket string) error {
-	conf, err := libcni.NetworkPluginConfFromBytes([]byte(`{"cniVersion":"1.1.0","name":"status","type":"antrea","cniSocket":"` + socket + `"}`))
-	if err != nil {
-		return err
-	}
-	list, err := libcni.ConfListFromConf(conf) //nolint:staticcheck // SA1019: a single .conf is what a runtime still converts, as containerd does
+	list, err := teststack.StatusConfList(socket)
 	if err != nil {
 		return err
 	}
@@ -113,23 +107,19 @@ func (c *CNI) Status(ctx context.Context, socket string) error {
 // ChainedList is a Node's primary network (bridge + host-local) with antrea chained after it, as
 // the agent's install step writes it.
 func ChainedList(agent *Agent, primarySubnet string) (*libcni.NetworkConfigList, error) {
-	conf := fmt.Sprintf(`{"cniVersion": %q, "name": "bench-primary", "plugins": [
-	  {"type": "bridge", "bridge": "pvprim0", "isGateway": false, "ipMasq": false,
-	   "ipam": {"type": "host-local", "subnet": %q, "dataDir": %q}},
-	  {"type": "antrea", "cniSocket": %q, "capabilities": {%q: true}}]}`, CNIVersion, primarySubnet,
-		filepath.Join(agent.Node.Dir, "host-local"), agent.Socket, PodAnnotationsCapability)
-	return libcni.ConfListFromBytes([]byte(conf))
+	return teststack.PrimaryChain{Name: "bench-primary", CNIVersion: CNIVersion, Bridge: "pvprim0", Subnet: primarySubnet,
+		HostLocalDir: filepath.Join(agent.Node.Dir, "host-local"), Socket: agent.Socket, PodAnnotations: true}.ConfList()
 }
 
 // Add runs CNI ADD of list for the sandbox's primary interface eth0 on the Node, and returns what
 // each plugin took.
 func (c *CNI) Add(ctx context.Context, node *Node, list *libcni.NetworkConfigList, sb *Sandbox) (Steps, error) {
-	return c.runList(ctx, node, list, sb.RuntimeConf(), true)
+	return c.runList(ctx, node, list, sb.RuntimeConf("eth0"), true)
 }
 
 // Del runs CNI DEL of list.
 func (c *CNI) Del(ctx context.Context, node *Node, list *libcni.NetworkConfigList, sb *Sandbox) (Steps, error) {
-	return c.runList(ctx, node, list, sb.RuntimeConf(), false)
+	return c.runList(ctx, node, list, sb.RuntimeConf("eth0"), false)
 }
 
 // runList runs ADD (add) or DEL of list in the Node's namespace and returns what each plugin took.
@@ -178,10 +168,6 @@ func (c *CNI) ExecFloor(ctx context.Context, command string, sb *Sandbox) (time.
 	return c.ExecChained(ctx, c.bins.ExecFloor(), "", command, sb)
 }
 
-// PodAnnotationsCapability is the CNI capability through which containerd and CRI-O hand a
-// plugin the Pod's annotations (runtimeConfig key of the same name).
-const PodAnnotationsCapability = "io.kubernetes.cri.pod-annotations"
-
 // ChainedStdin is the configuration libcni gives the last plugin of the chained list: the
 // primary result as prevResult on ADD, and the Pod's annotations as the runtime passes them to a
 // plugin that declares the pod-annotations capability (the shim answers a Pod that asks for no
@@ -190,8 +176,8 @@ func ChainedStdin(pluginType, socket, command string, sb *Sandbox) ([]byte, erro
 	annotations := map[string]string{}
 	maps.Copy(annotations, sb.Pod.Annotations)
 	conf := map[string]any{"cniVersion": CNIVersion, "name": "bench-primary", "type": pluginType,
-		"capabilities":  map[string]bool{PodAnnotationsCapability: true},
-		"runtimeConfig": map[string]any{PodAnnotationsCapability: annotations}}
+		"capabilities":  map[string]bool{teststack.PodAnnotationsCapability: true},
+		"runtimeConfig": map[string]any{teststack.PodAnnotationsCapability: annotations}}
 	if socket != "" {
 		conf["cniSocket"] = socket
 	}
@@ -209,7 +195,7 @@ func (c *CNI) ExecChained(ctx context.Context, binary, socket, command string, s
 	if err != nil {
 		return 0, err
 	}
-	rt := sb.RuntimeConf()
+	rt := sb.RuntimeConf("eth0")
 	args := &invoke.Args{Command: command, ContainerID: rt.ContainerID, NetNS: rt.NetNS, IfName: rt.IfName,
 		PluginArgs: rt.Args, Path: c.bins.Dir}
 	start := time.Now()
@@ -221,36 +207,8 @@ func (c *CNI) ExecChained(ctx context.Context, binary, socket, command string, s
 	return time.Since(start), err
 }
 
-// Sandbox is a Pod sandbox made in place of a container runtime: a Pod object bound to a Node
-// (no kubelet runs it) and a network namespace.
-type Sandbox struct {
-	Pod         *corev1.Pod
-	NetNS       string
-	ContainerID string
-}
-
-// NetNSPath is the sandbox namespace's path.
-func (s *Sandbox) NetNSPath() string { return "/var/run/netns/" + s.NetNS }
-
-// RuntimeConf is what the runtime passes to CNI for the primary interface, the Pod's annotations
-// among the capability arguments.
-func (s *Sandbox) RuntimeConf() *libcni.RuntimeConf {
-	annotations := map[string]string{}
-	maps.Copy(annotations, s.Pod.Annotations)
-	return &libcni.RuntimeConf{
-		CapabilityArgs: map[string]any{PodAnnotationsCapability: annotations},
-		ContainerID:    s.ContainerID,
-		NetNS:          s.NetNSPath(),
-		IfName:         "eth0",
-		Args: [][2]string{
-			{"IgnoreUnknown", "true"},
-			{"K8S_POD_NAMESPACE", s.Pod.Namespace},
-			{"K8S_POD_NAME", s.Pod.Name},
-			{"K8S_POD_INFRA_CONTAINER_ID", s.ContainerID},
-			{"K8S_POD_UID", string(s.Pod.UID)},
-		},
-	}
-}
+// Sandbox is a Pod sandbox made in place of a container runtime.
+type Sandbox = teststack.Sandbox
 
 // NewSandbox creates the Pod object, annotated with the networks it asks for, and its namespace.
 func (c *Cluster) NewSandbox(ctx context.Context, node, namespace, name, networks string) (*Sandbox, error) {
@@ -273,34 +231,15 @@ func NewContainerID() string { return UniqueName("bench") + UniqueName("") + Uni
 func (c *Cluster) CreatePod(ctx context.Context, node, namespace, name, networks string) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec: corev1.PodSpec{NodeName: node, AutomountServiceAccountToken: new(false),
-			Containers: []corev1.Container{{Name: "c", Image: "none"}}},
-	}
-	if networks != "" {
-		pod.Annotations = map[string]string{nadv1.NetworkAttachmentAnnot: networks}
-	}
-	created, err := c.Kube.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := c.Kube.CoreV1().Pods(namespace).Create(ctx, teststack.SandboxPod(node, namespace, name, networks), metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create Pod %s/%s: %w", namespace, name, err)
 	}
 	return created, nil
 }
 
-// NewPodNetNS creates a network namespace as a runtime would for a sandbox: loopback up, IPv6
-// off (so that no DAD or router solicitations run during a measurement).
-func NewPodNetNS(ctx context.Context, name string) error {
-	if _, err := Run(ctx, "ip", "netns", "add", name); err != nil {
-		return err
-	}
-	if _, err := Run(ctx, "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-		"net.ipv6.conf.default.disable_ipv6=1"); err != nil {
-		return err
-	}
-	_, err := Run(ctx, "ip", "-n", name, "link", "set", "lo", "up")
-	return err
-}
+// NewPodNetNS creates a network namespace as a runtime does for a sandbox.
+func NewPodNetNS(ctx context.Context, name string) error { return teststack.NewPodNetNS(ctx, name) }
 
 // DeleteNetNS removes a network namespace if it exists.
 func DeleteNetNS(ctx context.Context, name string) {

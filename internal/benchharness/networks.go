@@ -2,18 +2,16 @@ package benchharness
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
 
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/ipam"
 )
 
@@ -31,13 +29,8 @@ type Network struct {
 func (c *Cluster) CreateNetwork(ctx context.Context, namespace, name string, vlan int) (*Network, error) {
 	prefix := fmt.Sprintf("10.%d.%d", 200+rand.IntN(50), rand.IntN(256))
 	n := &Network{Namespace: namespace, Name: name, Pool: UniqueName("pvbench-"), VLAN: vlan, Subnet: prefix + ".0/24"}
-	pool := &v1beta1.IPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: n.Pool, Labels: map[string]string{"podvlan.io/bench": "true"}},
-		Spec: v1beta1.IPPoolSpec{
-			IPRanges:   []v1beta1.IPRange{{Start: prefix + ".2", End: prefix + ".253"}},
-			SubnetInfo: v1beta1.SubnetInfo{Gateway: prefix + ".254", PrefixLength: 24, VLAN: int32(vlan)},
-		},
-	}
+	pool := teststack.Pool24(n.Pool, prefix, 2, 253, vlan)
+	pool.Labels = map[string]string{"podvlan.io/bench": "true"}
 	err := retryWebhook(ctx, func(ctx context.Context) error {
 		_, err := c.CRD.CrdV1beta1().IPPools().Create(ctx, pool, metav1.CreateOptions{})
 		return err
@@ -45,17 +38,10 @@ func (c *Cluster) CreateNetwork(ctx context.Context, namespace, name string, vla
 	if err != nil {
 		return nil, fmt.Errorf("create IPPool %s: %w", n.Pool, err)
 	}
-	config, err := json.Marshal(map[string]any{"cniVersion": "0.3.0", "type": "antrea", "networkType": "vlan",
-		"mtu": 1500, "vlan": vlan, "ipam": map[string]any{"type": "antrea", "ippools": []string{n.Pool}}})
-	if err != nil {
-		return nil, err
-	}
 	nadCtx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	_, err = c.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(namespace).Create(nadCtx, &nadv1.NetworkAttachmentDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: string(config)},
-	}, metav1.CreateOptions{})
+	_, err = c.NAD.K8sCniCncfIoV1().NetworkAttachmentDefinitions(namespace).Create(nadCtx,
+		teststack.NAD(namespace, name, teststack.VLANNetworkConfig(vlan, n.Pool)), metav1.CreateOptions{})
 	if err != nil {
 		c.deletePool(n.Pool)
 		return nil, fmt.Errorf("create NetworkAttachmentDefinition %s/%s: %w", namespace, name, err)

@@ -13,10 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // Node is a bench Node: a network namespace of its own with private Open vSwitch daemons
@@ -194,7 +195,7 @@ func (n *Node) NetNSPath() string { return "/var/run/netns/" + n.NetNS }
 
 // Do runs f on a thread inside the Node's namespace; programs f starts (plugins) run there too.
 func (n *Node) Do(f func() error) error {
-	return ns.WithNetNSPath(n.NetNSPath(), func(ns.NetNS) error { return f() })
+	return teststack.InNetNS(n.NetNS, f)
 }
 
 // Exec runs a command inside the Node's namespace.

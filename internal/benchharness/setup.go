@@ -82,3 +82,34 @@ func (b *Bench) FloorNode(ctx context.Context, prefix string) (*Floor, error) {
 	b.Cleanup.Add(floor.Close)
 	return floor, nil
 }
+
+// Lineup is what the latency benchmarks take turns on: a Node with our agent and its VLAN 100
+// network, the floor's Node, and ovs-cni's Nodes as shipped and with the fast poll.
+type Lineup struct {
+	AgentNode *Node
+	Agent     *Agent
+	Network   *Network
+	Floor     *Floor
+	Shipped   *OVSCNI
+	Fast      *OVSCNI
+}
+
+// Lineup makes the Nodes of a Lineup; agentPrefix names the agent's Node.
+func (b *Bench) Lineup(ctx context.Context, agentPrefix string) (*Lineup, error) {
+	l := &Lineup{}
+	node, agent, networks, err := b.AgentNode(ctx, agentPrefix, 100)
+	if err != nil {
+		return nil, err
+	}
+	l.AgentNode, l.Agent, l.Network = node, agent, networks[0]
+	if l.Floor, err = b.FloorNode(ctx, "pvbf-"); err != nil {
+		return nil, err
+	}
+	if l.Shipped, err = b.OVSCNINode(ctx, "pvbo-", 0); err != nil {
+		return nil, err
+	}
+	if l.Fast, err = b.OVSCNINode(ctx, "pvbq-", OVSCNIFastPoll); err != nil {
+		return nil, err
+	}
+	return l, nil
+}

@@ -52,7 +52,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 	for i := range 3 {
 		s := c.newSandbox(t, ns, fmt.Sprintf("live%d", i), node, "crash")
 		if _, err := a.addChained(t, s, "1.0.0"); err != nil {
-			t.Fatalf("ADD %s: %v", s.pod.Name, err)
+			t.Fatalf("ADD %s: %v", s.Pod.Name, err)
 		}
 		live = append(live, s)
 	}
@@ -107,7 +107,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 	})
 
 	t.Run("killed between allocation and port commit", func(t *testing.T) {
-		pidFile := filepath.Join(c.Get(t, fmt.Sprintf("NODE_%d_OVS_DIR", node.Index)), "run", "ovs-vswitchd.pid")
+		pidFile := filepath.Join(node.OVSDir, "run", "ovs-vswitchd.pid")
 		data, err := os.ReadFile(pidFile)
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +131,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 
 	for _, s := range live {
 		if err := a.delChained(t, s, "1.0.0"); err != nil {
-			t.Errorf("DEL %s: %v", s.pod.Name, err)
+			t.Errorf("DEL %s: %v", s.Pod.Name, err)
 		}
 	}
 	if err := eventually(holdersTimeout, func() error { return onlyLive(t, c, node, pool, nil) }); err != nil {
@@ -145,7 +145,7 @@ func onlyLive(t *testing.T, c *testCluster, node clusterNode, pool string, live 
 	t.Helper()
 	var want []string
 	for _, s := range live {
-		want = append(want, s.containerID)
+		want = append(want, s.ContainerID)
 	}
 	slices.Sort(want)
 	var held []string
@@ -194,7 +194,7 @@ func nodeIntents(t *testing.T, node clusterNode) []string {
 // apiServerPort is the TCP port of the API server.
 func apiServerPort(t *testing.T, c *testCluster) string {
 	t.Helper()
-	url := c.Get(t, "APISERVER")
+	url := c.APIServer
 	i := strings.LastIndex(url, ":")
 	if i < 0 {
 		t.Fatalf("APISERVER %q has no port", url)
@@ -217,11 +217,11 @@ func TestAgentGCIsScopedToItsNetwork(t *testing.T) {
 		t.Fatalf("ADD: %v", err)
 	}
 	ipamOnly := c.newSandbox(t, ns, "ipam-only", node, "")
-	conf := `{"cniVersion": "1.1.0", "name": "ipam-only", "type": "bridge", "cniSocket": "` + a.socket +
+	conf := `{"cniVersion": "1.1.0", "name": "ipam-only", "type": "bridge", "cniSocket": "` + a.Socket +
 		`", "ipam": {"type": "antrea", "ippools": ["` + p100 + `"]}}`
 	shim := filepath.Join(projectBinaries(t), "antrea")
 	exec := func(command, config string) error {
-		args := &invoke.Args{Command: command, ContainerID: ipamOnly.containerID, NetNS: ipamOnly.netnsPath(), IfName: "eth0",
+		args := &invoke.Args{Command: command, ContainerID: ipamOnly.ContainerID, NetNS: ipamOnly.NetNSPath(), IfName: "eth0",
 			PluginArgsStr: "K8S_POD_NAMESPACE=" + ns + ";K8S_POD_NAME=ipam-only", Path: filepath.Dir(shim)}
 		if command == "GC" {
 			args.ContainerID, args.NetNS, args.IfName, args.PluginArgsStr = "", "", "", ""
@@ -246,11 +246,11 @@ func TestAgentGCIsScopedToItsNetwork(t *testing.T) {
 		t.Fatalf("IPAM-only GC: %v", err)
 	}
 	// After the IPAM-only GC only the chained sandbox's address is left.
-	c.waitPoolHolders(t, p100, holdAll(holdCount(1), holdCountOf(1, "the chained sandbox", ofContainer(chained.containerID))))
+	c.waitPoolHolders(t, p100, holdAll(holdCount(1), holdCountOf(1, "the chained sandbox", ofContainer(chained.ContainerID))))
 	if ports := nodePodPorts(t, node); len(ports) != 1 {
 		t.Errorf("after the IPAM-only GC the bridge holds %v, want the chained port", ports)
 	}
-	if err := ping(chained.netns, c.Get(t, "EXT100_IP")); err != nil {
+	if err := ping(chained.NetNS, c.ext(t, 100).IP.String()); err != nil {
 		t.Errorf("the chained sandbox lost connectivity: %v", err)
 	}
 	if err := a.delChained(t, chained, "1.0.0"); err != nil {

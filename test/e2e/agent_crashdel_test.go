@@ -113,7 +113,7 @@ func (f *crashFixture) mustAddAll(t *testing.T, sbs []*sandbox) []types.Result {
 	results, errs := f.addAll(t, sbs, nil)
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("ADD %s: %v\n%s", sbs[i].pod.Name, err, f.holdersByPod(t))
+			t.Fatalf("ADD %s: %v\n%s", sbs[i].Pod.Name, err, f.holdersByPod(t))
 		}
 	}
 	return results
@@ -182,11 +182,11 @@ func (f *crashFixture) delAll(t *testing.T, sbs []*sandbox) []error {
 func (f *crashFixture) tornDown(t *testing.T, sbs []*sandbox) {
 	t.Helper()
 	for i, s := range sbs {
-		mustRun(t, "ip", "netns", "del", s.netns)
+		mustRun(t, "ip", "netns", "del", s.NetNS)
 		if i%2 == 0 {
-			if err := f.c.client.CoreV1().Pods(f.ns).Delete(context.Background(), s.pod.Name,
+			if err := f.c.client.CoreV1().Pods(f.ns).Delete(context.Background(), s.Pod.Name,
 				metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
-				t.Fatalf("delete Pod %s: %v", s.pod.Name, err)
+				t.Fatalf("delete Pod %s: %v", s.Pod.Name, err)
 			}
 		}
 	}
@@ -195,7 +195,7 @@ func (f *crashFixture) tornDown(t *testing.T, sbs []*sandbox) {
 // spooled returns how many DELs wait in the agent's spool.
 func (f *crashFixture) spooled(t *testing.T) int {
 	t.Helper()
-	entries, bad, err := spool.List(nodestate.ForSocket(f.a.socket).Spool)
+	entries, bad, err := spool.List(nodestate.ForSocket(f.a.Socket).Spool)
 	if err != nil {
 		t.Fatalf("read the DEL spool: %v", err)
 	}
@@ -256,11 +256,11 @@ func noAddressTwice(t *testing.T, c *testCluster, pool string, live []*sandbox, 
 			}
 			addr := strings.SplitN(ip, "/", 2)[0]
 			if other, ok := answered[addr]; ok {
-				problems = append(problems, fmt.Sprintf("ADD gave %s to %s and %s", addr, other, s.pod.Name))
+				problems = append(problems, fmt.Sprintf("ADD gave %s to %s and %s", addr, other, s.Pod.Name))
 			}
-			answered[addr] = s.pod.Name
-			if got := byContainer[s.containerID]; got != addr {
-				problems = append(problems, fmt.Sprintf("%s was given %s, the pool records %q for it", s.pod.Name, addr, got))
+			answered[addr] = s.Pod.Name
+			if got := byContainer[s.ContainerID]; got != addr {
+				problems = append(problems, fmt.Sprintf("%s was given %s, the pool records %q for it", s.Pod.Name, addr, got))
 			}
 		}
 	}
@@ -273,7 +273,7 @@ func noAddressTwice(t *testing.T, c *testCluster, pool string, live []*sandbox, 
 // ovsdbServerPID is the pid of the node's ovsdb-server.
 func ovsdbServerPID(t *testing.T, c *testCluster, node clusterNode) int {
 	t.Helper()
-	pidFile := filepath.Join(c.Get(t, fmt.Sprintf("NODE_%d_OVS_DIR", node.Index)), "run", "ovsdb-server.pid")
+	pidFile := filepath.Join(node.OVSDir, "run", "ovsdb-server.pid")
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +338,7 @@ func testDELCrashPoints(t *testing.T, blocks bool) {
 		undone = true
 		for i, err := range errs {
 			if err != nil {
-				t.Errorf("DEL %s with the agent killed: %v (DEL must never fail: it is spooled)", sbs[i].pod.Name, err)
+				t.Errorf("DEL %s with the agent killed: %v (DEL must never fail: it is spooled)", sbs[i].Pod.Name, err)
 			}
 		}
 		t.Logf("%d of %d DELs spooled", f.spooled(t), len(sbs))
@@ -389,7 +389,7 @@ func testDELCrashPoints(t *testing.T, blocks bool) {
 
 	for i, err := range f.delAll(t, live) {
 		if err != nil {
-			t.Errorf("DEL %s: %v", live[i].pod.Name, err)
+			t.Errorf("DEL %s: %v", live[i].Pod.Name, err)
 		}
 	}
 	f.converged(t, nil, nil)
@@ -463,20 +463,20 @@ func testBurstCrash(t *testing.T, blocks bool) {
 	gone := append(slices.Clone(old[:deleted]), failed...)
 	for i, err := range f.delAll(t, gone) {
 		if err != nil {
-			t.Errorf("DEL %s with the agent away: %v", gone[i].pod.Name, err)
+			t.Errorf("DEL %s with the agent away: %v", gone[i].Pod.Name, err)
 		}
 	}
 	t.Logf("%d DELs spooled", f.spooled(t))
 	f.tornDown(t, old[:deleted])
 	for _, s := range failed {
-		mustRun(t, "ip", "netns", "del", s.netns)
+		mustRun(t, "ip", "netns", "del", s.NetNS)
 	}
 
 	f.a.start(t)
 	// The kubelet retries each failed Pod with a new sandbox.
 	var retried []*sandbox
 	for _, s := range failed {
-		retried = append(retried, newPodSandbox(t, s.pod))
+		retried = append(retried, newPodSandbox(t, s.Pod))
 	}
 	for i, r := range f.mustAddAll(t, retried) {
 		results[retried[i]] = r
@@ -486,7 +486,7 @@ func testBurstCrash(t *testing.T, blocks bool) {
 
 	for i, err := range f.delAll(t, live) {
 		if err != nil {
-			t.Errorf("DEL %s: %v", live[i].pod.Name, err)
+			t.Errorf("DEL %s: %v", live[i].Pod.Name, err)
 		}
 	}
 	f.converged(t, nil, nil)

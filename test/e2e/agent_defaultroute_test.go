@@ -3,11 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -15,18 +13,11 @@ import (
 // one, gives the Pod its default route (host-local's gateway, .1 of the primary subnet).
 func (a *agentProcess) addWithPrimaryDefaultRoute(t *testing.T, s *sandbox) (types.Result, error) {
 	t.Helper()
-	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "e2e-primary", "plugins": [
-	  {"type": "bridge", "bridge": "pvprim0", "isGateway": false, "ipMasq": false,
-	   "ipam": {"type": "host-local", "subnet": "10.251.%d.0/24", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
-	  {"type": "antrea", "cniSocket": %q}]}`, a.node.Index, filepath.Join(a.dir, "host-local"), a.socket)
-	list, err := libcni.ConfListFromBytes([]byte(conf))
-	if err != nil {
-		t.Fatalf("conflist: %v", err)
-	}
+	list := a.primaryChain(t, "1.0.0", true)
 	var res types.Result
-	err = inNode(a.node, func() error {
+	err := inNode(a.node, func() error {
 		var err error
-		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.runtimeConf("eth0"))
+		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		return err
 	})
 	return res, err
@@ -43,7 +34,7 @@ func TestAgentDefaultRoute(t *testing.T) {
 	p100, _ := vlanPools(t, c, 40, 49)
 	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
 	a := c.startAgent(t, node, defaultAgentConfig(node))
-	gateway := c.Get(t, "EXT100_IP") // the pool's gateway is the VLAN-100 external host
+	gateway := c.ext(t, 100).IP.String() // the pool's gateway is the VLAN-100 external host
 
 	s := c.newSandbox(t, ns, "routed", node, fmt.Sprintf(`[{"name": "vlan100", "default-route": [%q]}]`, gateway))
 	primary, err := a.addWithPrimaryDefaultRoute(t, s)
@@ -52,14 +43,14 @@ func TestAgentDefaultRoute(t *testing.T) {
 	}
 
 	t.Run("the default route goes through the secondary interface only", func(t *testing.T) {
-		routes := strings.TrimSpace(mustRun(t, "ip", "-n", s.netns, "-4", "route", "show", "default"))
+		routes := strings.TrimSpace(mustRun(t, "ip", "-n", s.NetNS, "-4", "route", "show", "default"))
 		if !strings.HasPrefix(routes, "default via "+gateway+" dev eth1") || strings.Contains(routes, "\n") {
 			t.Errorf("default routes:\n%s\nwant only: default via %s dev eth1", routes, gateway)
 		}
-		if got := mustRun(t, "ip", "-n", s.netns, "route", "get", "192.0.2.1"); !strings.Contains(got, "dev eth1") {
+		if got := mustRun(t, "ip", "-n", s.NetNS, "route", "get", "192.0.2.1"); !strings.Contains(got, "dev eth1") {
 			t.Errorf("route to 192.0.2.1: %s, want through eth1", got)
 		}
-		if err := ping(s.netns, gateway); err != nil {
+		if err := ping(s.NetNS, gateway); err != nil {
 			t.Errorf("ping the gateway %s: %v", gateway, err)
 		}
 	})
@@ -79,7 +70,7 @@ func TestAgentDefaultRoute(t *testing.T) {
 			t.Fatalf("ADD = %v, want an error saying %q", err, want)
 		}
 		if err := eventually(5e9, func() error {
-			for _, e := range c.podEvents(t, ns, bad.pod.Name) {
+			for _, e := range c.podEvents(t, ns, bad.Pod.Name) {
 				if strings.HasPrefix(e, "NetworkAttachFailed: ") && strings.Contains(e, want) {
 					return nil
 				}

@@ -41,9 +41,9 @@ func TestAgentDualStack(t *testing.T) {
 		a := c.startAgent(t, n, defaultAgentConfig(n))
 		for j := range 3 - len(nodes) { // two Pods in all: one per Node, or both on the one Node
 			s := c.newSandbox(t, ns, fmt.Sprintf("d%d-%d", i+1, j+1), n, "dual")
-			mustRun(t, netnsCommand(s.netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0")...)
+			mustRun(t, netnsCommand(s.NetNS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0")...)
 			if _, err := a.addChained(t, s, "1.0.0"); err != nil {
-				t.Fatalf("ADD of %s on %s: %v", s.pod.Name, n.Name, err)
+				t.Fatalf("ADD of %s on %s: %v", s.Pod.Name, n.Name, err)
 			}
 			pods = append(pods, pod{s, a})
 		}
@@ -64,17 +64,17 @@ func TestAgentDualStack(t *testing.T) {
 				}
 			}
 			if fam4 != 1 || fam6 != 1 || len(addrs[i]) != 2 {
-				t.Errorf("%s: eth1 has %v, want one address of each pool", p.s.pod.Name, addrs[i])
+				t.Errorf("%s: eth1 has %v, want one address of each pool", p.s.Pod.Name, addrs[i])
 			}
 			st := networkStatus(t, c, p.s)
 			if len(st) != 1 || len(st[0].IPs) != 2 || len(st[0].Gateway) != 2 {
-				t.Errorf("%s: network-status %+v, want one entry with two addresses and two gateways", p.s.pod.Name, st)
+				t.Errorf("%s: network-status %+v, want one entry with two addresses and two gateways", p.s.Pod.Name, st)
 				continue
 			}
 			got := append([]string(nil), st[0].IPs...)
 			sort.Strings(got)
 			if strings.Join(got, ",") != strings.Join(addrs[i], ",") {
-				t.Errorf("%s: network-status says %v, eth1 has %v", p.s.pod.Name, got, addrs[i])
+				t.Errorf("%s: network-status says %v, eth1 has %v", p.s.Pod.Name, got, addrs[i])
 			}
 		}
 		for _, pool := range []string{v4, v6} {
@@ -87,8 +87,8 @@ func TestAgentDualStack(t *testing.T) {
 			t.Skip("no addresses")
 		}
 		for _, to := range addrs[1] {
-			if err := ping(pods[0].s.netns, to); err != nil {
-				t.Errorf("%s -> %s (%s): %v", pods[0].s.pod.Name, pods[1].s.pod.Name, to, err)
+			if err := ping(pods[0].s.NetNS, to); err != nil {
+				t.Errorf("%s -> %s (%s): %v", pods[0].s.Pod.Name, pods[1].s.Pod.Name, to, err)
 			}
 		}
 	})
@@ -96,7 +96,7 @@ func TestAgentDualStack(t *testing.T) {
 	t.Run("DEL releases both families", func(t *testing.T) {
 		for _, p := range pods {
 			if err := p.agent.delChained(t, p.s, "1.0.0"); err != nil {
-				t.Fatalf("DEL of %s: %v", p.s.pod.Name, err)
+				t.Fatalf("DEL of %s: %v", p.s.Pod.Name, err)
 			}
 		}
 		for _, pool := range []string{v4, v6} {

@@ -63,7 +63,7 @@ func TestAgentErrorsLeaveNothing(t *testing.T) {
 				}
 			}
 			if err := eventually(5e9, func() error {
-				ev := c.podEvents(t, ns, s.pod.Name)
+				ev := c.podEvents(t, ns, s.Pod.Name)
 				for _, e := range ev {
 					if strings.HasPrefix(e, "NetworkAttachFailed: ") && strings.Contains(e, tc.want[0]) {
 						return nil
@@ -80,9 +80,9 @@ func TestAgentErrorsLeaveNothing(t *testing.T) {
 				t.Errorf("veths after the failed ADD: %v", veths)
 			}
 			for _, pool := range []string{tiny, p100} {
-				c.waitPoolHolders(t, pool, holdCountOf(0, "the failed Pod "+s.pod.Name, ofPod(s.pod.Namespace, s.pod.Name)))
+				c.waitPoolHolders(t, pool, holdCountOf(0, "the failed Pod "+s.Pod.Name, ofPod(s.Pod.Namespace, s.Pod.Name)))
 			}
-			out, _ := tryRun("ip", "-n", s.netns, "-o", "link")
+			out, _ := tryRun("ip", "-n", s.NetNS, "-o", "link")
 			if strings.Contains(out, "eth1") || strings.Contains(out, "eth5") {
 				t.Errorf("interfaces left in the Pod: %s", out)
 			}
@@ -112,7 +112,7 @@ func TestAgentMultusDelegate(t *testing.T) {
 	var res types.Result
 	if err := inNode(node, func() error {
 		var err error
-		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.runtimeConf("net1"))
+		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.RuntimeConf("net1"))
 		return err
 	}); err != nil {
 		t.Fatalf("delegate ADD: %v", err)
@@ -121,20 +121,20 @@ func TestAgentMultusDelegate(t *testing.T) {
 	if len(ips) != 1 || !strings.HasPrefix(ips[0], "198.18.100.") {
 		t.Fatalf("result IPs %v, want one address of %s", ips, p100)
 	}
-	link := mustRun(t, "ip", "-n", s.netns, "-o", "link", "show", "net1")
+	link := mustRun(t, "ip", "-n", s.NetNS, "-o", "link", "show", "net1")
 	if !strings.Contains(link, "02:aa:bb:cc:dd:01") {
 		t.Errorf("net1 does not carry the requested MAC: %s", link)
 	}
-	if err := ping(s.netns, c.Get(t, "EXT100_IP")); err != nil {
+	if err := ping(s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 		t.Errorf("delegated interface cannot reach the VLAN-100 host: %v", err)
 	}
 	if err := inNode(node, func() error {
-		return a.cniConfig().CheckNetworkList(context.Background(), list, s.runtimeConf("net1"))
+		return a.cniConfig().CheckNetworkList(context.Background(), list, s.RuntimeConf("net1"))
 	}); err != nil {
 		t.Errorf("delegate CHECK: %v", err)
 	}
 	if err := inNode(node, func() error {
-		return a.cniConfig().DelNetworkList(context.Background(), list, s.runtimeConf("net1"))
+		return a.cniConfig().DelNetworkList(context.Background(), list, s.RuntimeConf("net1"))
 	}); err != nil {
 		t.Fatalf("delegate DEL: %v", err)
 	}
@@ -156,7 +156,7 @@ func TestAgentIPAMOnly(t *testing.T) {
 	s := c.newSandbox(t, ns, "ipam-only", node, "")
 	br := uniqueName("pvi")
 	conf := `{"cniVersion": "1.0.0", "name": "ipam-only", "type": "bridge", "bridge": "` + br + `", "isGateway": false,
-	  "cniSocket": "` + a.socket + `", "ipam": {"type": "antrea", "ippools": ["` + p100 + `"]}}`
+	  "cniSocket": "` + a.Socket + `", "ipam": {"type": "antrea", "ippools": ["` + p100 + `"]}}`
 	pc, err := libcni.NetworkPluginConfFromBytes([]byte(conf))
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestAgentIPAMOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = tryRun(netnsCommand(node.NetNS, "ip", "link", "del", br)...) })
-	res, err := a.cniConfig().AddNetworkList(context.Background(), list, s.runtimeConf("eth0"))
+	res, err := a.cniConfig().AddNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 	if err != nil {
 		t.Fatalf("ADD: %v", err)
 	}
@@ -174,8 +174,8 @@ func TestAgentIPAMOnly(t *testing.T) {
 	if len(ips) != 1 || podAddress(t, s, "eth0")+"/24" != ips[0] {
 		t.Fatalf("result %v vs interface address %s", ips, podAddress(t, s, "eth0"))
 	}
-	c.waitPoolHolders(t, p100, holdAll(holdCount(1), holdCountOf(1, "the container", ofContainer(s.containerID))))
-	if err := a.cniConfig().DelNetworkList(context.Background(), list, s.runtimeConf("eth0")); err != nil {
+	c.waitPoolHolders(t, p100, holdAll(holdCount(1), holdCountOf(1, "the container", ofContainer(s.ContainerID))))
+	if err := a.cniConfig().DelNetworkList(context.Background(), list, s.RuntimeConf("eth0")); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
 	c.waitPoolHolders(t, p100, holdNone()) // after DEL
@@ -258,11 +258,11 @@ func TestAgentRestartMidBurst(t *testing.T) {
 			continue
 		}
 		if err := a.delChained(t, s, "1.0.0"); err != nil {
-			t.Errorf("DEL of %s after restart: %v", s.pod.Name, err)
+			t.Errorf("DEL of %s after restart: %v", s.Pod.Name, err)
 		}
 		var err error
 		if results[i], err = a.addChained(t, s, "1.0.0"); err != nil {
-			t.Errorf("ADD of %s after restart: %v", s.pod.Name, err)
+			t.Errorf("ADD of %s after restart: %v", s.Pod.Name, err)
 		}
 	}
 	ports := nodePodPorts(t, node)
@@ -287,7 +287,7 @@ func TestAgentRestartMidBurst(t *testing.T) {
 	}
 	for i, s := range sandboxes {
 		if _, err := a.execChained(t, s, "CHECK", "1.0.0", results[i]); err != nil {
-			t.Errorf("CHECK %s: %v", s.pod.Name, err)
+			t.Errorf("CHECK %s: %v", s.Pod.Name, err)
 		}
 	}
 
@@ -295,7 +295,7 @@ func TestAgentRestartMidBurst(t *testing.T) {
 	// and cleaned up by reconciliation after the restart.
 	a.kill()
 	gone := sandboxes[0]
-	mustRun(t, "ip", "netns", "del", gone.netns)
+	mustRun(t, "ip", "netns", "del", gone.NetNS)
 	a.start(t)
 	if err := eventually(30e9, func() error {
 		if p := len(nodePodPorts(t, node)); p != n-1 {
@@ -310,7 +310,7 @@ func TestAgentRestartMidBurst(t *testing.T) {
 	}
 	for _, s := range sandboxes[1:] {
 		if err := a.delChained(t, s, "1.0.0"); err != nil {
-			t.Errorf("DEL %s: %v", s.pod.Name, err)
+			t.Errorf("DEL %s: %v", s.Pod.Name, err)
 		}
 	}
 }

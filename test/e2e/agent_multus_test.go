@@ -10,6 +10,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // multusList is the Node's CNI configuration with the real Multus thin plugin as the runtime's
@@ -38,7 +40,7 @@ func multusList(t *testing.T, c *testCluster, a *agentProcess) *libcni.NetworkCo
 // its own.
 func TestAgentUnderMultus(t *testing.T) {
 	c := newTestCluster(t)
-	multus := filepath.Join(c.Get(t, "TOOLS_BIN"), "multus")
+	multus := filepath.Join(c.ToolsBin, "multus")
 	if _, err := os.Stat(multus); err != nil {
 		t.Skipf("the Multus thin plugin is not built (%v): run hack/build-tools.sh", err)
 	}
@@ -50,7 +52,7 @@ func TestAgentUnderMultus(t *testing.T) {
 	a := c.startAgent(t, node, defaultAgentConfig(node))
 	// Multus runs the shim with the NetworkAttachmentDefinition's configuration, which names no
 	// socket: the environment (which plugins inherit) points it at this test's agent.
-	t.Setenv("ANTREA_CNI_SOCKET", a.socket)
+	t.Setenv("ANTREA_CNI_SOCKET", a.Socket)
 
 	s := c.newSandbox(t, ns, "multus", node, `[{"name": "vlan100", "mac": "02:aa:bb:cc:dd:05"}]`)
 	cni := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(multus), projectBinaries(t), referencePlugins},
@@ -59,16 +61,16 @@ func TestAgentUnderMultus(t *testing.T) {
 	var res types.Result
 	if err := inNode(node, func() error {
 		var err error
-		res, err = cni.AddNetworkList(context.Background(), list, s.runtimeConf("eth0"))
+		res, err = cni.AddNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		return err
 	}); err != nil {
 		log, _ := os.ReadFile(filepath.Join(a.dir, "multus.log"))
-		t.Fatalf("ADD through Multus: %v\nMultus log:\n%s", err, tail(string(log), 30))
+		t.Fatalf("ADD through Multus: %v\nMultus log:\n%s", err, teststack.Tail(string(log), 30))
 	}
 	t.Logf("Multus result IPs %v", resultIPs(t, res))
 
 	t.Run("net1 is attached with the requested MAC, on VLAN 100", func(t *testing.T) {
-		link := mustRun(t, "ip", "-n", s.netns, "-o", "link", "show", "net1")
+		link := mustRun(t, "ip", "-n", s.NetNS, "-o", "link", "show", "net1")
 		if !strings.Contains(link, "02:aa:bb:cc:dd:05") {
 			t.Errorf("net1 does not carry the requested MAC: %s", link)
 		}
@@ -79,7 +81,7 @@ func TestAgentUnderMultus(t *testing.T) {
 		if len(ports) != 1 || !strings.HasSuffix(ports[0], " 100") {
 			t.Errorf("ports %v, want one with tag 100", ports)
 		}
-		if err := ping(s.netns, c.Get(t, "EXT100_IP")); err != nil {
+		if err := ping(s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 			t.Errorf("net1 cannot reach the VLAN-100 host: %v", err)
 		}
 	})
@@ -100,7 +102,7 @@ func TestAgentUnderMultus(t *testing.T) {
 
 	t.Run("DEL through Multus removes everything", func(t *testing.T) {
 		if err := inNode(node, func() error {
-			return cni.DelNetworkList(context.Background(), list, s.runtimeConf("eth0"))
+			return cni.DelNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		}); err != nil {
 			t.Fatalf("DEL through Multus: %v", err)
 		}

@@ -171,12 +171,12 @@ func TestAgentGCAndStatus(t *testing.T) {
 	drop := c.newSandbox(t, ns, "drop", node, "vlan100")
 	for _, s := range []*sandbox{keep, drop} {
 		if _, err := a.addChained(t, s, "1.0.0"); err != nil {
-			t.Fatalf("ADD %s: %v", s.pod.Name, err)
+			t.Fatalf("ADD %s: %v", s.Pod.Name, err)
 		}
 	}
 	// GC is CNI 1.1; the reference plugins here speak up to 1.0, so the list holds `antrea` alone.
 	list := a.delegateConf(t, `{"cniVersion": "1.1.0", "name": "e2e-primary", "type": "antrea"}`)
-	valid := []types.GCAttachment{{ContainerID: keep.containerID, IfName: "eth0"}}
+	valid := []types.GCAttachment{{ContainerID: keep.ContainerID, IfName: "eth0"}}
 	if err := inNode(node, func() error {
 		return a.cniConfig().GCNetworkList(context.Background(), list, &libcni.GCArgs{ValidAttachments: valid})
 	}); err != nil {
@@ -186,10 +186,10 @@ func TestAgentGCAndStatus(t *testing.T) {
 	if len(ports) != 1 {
 		t.Errorf("ports after GC: %v, want only keep's", ports)
 	}
-	c.waitPoolHolders(t, p100, holdCountOf(0, "the sandbox GC dropped", ofContainer(drop.containerID)))
+	c.waitPoolHolders(t, p100, holdCountOf(0, "the sandbox GC dropped", ofContainer(drop.ContainerID)))
 
 	t.Run("STATUS is unavailable while OVSDB is down", func(t *testing.T) {
-		ovs := &teststack.OVS{Dir: c.Get(t, fmt.Sprintf("NODE_%d_OVS_DIR", node.Index))}
+		ovs := &teststack.OVS{Dir: node.OVSDir}
 		mustRun(t, "bash", teststack.RepoRoot(t)+"/hack/ovs.sh", "stop-db", ovs.Dir)
 		restarted := false
 		t.Cleanup(func() {
@@ -215,7 +215,7 @@ func TestAgentGCAndStatus(t *testing.T) {
 		if err := eventually(30e9, a.status); err != nil {
 			t.Fatalf("STATUS not ready after ovsdb-server came back: %v", err)
 		}
-		if err := ping(keep.netns, c.Get(t, "EXT100_IP")); err != nil {
+		if err := ping(keep.NetNS, c.ext(t, 100).IP.String()); err != nil {
 			t.Errorf("kept sandbox lost connectivity across the OVSDB restart: %v", err)
 		}
 	})

@@ -42,8 +42,8 @@ func (c *testCluster) setNetworks(t *testing.T, s *sandbox, annotation string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
 	defer cancel()
-	if _, err := c.client.CoreV1().Pods(s.pod.Namespace).Patch(ctx, s.pod.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatalf("annotate Pod %s/%s with %q: %v", s.pod.Namespace, s.pod.Name, annotation, err)
+	if _, err := c.client.CoreV1().Pods(s.Pod.Namespace).Patch(ctx, s.Pod.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("annotate Pod %s/%s with %q: %v", s.Pod.Namespace, s.Pod.Name, annotation, err)
 	}
 }
 
@@ -51,7 +51,7 @@ func (c *testCluster) setNetworks(t *testing.T, s *sandbox, annotation string) {
 func (c *testCluster) podCondition(s *sandbox) (*corev1.PodCondition, *corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
 	defer cancel()
-	pod, err := c.client.CoreV1().Pods(s.pod.Namespace).Get(ctx, s.pod.Name, metav1.GetOptions{})
+	pod, err := c.client.CoreV1().Pods(s.Pod.Namespace).Get(ctx, s.Pod.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,7 +60,7 @@ func (c *testCluster) podCondition(s *sandbox) (*corev1.PodCondition, *corev1.Po
 
 // interfaceNames lists the sandbox's interfaces other than lo and eth0.
 func interfaceNames(s *sandbox) ([]string, error) {
-	out, err := tryRun("ip", "-n", s.netns, "-o", "link", "show")
+	out, err := tryRun("ip", "-n", s.NetNS, "-o", "link", "show")
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func (c *testCluster) waitNetworks(t *testing.T, s *sandbox, timeout time.Durati
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("Pod %s/%s: %v", s.pod.Namespace, s.pod.Name, err)
+		t.Fatalf("Pod %s/%s: %v", s.Pod.Namespace, s.Pod.Name, err)
 	}
 	return time.Since(start)
 }
@@ -253,20 +253,20 @@ func TestAgentRunningPodHotplug(t *testing.T) {
 	c.setNetworks(t, s, "vlan100")
 	took := c.waitNetworks(t, s, firstAttachDeadline, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1")
 	t.Logf("first annotation to interface, address, network-status and condition: %v", took)
-	if err := ping(s.netns, c.Get(t, "EXT100_IP")); err != nil {
+	if err := ping(s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 		t.Errorf("eth1 -> external VLAN-100 host across the fabric: %v", err)
 	}
-	if ev := c.podEvents(t, ns, s.pod.Name); !containsPrefix(ev, "NetworkAttached: ") {
+	if ev := c.podEvents(t, ns, s.Pod.Name); !containsPrefix(ev, "NetworkAttached: ") {
 		t.Errorf("events %v, want NetworkAttached", ev)
 	}
 
-	session := openTCPSession(t, s.netns, c.Get(t, "EXT100_NETNS"), c.Get(t, "EXT100_IP"), 5701)
+	session := openTCPSession(t, s.NetNS, c.ext(t, 100).NetNS, c.ext(t, 100).IP.String(), 5701)
 	c.setNetworks(t, s, "vlan100,vlan200@net2")
 	c.waitNetworks(t, s, 10*time.Second, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1", "net2")
 	if err := session.send("after hot-plug", 5*time.Second); err != nil {
 		t.Errorf("the TCP session over eth1 did not survive adding net2: %v", err)
 	}
-	if err := ping(s.netns, c.Get(t, "EXT200_IP")); err != nil {
+	if err := ping(s.NetNS, c.ext(t, 200).IP.String()); err != nil {
 		t.Errorf("net2 -> external VLAN-200 host: %v", err)
 	}
 	if ports := nodePodPorts(t, node); len(ports) != 2 {
@@ -289,7 +289,7 @@ func TestAgentRunningPodHotplug(t *testing.T) {
 	if err := session.send("after unplug", 5*time.Second); err != nil {
 		t.Errorf("the TCP session over eth1 did not survive removing net2: %v", err)
 	}
-	if ev := c.podEvents(t, ns, s.pod.Name); !containsPrefix(ev, podnetworks.EventDetached+": ") {
+	if ev := c.podEvents(t, ns, s.Pod.Name); !containsPrefix(ev, podnetworks.EventDetached+": ") {
 		t.Errorf("events %v, want %s", ev, podnetworks.EventDetached)
 	}
 
@@ -346,7 +346,7 @@ func TestAgentRunningPodMissingNetwork(t *testing.T) {
 	}
 	c.createNAD(t, ns, "late100", nadConfig(0, p100))
 	c.waitNetworks(t, s, 10*time.Second, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1")
-	if err := ping(s.netns, c.Get(t, "EXT100_IP")); err != nil {
+	if err := ping(s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 		t.Errorf("eth1 -> external VLAN-100 host: %v", err)
 	}
 }
@@ -372,7 +372,7 @@ func TestAgentRunningPodGateOff(t *testing.T) {
 
 	c.setNetworks(t, s, "vlan100,vlan200@net2")
 	if err := eventually(5*time.Second, func() error {
-		ev := c.podEvents(t, ns, s.pod.Name)
+		ev := c.podEvents(t, ns, s.Pod.Name)
 		for _, e := range ev {
 			if strings.HasPrefix(e, podnetworks.EventChangeNotApplied+": ") && strings.Contains(e, "SecondaryNetworkHotplug") &&
 				strings.Contains(e, "net2") {

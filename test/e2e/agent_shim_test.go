@@ -27,8 +27,8 @@ const spoolDrainDeadline = 10 * time.Second
 // agent's socket, and unchains it when the test ends (before the agent stops).
 func chainShim(t *testing.T, c *testCluster, a *agentProcess) {
 	t.Helper()
-	confDir, binDir := c.Get(t, "CNI_CONF_DIR"), c.Get(t, "CNI_BIN_DIR")
-	conflist := c.Get(t, "CNI_CONFLIST")
+	confDir, binDir := c.CNIConfDir, c.CNIBinDir
+	conflist := c.CNIConflist
 	data, err := os.ReadFile(conflist)
 	if err != nil {
 		t.Fatalf("read node-1's CNI configuration: %v", err)
@@ -38,7 +38,7 @@ func chainShim(t *testing.T, c *testCluster, a *agentProcess) {
 	}
 	_, err = os.Stat(filepath.Join(binDir, "antrea"))
 	binaryBefore := err == nil
-	opts := cniinstall.Options{ConfDir: confDir, BinDir: binDir, PluginBinary: filepath.Join(projectBinaries(t), "antrea"), CNISocket: a.socket}
+	opts := cniinstall.Options{ConfDir: confDir, BinDir: binDir, PluginBinary: filepath.Join(projectBinaries(t), "antrea"), CNISocket: a.Socket}
 	if _, err := cniinstall.Install(opts); err != nil {
 		t.Fatalf("chain the shim on node-1: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestShimWithoutAgent(t *testing.T) {
 	c.InstallCRDs(t)
 	a := c.startAgent(t, node, defaultAgentConfig(node))
 	chainShim(t, c, a)
-	dirs := nodestate.ForSocket(a.socket)
+	dirs := nodestate.ForSocket(a.Socket)
 	store := sandboxes.New(dirs.Sandboxes)
 
 	ns := c.createNamespace(t, "e2e-shim-")

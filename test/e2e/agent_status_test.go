@@ -35,7 +35,7 @@ func TestAgentRestoresLostNetworkStatus(t *testing.T) {
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{nadv1.NetworkStatusAnnot: nil}}})
 	ctx, cancel := context.WithTimeout(context.Background(), apiCallTimeout)
 	defer cancel()
-	if _, err := c.client.CoreV1().Pods(ns).Patch(ctx, s.pod.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+	if _, err := c.client.CoreV1().Pods(ns).Patch(ctx, s.Pod.Name, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 		t.Fatalf("remove network-status: %v", err)
 	}
 	start := time.Now()

@@ -14,7 +14,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // vlanPools creates an IPv4 pool in the VLAN 100 test subnet (where the external VLAN-100 host
@@ -22,28 +22,13 @@ import (
 func vlanPools(t *testing.T, c *testCluster, first, last int) (string, string) {
 	t.Helper()
 	p100, p200 := uniqueName("e2e-v100-"), uniqueName("e2e-v200-")
-	c.createPool(t, p100, v1beta1.IPPoolSpec{
-		IPRanges:   []v1beta1.IPRange{{Start: fmt.Sprintf("198.18.100.%d", first), End: fmt.Sprintf("198.18.100.%d", last)}},
-		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.100.254", PrefixLength: 24, VLAN: 100},
-	})
-	c.createPool(t, p200, v1beta1.IPPoolSpec{
-		IPRanges:   []v1beta1.IPRange{{Start: fmt.Sprintf("198.18.200.%d", first), End: fmt.Sprintf("198.18.200.%d", last)}},
-		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.200.254", PrefixLength: 24, VLAN: 200},
-	})
+	c.createPool(t, p100, teststack.Pool24(p100, "198.18.100", first, last, 100).Spec)
+	c.createPool(t, p200, teststack.Pool24(p200, "198.18.200", first, last, 200).Spec)
 	return p100, p200
 }
 
-func nadConfig(vlan int, pools ...string) string {
-	cfg := map[string]any{"cniVersion": "0.3.0", "type": "antrea", "networkType": "vlan", "mtu": 1500}
-	if vlan != 0 {
-		cfg["vlan"] = vlan
-	}
-	if len(pools) > 0 {
-		cfg["ipam"] = map[string]any{"type": "antrea", "ippools": pools}
-	}
-	data, _ := json.Marshal(cfg)
-	return string(data)
-}
+// nadConfig is a VLAN network's NetworkAttachmentDefinition config (vlan 0: the pools' VLAN).
+func nadConfig(vlan int, pools ...string) string { return teststack.VLANNetworkConfig(vlan, pools...) }
 
 // podAddress returns the IPv4 address of the interface inside the sandbox.
 func podAddress(t *testing.T, s *sandbox, ifName string) string {
@@ -54,14 +39,14 @@ func podAddress(t *testing.T, s *sandbox, ifName string) string {
 			return a
 		}
 	}
-	t.Fatalf("no IPv4 address on %s in %s: %v", ifName, s.netns, addrs)
+	t.Fatalf("no IPv4 address on %s in %s: %v", ifName, s.NetNS, addrs)
 	return ""
 }
 
 // podAddresses lists the global addresses of an interface in the sandbox, both families.
 func podAddresses(t *testing.T, s *sandbox, ifName string) []string {
 	t.Helper()
-	out := mustRun(t, "ip", "-n", s.netns, "-o", "addr", "show", "dev", ifName, "scope", "global")
+	out := mustRun(t, "ip", "-n", s.NetNS, "-o", "addr", "show", "dev", ifName, "scope", "global")
 	var addrs []string
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -81,13 +66,13 @@ func networkStatus(t *testing.T, c *testCluster, s *sandbox) []nadv1.NetworkStat
 	t.Helper()
 	var st []nadv1.NetworkStatus
 	err := eventually(10*time.Second, func() error {
-		pod, err := c.client.CoreV1().Pods(s.pod.Namespace).Get(context.Background(), s.pod.Name, metav1.GetOptions{})
+		pod, err := c.client.CoreV1().Pods(s.Pod.Namespace).Get(context.Background(), s.Pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		v := pod.Annotations[nadv1.NetworkStatusAnnot]
 		if v == "" {
-			return fmt.Errorf("Pod %s/%s has no %s", s.pod.Namespace, s.pod.Name, nadv1.NetworkStatusAnnot)
+			return fmt.Errorf("Pod %s/%s has no %s", s.Pod.Namespace, s.Pod.Name, nadv1.NetworkStatusAnnot)
 		}
 		st = nil
 		return json.Unmarshal([]byte(v), &st)
@@ -140,25 +125,25 @@ func TestAgentChainedAttach(t *testing.T) {
 		}
 	}
 	addr := func(p pod) string {
-		if strings.HasPrefix(p.s.pod.Name, "b") {
+		if strings.HasPrefix(p.s.Pod.Name, "b") {
 			return podAddress(t, p.s, "eth200")
 		}
 		return podAddress(t, p.s, "eth1")
 	}
 	byName := map[string]pod{}
 	for _, p := range pods {
-		byName[p.s.pod.Name] = p
+		byName[p.s.Pod.Name] = p
 	}
 
 	t.Run("interfaces, ports and network-status match the annotation", func(t *testing.T) {
 		for _, p := range pods {
 			st := networkStatus(t, c, p.s)
 			if len(st) != 1 || st[0].Default || len(st[0].IPs) != 1 {
-				t.Errorf("%s: network-status %+v, want one non-default entry with one address", p.s.pod.Name, st)
+				t.Errorf("%s: network-status %+v, want one non-default entry with one address", p.s.Pod.Name, st)
 				continue
 			}
 			if st[0].IPs[0] != addr(p) {
-				t.Errorf("%s: network-status says %s, interface has %s", p.s.pod.Name, st[0].IPs[0], addr(p))
+				t.Errorf("%s: network-status says %s, interface has %s", p.s.Pod.Name, st[0].IPs[0], addr(p))
 			}
 		}
 		for _, a := range agents {
@@ -182,19 +167,19 @@ func TestAgentChainedAttach(t *testing.T) {
 			if !ok {
 				continue
 			}
-			if err := ping(p.s.netns, c.Get(t, "EXT100_IP")); err != nil {
+			if err := ping(p.s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 				t.Errorf("%s -> external VLAN-100 host: %v", from, err)
 			}
 			for _, to := range []string{"a1", "a2"} {
 				if q, ok := byName[to]; ok && to != from {
-					if err := ping(p.s.netns, addr(q)); err != nil {
+					if err := ping(p.s.NetNS, addr(q)); err != nil {
 						t.Errorf("%s -> %s: %v", from, to, err)
 					}
 				}
 			}
 		}
 		if p, ok := byName["b1"]; ok {
-			if err := ping(p.s.netns, c.Get(t, "EXT200_IP")); err != nil {
+			if err := ping(p.s.NetNS, c.ext(t, 200).IP.String()); err != nil {
 				t.Errorf("b1 -> external VLAN-200 host: %v", err)
 			}
 		}
@@ -207,19 +192,19 @@ func TestAgentChainedAttach(t *testing.T) {
 			if !ok1 || !ok2 {
 				continue
 			}
-			if err := ping(p.s.netns, addr(q)); err == nil {
+			if err := ping(p.s.NetNS, addr(q)); err == nil {
 				t.Errorf("%s (VLAN %s) reached %s: VLANs are not isolated", pair[0], pair[0][:1], pair[1])
 			}
 		}
-		if err := ping(byName["x1"].s.netns, c.Get(t, "EXT100_IP")); err == nil {
+		if err := ping(byName["x1"].s.NetNS, c.ext(t, 100).IP.String()); err == nil {
 			t.Errorf("x1 on VLAN 200 reached the VLAN-100 external host")
 		}
 	})
 
 	t.Run("frames leave the uplink tagged", func(t *testing.T) {
 		node := agents[0].node
-		capt := startCapture(t, c.Get(t, "FABRIC_NETNS"), node.FabricPort)
-		_ = ping(byName["a1"].s.netns, c.Get(t, "EXT100_IP"))
+		capt := startCapture(t, c.FabricNetNS, node.FabricPort)
+		_ = ping(byName["a1"].s.NetNS, c.ext(t, 100).IP.String())
 		lines := capt.stop()
 		if !anyContains(lines, "vlan 100") {
 			t.Errorf("no 802.1Q tag 100 seen on %s's uplink: %v", node.Name, lines)
@@ -229,7 +214,7 @@ func TestAgentChainedAttach(t *testing.T) {
 	t.Run("CHECK passes", func(t *testing.T) {
 		for _, p := range pods {
 			if _, err := p.agent.execChained(t, p.s, "CHECK", "1.0.0", p.primary); err != nil {
-				t.Errorf("CHECK %s: %v", p.s.pod.Name, err)
+				t.Errorf("CHECK %s: %v", p.s.Pod.Name, err)
 			}
 		}
 	})
@@ -256,7 +241,7 @@ func TestAgentChainedAttach(t *testing.T) {
 		for _, p := range pods {
 			for i := 0; i < 2; i++ {
 				if err := p.agent.delChained(t, p.s, "1.0.0"); err != nil {
-					t.Fatalf("DEL %d of %s: %v", i+1, p.s.pod.Name, err)
+					t.Fatalf("DEL %d of %s: %v", i+1, p.s.Pod.Name, err)
 				}
 			}
 		}

@@ -63,23 +63,11 @@ func run(ctx context.Context, pods int, out string) error {
 		out = filepath.Join(c.OutputDir(), "attach.json")
 	}
 	rep := bh.AttachReport{Benchmark: "attach", Pods: pods, Machine: bh.NewMachine()}
-	agentNode, agent, networks, err := b.AgentNode(ctx, "pvba-", 100)
+	l, err := b.Lineup(ctx, "pvba-")
 	if err != nil {
 		return err
 	}
-	network := networks[0]
-	floor, err := b.FloorNode(ctx, "pvbf-")
-	if err != nil {
-		return err
-	}
-	shipped, err := b.OVSCNINode(ctx, "pvbo-", 0)
-	if err != nil {
-		return err
-	}
-	fast, err := b.OVSCNINode(ctx, "pvbq-", bh.OVSCNIFastPoll)
-	if err != nil {
-		return err
-	}
+	agentNode, agent, network, floor, shipped, fast := l.AgentNode, l.Agent, l.Network, l.Floor, l.Shipped, l.Fast
 	peers := []*bh.OVSCNI{shipped, fast}
 
 	// One extra Pod of each kind warms caches (page cache of the plugins, the agent's first
@@ -203,7 +191,7 @@ func run(ctx context.Context, pods int, out string) error {
 			return err
 		}
 	}
-	breakdowns, err := bh.ReadBreakdowns(agent.LogPath())
+	breakdowns, err := bh.ReadBreakdowns(agent.LogPath)
 	if err != nil {
 		return err
 	}

@@ -52,23 +52,11 @@ func run(ctx context.Context, pods, rounds int, out string) error {
 		out = filepath.Join(c.OutputDir(), "burst.json")
 	}
 	rep := bh.BurstReport{Benchmark: "burst", Pods: pods, Machine: bh.NewMachine()}
-	agentNode, agent, networks, err := b.AgentNode(ctx, "pvbb-", 100)
+	l, err := b.Lineup(ctx, "pvbb-")
 	if err != nil {
 		return err
 	}
-	network := networks[0]
-	floor, err := b.FloorNode(ctx, "pvbf-")
-	if err != nil {
-		return err
-	}
-	shipped, err := b.OVSCNINode(ctx, "pvbo-", 0)
-	if err != nil {
-		return err
-	}
-	fast, err := b.OVSCNINode(ctx, "pvbq-", bh.OVSCNIFastPoll)
-	if err != nil {
-		return err
-	}
+	agentNode, agent, network, floor, shipped, fast := l.AgentNode, l.Agent, l.Network, l.Floor, l.Shipped, l.Fast
 
 	fmt.Printf("Creating %d sandboxes and %d floor namespaces\n", pods+1, pods+1)
 	sandboxes, err := c.Sandboxes(ctx, cleanup, agentNode.Name, namespace, "p", network.Name, pods+1)
@@ -147,7 +135,7 @@ func run(ctx context.Context, pods, rounds int, out string) error {
 		})
 		total := time.Since(start)
 		stopSampling()
-		breakdowns, err := bh.ReadBreakdowns(agent.LogPath())
+		breakdowns, err := bh.ReadBreakdowns(agent.LogPath)
 		if err != nil {
 			return 0, nil, err
 		}
