@@ -8,7 +8,6 @@ package delspool
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"time"
@@ -140,8 +139,9 @@ func (d *Drainer) depth(n int) {
 // run executes one spooled DEL and removes it on success.
 func (d *Drainer) run(ctx context.Context, p spool.Pending) bool {
 	e := p.Entry
+	// The shim recorded the cniVersion it read, so the handler's parse is the only one.
 	req := &server.Request{Command: server.CommandDel, ContainerID: e.ContainerID, Netns: e.Netns, IfName: e.IfName,
-		Args: e.Args, Path: e.Path, CNIVersion: cniVersion(e.Config), Config: e.Config}
+		Args: e.Args, Path: e.Path, CNIVersion: e.CNIVersion, Config: e.Config}
 	keys := []any{"container", e.ContainerID, "interface", e.IfName, "spooled", e.Spooled, "reason", e.Reason}
 	delCtx, cancel := context.WithTimeout(ctx, DelTimeout)
 	start := d.now()
@@ -166,15 +166,6 @@ func (d *Drainer) run(ctx context.Context, p spool.Pending) bool {
 	}
 	klog.InfoS("Ran a DEL spooled while the agent was away", append(keys, "took", took)...)
 	return true
-}
-
-// cniVersion reads the cniVersion of a network configuration.
-func cniVersion(config []byte) string {
-	var conf struct {
-		CNIVersion string `json:"cniVersion"`
-	}
-	_ = json.Unmarshal(config, &conf)
-	return conf.CNIVersion
 }
 
 // removeStaleTemporaries deletes the temporary files of writes interrupted long ago (a shim

@@ -34,7 +34,7 @@ func spoolOne(t *testing.T, dir, containerID string, at time.Time) {
 	t.Helper()
 	e := spool.Entry{ContainerID: containerID, Netns: "/var/run/netns/cni-" + containerID, IfName: "eth0",
 		Args: "K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web-0", Path: "/opt/cni/bin",
-		Config: []byte(`{"cniVersion":"0.4.0","name":"cbr0","type":"antrea"}`), Spooled: at}
+		Config: []byte(`{"cniVersion":"0.4.0","name":"cbr0","type":"antrea"}`), CNIVersion: "0.4.0", Spooled: at}
 	if err := spool.Write(dir, e); err != nil {
 		t.Fatal(err)
 	}

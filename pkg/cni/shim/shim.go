@@ -224,7 +224,7 @@ func (p *Plugin) forgetSandbox(dir string, args *skel.CmdArgs) {
 func (p *Plugin) spoolDel(dirs nodestate.Dirs, args *skel.CmdArgs, conf *shimConfig, failure *callFailure, socket string, timeout time.Duration) error {
 	reason := describeFailure(commandDel, failure, socket, timeout)
 	entry := spool.Entry{ContainerID: args.ContainerID, Netns: args.Netns, IfName: args.IfName, Args: args.Args,
-		Path: args.Path, Config: args.StdinData, Spooled: time.Now().UTC(), Reason: reason}
+		Path: args.Path, Config: args.StdinData, CNIVersion: conf.CNIVersion, Spooled: time.Now().UTC(), Reason: reason}
 	if args.ContainerID == "" {
 		p.note(args, reason+"; DEL without a container ID has nothing to release, reported done")
 		return nil

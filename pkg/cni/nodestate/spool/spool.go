@@ -56,6 +56,9 @@ type Entry struct {
 	Path string `json:"path,omitempty"`
 	// Config is the network configuration from stdin, unchanged.
 	Config json.RawMessage `json:"config"`
+	// CNIVersion is the configuration's cniVersion, as the shim read it (empty in entries of
+	// versions before it was recorded; a DEL has no result to encode in it).
+	CNIVersion string `json:"cniVersion,omitempty"`
 	// Spooled is when the shim wrote the entry.
 	Spooled time.Time `json:"spooled"`
 	// Reason says why the agent did not take the DEL, for logs.
