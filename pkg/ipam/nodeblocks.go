@@ -348,16 +348,26 @@ func (m *blockMode) do(ctx context.Context, poolObj *v1beta1.IPPool, space *pool
 		return m.claimStatic(ctx, p, space, list, op)
 	}
 	bits := blockBits(space.subnet, m.maxSize)
-	for attempt := 0; attempt < 2; attempt++ {
+	// Each round finds an address or claims a block. The Node's other requests run at the same
+	// time and may take the addresses of a block just claimed before this one gets to them, so a
+	// fixed number of rounds would call a pool with free blocks exhausted; a claim happens only
+	// while the Node has no free address, so the rounds end when the pool has no block left.
+rounds:
+	for round := 0; round < maxClaimRounds && ctx.Err() == nil; round++ {
 		if a, err, ok := m.allocLocal(p, space, list, op.owner, false); ok || err != nil {
 			return opOutcome{addr: a, err: err}
 		}
-		claimed, err := m.claim(ctx, p, space, bits, list)
-		if err != nil {
+		got, err := m.claim(ctx, p, space, bits, list)
+		switch {
+		case err != nil:
 			return opOutcome{err: err}
-		}
-		if !claimed {
-			break
+		case got == claimNone:
+			break rounds
+		case got == claimRecentOnly:
+			// Only recently released addresses are free: one of them rather than a new block.
+			if a, err, ok := m.allocLocal(p, space, list, op.owner, true); ok || err != nil {
+				return opOutcome{addr: a, err: err}
+			}
 		}
 	}
 	// No block to claim: recently released addresses of the Node's blocks, then shared blocks.
@@ -379,6 +389,10 @@ func (m *blockMode) do(ctx context.Context, poolObj *v1beta1.IPPool, space *pool
 
 // sharingWait bounds how long a request waits for other Nodes to share their blocks.
 const sharingWait = 3 * time.Second
+
+// maxClaimRounds bounds the find-or-claim rounds of one request (a safety net: the request's
+// deadline ends them first under any real contention).
+const maxClaimRounds = 64
 
 // othersHaveRoom reports whether, as far as the cache knows, a block about to be shared still has
 // a free address: another Node's, or one of this Node's that it no longer allocates from (shared
@@ -463,10 +477,7 @@ func (m *blockMode) indexed(index, pool string) []*v1beta1.IPPoolBlock {
 // returning. ok is false when no block has one (quarantined addresses count as taken unless
 // allowHeld). A full, or nearly full, Node share starts a claim in the background.
 func (m *blockMode) allocLocal(p *nodePool, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, owner v1beta1.PodOwner, allowHeld bool) (netip.Addr, error, bool) {
-	recent := map[netip.Addr]struct{}{}
-	for _, a := range m.a.quarantine.recent(p.name, time.Now()) {
-		recent[a] = struct{}{}
-	}
+	recent := m.recent(p.name)
 	p.mu.Lock()
 	// Blocks with room, lowest first; full ones cost one comparison each.
 	var open []*ownedBlock
@@ -549,8 +560,20 @@ func (m *blockMode) prefetch(p *nodePool, space *poolSpace) {
 	}()
 }
 
-// hasFree reports whether a block of the Node has an address neither held, listed nor recent.
-func (p *nodePool) hasFree(space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, threshold int) bool {
+// recent returns the pool's recently released addresses, which are handed out again only when
+// nothing else is free.
+func (m *blockMode) recent(pool string) map[netip.Addr]struct{} {
+	recent := map[netip.Addr]struct{}{}
+	for _, a := range m.a.quarantine.recent(pool, time.Now()) {
+		recent[a] = struct{}{}
+	}
+	return recent
+}
+
+// hasFree reports whether the Node's blocks have threshold addresses neither held, listed nor in
+// avoid (recently released: allocLocal passes over them while anything else is free, so counting
+// them would stop a claim that allocLocal then needs).
+func (p *nodePool) hasFree(space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, avoid map[netip.Addr]struct{}, threshold int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	free := 0
@@ -561,7 +584,8 @@ func (p *nodePool) hasFree(space *poolSpace, list map[netip.Addr]*v1beta1.PodOwn
 		space.blockAddrs(b.cidr, func(a netip.Addr) bool {
 			_, held := b.holders[a]
 			_, listed := list[a]
-			if !held && !listed {
+			_, avoided := avoid[a]
+			if !held && !listed && !avoided {
 				free++
 			}
 			return free < threshold
@@ -573,15 +597,32 @@ func (p *nodePool) hasFree(space *poolSpace, list map[netip.Addr]*v1beta1.PodOwn
 	return false
 }
 
-// claim claims a block for the Node unless a concurrent claim already gave it a free address. It
-// returns false when no block is left to claim.
-func (m *blockMode) claim(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (bool, error) {
+// claimResult says what claim found or did.
+type claimResult int
+
+const (
+	claimNone       claimResult = iota // no free address and no block left to claim
+	claimFree                          // the Node has a free address (a concurrent claim or release)
+	claimRecentOnly                    // the Node's only free addresses were released recently
+	claimNew                           // a block was claimed (or adopted)
+)
+
+// claim claims a block for the Node unless it already has a free address: one not recently
+// released, or else a recently released one, which is reused rather than a block claimed for it.
+func (m *blockMode) claim(ctx context.Context, p *nodePool, space *poolSpace, bits int, list map[netip.Addr]*v1beta1.PodOwner) (claimResult, error) {
 	p.claimMu.Lock()
 	defer p.claimMu.Unlock()
-	if p.hasFree(space, list, 1) {
-		return true, nil
+	if p.hasFree(space, list, m.recent(p.name), 1) {
+		return claimFree, nil
 	}
-	return m.claimLocked(ctx, p, space, bits, list)
+	if p.hasFree(space, list, nil, 1) {
+		return claimRecentOnly, nil
+	}
+	claimed, err := m.claimLocked(ctx, p, space, bits, list)
+	if err != nil || !claimed {
+		return claimNone, err
+	}
+	return claimNew, nil
 }
 
 // claimAhead claims a block while the Node's share runs low (the background prefetch).
@@ -589,7 +630,7 @@ func (m *blockMode) claimAhead(ctx context.Context, p *nodePool, space *poolSpac
 	p.claimMu.Lock()
 	defer p.claimMu.Unlock()
 	size := 1 << (space.subnet.Addr().BitLen() - bits)
-	if p.hasFree(space, list, max(1, size/4)) {
+	if p.hasFree(space, list, nil, max(1, size/4)) {
 		return true, nil
 	}
 	return m.claimLocked(ctx, p, space, bits, list)
@@ -776,10 +817,7 @@ func addN(a netip.Addr, n uint64) netip.Addr {
 
 // allocShared hands out an address of a shared block with a conditional write of the block.
 func (m *blockMode) allocShared(ctx context.Context, pool string, space *poolSpace, list map[netip.Addr]*v1beta1.PodOwner, owner v1beta1.PodOwner) opOutcome {
-	recent := map[netip.Addr]struct{}{}
-	for _, a := range m.a.quarantine.recent(pool, time.Now()) {
-		recent[a] = struct{}{}
-	}
+	recent := m.recent(pool)
 	p := m.pool(pool)
 	p.sharedMu.Lock()
 	defer p.sharedMu.Unlock()
