@@ -79,9 +79,6 @@ func copyFile(from, to string) error {
 	return os.WriteFile(to, data, 0o755)
 }
 
-// BridgeName is the secondary bridge of every bench agent.
-const BridgeName = teststack.SecondaryBridge
-
 // Agent is an antrea-agent process running for a bench Node, inside its namespace.
 type Agent struct {
 	*teststack.Agent

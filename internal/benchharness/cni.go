@@ -95,15 +95,6 @@ func (e *timedExec) FindInPath(plugin string, paths []string) (string, error) {
 
 func (e *timedExec) Decode(data []byte) (version.PluginInfo, error) { return e.inner.Decode(data) }
 
-// Status runs CNI STATUS of the shim against an agent's socket.
-func (c *CNI) Status(ctx context.Context, socket string) error {
-	list, err := teststack.StatusConfList(socket)
-	if err != nil {
-		return err
-	}
-	return c.config.GetStatusNetworkList(ctx, list)
-}
-
 // ChainedList is a Node's primary network (bridge + host-local) with antrea chained after it, as
 // the agent's install step writes it.
 func ChainedList(agent *Agent, primarySubnet string) (*libcni.NetworkConfigList, error) {
@@ -217,7 +208,7 @@ func (c *Cluster) NewSandbox(ctx context.Context, node, namespace, name, network
 		return nil, err
 	}
 	sb := &Sandbox{Pod: pod, NetNS: UniqueName("pvbs-"), ContainerID: NewContainerID()}
-	if err := NewPodNetNS(ctx, sb.NetNS); err != nil {
+	if err := teststack.NewPodNetNS(ctx, sb.NetNS); err != nil {
 		return nil, err
 	}
 	return sb, nil
@@ -237,9 +228,6 @@ func (c *Cluster) CreatePod(ctx context.Context, node, namespace, name, networks
 	}
 	return created, nil
 }
-
-// NewPodNetNS creates a network namespace as a runtime does for a sandbox.
-func NewPodNetNS(ctx context.Context, name string) error { return teststack.NewPodNetNS(ctx, name) }
 
 // DeleteNetNS removes a network namespace if it exists.
 func DeleteNetNS(ctx context.Context, name string) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // ForEach calls f for 0..n-1 with at most workers calls at a time (all at once when workers <= 0)
@@ -60,7 +62,7 @@ func PodNetNSes(ctx context.Context, cleanup *Cleanup, prefix string, n int) ([]
 	var mu sync.Mutex
 	err := ForEach(ctx, n, 8, func(i int) error {
 		name := UniqueName(prefix)
-		if err := NewPodNetNS(ctx, name); err != nil {
+		if err := teststack.NewPodNetNS(ctx, name); err != nil {
 			return err
 		}
 		out[i] = name

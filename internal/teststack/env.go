@@ -128,7 +128,7 @@ func (e *Env) general() []envField {
 
 func (e *Env) services() []envField {
 	return []envField{
-		list("WORKLOAD_CONTROLLERS", &e.WorkloadControllers), text("SIMULATED_NODE_TAINT", &e.SimulatedNodeTaint),
+		list("WORKLOAD_CONTROLLERS", ",", &e.WorkloadControllers), text("SIMULATED_NODE_TAINT", &e.SimulatedNodeTaint),
 		parsed("KUBERNETES_SERVICE", &e.KubernetesService, netip.ParseAddrPort), text("OVS_RUN_LINK", &e.OVSRunLink),
 		text("CNI_CONF_DIR", &e.CNIConfDir), text("CNI_CONFLIST", &e.CNIConflist), text("CNI_NETWORK", &e.CNINetwork),
 		text("CNI_BIN_DIR", &e.CNIBinDir), text("CNI_BRIDGE", &e.CNIBridge),
@@ -184,7 +184,7 @@ func ParseEnv(r io.Reader) (*Env, error) {
 	env := &Env{}
 	var count int
 	var names []string
-	if err := take(append(env.general(), parsed("NODE_COUNT", &count, strconv.Atoi), list("NODES", &names))); err != nil {
+	if err := take(append(env.general(), parsed("NODE_COUNT", &count, strconv.Atoi), list("NODES", " ", &names))); err != nil {
 		return nil, err
 	}
 	for k := 1; k <= count; k++ {
@@ -237,7 +237,7 @@ func (e *Env) Format() []byte {
 		}
 	}
 	count, names := len(e.Nodes), e.nodeNames()
-	write(append(e.general(), list("NODES", &names), parsed("NODE_COUNT", &count, strconv.Atoi)))
+	write(append(e.general(), list("NODES", " ", &names), parsed("NODE_COUNT", &count, strconv.Atoi)))
 	for i := range e.Nodes {
 		write(e.Nodes[i].fields())
 	}
@@ -273,13 +273,8 @@ func optional(key string, p *string) envField {
 	return envField{key, func() string { return *p }, func(v string) error { *p = v; return nil }}
 }
 
-// list is a key whose value is a list: space-separated names, or comma-separated for
-// WORKLOAD_CONTROLLERS (kube-controller-manager's flag).
-func list(key string, p *[]string) envField {
-	sep := " "
-	if key == "WORKLOAD_CONTROLLERS" {
-		sep = ","
-	}
+// list is a key whose value is a list joined by sep.
+func list(key, sep string, p *[]string) envField {
 	return envField{key, func() string { return strings.Join(*p, sep) }, func(v string) error {
 		if v == "" {
 			return errors.New("empty")

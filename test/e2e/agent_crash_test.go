@@ -15,6 +15,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/invoke"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
@@ -39,14 +40,14 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 		IPRanges:   []v1beta1.IPRange{{Start: "198.18.100.70", End: "198.18.100.99"}},
 		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.100.254", PrefixLength: 24, VLAN: 100},
 	})
-	c.createNAD(t, ns, "crash", nadConfig(0, pool))
+	c.createNAD(t, ns, "crash", teststack.VLANNetworkConfig(0, pool))
 	fresh := uniqueName("e2e-crash-fresh-")
 	c.createPool(t, fresh, v1beta1.IPPoolSpec{
 		IPRanges:   []v1beta1.IPRange{{Start: "198.18.101.70", End: "198.18.101.99"}},
 		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.101.254", PrefixLength: 24, VLAN: 100},
 	})
-	c.createNAD(t, ns, "crash-fresh", nadConfig(0, fresh))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "crash-fresh", teststack.VLANNetworkConfig(0, fresh))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 
 	var live []*sandbox
 	for i := range 3 {
@@ -80,7 +81,7 @@ func TestAgentCrashPointsLeakNothing(t *testing.T) {
 		if err := eventually(60*time.Second, reached); err != nil {
 			t.Fatalf("the ADDs did not reach the crash point: %v", err)
 		}
-		a.kill()
+		a.Kill()
 		wg.Wait()
 		undo()
 		undone = true
@@ -210,8 +211,8 @@ func TestAgentGCIsScopedToItsNetwork(t *testing.T) {
 	node := c.node(t, 2)
 	ns := c.createNamespace(t, "e2e-gcscope-")
 	p100, _ := vlanPools(t, c, 110, 115)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	chained := c.newSandbox(t, ns, "chained", node, "vlan100")
 	if _, err := a.addChained(t, chained, "1.0.0"); err != nil {
 		t.Fatalf("ADD: %v", err)
@@ -226,7 +227,7 @@ func TestAgentGCIsScopedToItsNetwork(t *testing.T) {
 		if command == "GC" {
 			args.ContainerID, args.NetNS, args.IfName, args.PluginArgsStr = "", "", "", ""
 		}
-		return inNode(node, func() error {
+		return teststack.InNetNS(node.NetNS, func() error {
 			if command == "ADD" {
 				_, err := invoke.ExecPluginWithResult(context.Background(), shim, []byte(config), args, nil)
 				return err

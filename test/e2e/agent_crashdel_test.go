@@ -25,6 +25,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate/spool"
@@ -57,8 +58,8 @@ func newCrashFixture(t *testing.T, first, last int, blocks bool) *crashFixture {
 	})
 	// Blocks name their pool: a later agent of this node must not adopt them.
 	t.Cleanup(func() { deletePoolBlocks(t, c, f.pool) })
-	c.createNAD(t, f.ns, "crash", nadConfig(0, f.pool))
-	cfg := defaultAgentConfig(f.node)
+	c.createNAD(t, f.ns, "crash", teststack.VLANNetworkConfig(0, f.pool))
+	cfg := teststack.DefaultAgentConfig(f.node.Uplink)
 	// Said either way: the gate's default is on.
 	cfg.FeatureGates["IPPoolBlocks"] = blocks
 	f.a = c.startAgent(t, f.node, cfg)
@@ -328,11 +329,11 @@ func testDELCrashPoints(t *testing.T, blocks bool) {
 		done := make(chan struct{})
 		go func() { errs = f.delAll(t, sbs); close(done) }()
 		if err := reached(); err != nil {
-			f.a.kill()
+			f.a.Kill()
 			<-done
 			t.Fatalf("the DELs did not reach the crash point: %v", err)
 		}
-		f.a.kill()
+		f.a.Kill()
 		<-done
 		undo()
 		undone = true
@@ -438,7 +439,7 @@ func testBurstCrash(t *testing.T, blocks bool) {
 	}); err != nil {
 		t.Fatalf("the burst did not get going: %v", err)
 	}
-	f.a.kill()
+	f.a.Kill()
 	<-done
 	allocated := len(f.c.poolAllocations(t, f.pool)) - running
 

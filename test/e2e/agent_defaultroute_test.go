@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // addWithPrimaryDefaultRoute runs the chained list with a primary network that, like a real
@@ -15,7 +17,7 @@ func (a *agentProcess) addWithPrimaryDefaultRoute(t *testing.T, s *sandbox) (typ
 	t.Helper()
 	list := a.primaryChain(t, "1.0.0", true)
 	var res types.Result
-	err := inNode(a.node, func() error {
+	err := teststack.InNetNS(a.node.NetNS, func() error {
 		var err error
 		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		return err
@@ -32,8 +34,8 @@ func TestAgentDefaultRoute(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-defroute-")
 	p100, _ := vlanPools(t, c, 40, 49)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	gateway := c.ext(t, 100).IP.String() // the pool's gateway is the VLAN-100 external host
 
 	s := c.newSandbox(t, ns, "routed", node, fmt.Sprintf(`[{"name": "vlan100", "default-route": [%q]}]`, gateway))

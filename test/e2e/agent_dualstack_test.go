@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
@@ -30,7 +31,7 @@ func TestAgentDualStack(t *testing.T) {
 		IPRanges:   []v1beta1.IPRange{{Start: "fd00:198:18:100::60", End: "fd00:198:18:100::69"}},
 		SubnetInfo: v1beta1.SubnetInfo{Gateway: "fd00:198:18:100::fe", PrefixLength: 64, VLAN: 100},
 	})
-	c.createNAD(t, ns, "dual", nadConfig(0, v4, v6))
+	c.createNAD(t, ns, "dual", teststack.VLANNetworkConfig(0, v4, v6))
 
 	type pod struct {
 		s     *sandbox
@@ -38,7 +39,7 @@ func TestAgentDualStack(t *testing.T) {
 	}
 	var pods []pod
 	for i, n := range nodes {
-		a := c.startAgent(t, n, defaultAgentConfig(n))
+		a := c.startAgent(t, n, teststack.DefaultAgentConfig(n.Uplink))
 		for j := range 3 - len(nodes) { // two Pods in all: one per Node, or both on the one Node
 			s := c.newSandbox(t, ns, fmt.Sprintf("d%d-%d", i+1, j+1), n, "dual")
 			mustRun(t, netnsCommand(s.NetNS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0")...)

@@ -29,9 +29,7 @@ import (
 )
 
 const (
-	secondaryBridge  = teststack.SecondaryBridge
-	agentStartup     = 60 * time.Second
-	referencePlugins = teststack.ReferencePlugins
+	agentStartup = 60 * time.Second
 )
 
 var (
@@ -66,11 +64,6 @@ type agentProcess struct {
 	metrics string
 }
 
-// defaultAgentConfig has both gates on, the userspace datapath and the node's uplink.
-func defaultAgentConfig(node clusterNode) agentConfig {
-	return teststack.DefaultAgentConfig(node.Uplink)
-}
-
 // startAgent runs antrea-agent for node (inside its network namespace), waits until it serves
 // CNI STATUS, and stops it, and removes the secondary bridge, when the test ends.
 func (c *testCluster) startAgent(t *testing.T, node clusterNode, cfg agentConfig) *agentProcess {
@@ -97,8 +90,8 @@ func (c *testCluster) startAgent(t *testing.T, node clusterNode, cfg agentConfig
 				node.Name, teststack.Tail(teststack.WarningsAndErrors(log), 60), teststack.Tail(log, 60))
 		}
 		_ = os.RemoveAll(dir)
-		if _, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "--timeout=30", "--if-exists", "del-br", secondaryBridge); err != nil {
-			t.Errorf("delete %s on %s: %v", secondaryBridge, node.Name, err)
+		if _, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "--timeout=30", "--if-exists", "del-br", teststack.SecondaryBridge); err != nil {
+			t.Errorf("delete %s on %s: %v", teststack.SecondaryBridge, node.Name, err)
 		}
 	})
 	a.start(t)
@@ -117,18 +110,10 @@ func (a *agentProcess) start(t *testing.T) {
 	}
 }
 
-// stop ends the agent with SIGTERM (SIGKILL after 10s).
-func (a *agentProcess) stop(*testing.T) { a.Stop() }
-
-// kill ends the agent with SIGKILL, as a crash would.
-func (a *agentProcess) kill() { a.Kill() }
-
 // cniConfig is how the runtime finds plugins: the project's shim and the reference plugins.
 func (a *agentProcess) cniConfig() *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir([]string{binDir, referencePlugins}, filepath.Join(a.dir, "cni-cache"), nil)
+	return libcni.NewCNIConfigWithCacheDir([]string{binDir, teststack.ReferencePlugins}, filepath.Join(a.dir, "cni-cache"), nil)
 }
-
-func (a *agentProcess) status() error { return a.Status(context.Background()) }
 
 // chainedConfList is a node's primary network (bridge + host-local on a test bridge) with
 // `antrea` chained after it, as the install step writes it.
@@ -179,16 +164,12 @@ func newPodSandbox(t *testing.T, pod *corev1.Pod) *sandbox {
 	return s
 }
 
-// inNode runs f in the node's network namespace (where its OVS and agent live), so that plugins
-// exec'd by libcni run there, as they would on that node.
-func inNode(node clusterNode, f func() error) error { return teststack.InNetNS(node.NetNS, f) }
-
 // addChained runs CNI ADD of the chained list for the sandbox's primary interface eth0.
 func (a *agentProcess) addChained(t *testing.T, s *sandbox, cniVersion string) (types.Result, error) {
 	t.Helper()
 	list := a.chainedConfList(t, cniVersion)
 	var res types.Result
-	err := inNode(a.node, func() error {
+	err := teststack.InNetNS(a.node.NetNS, func() error {
 		var err error
 		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		return err
@@ -200,7 +181,7 @@ func (a *agentProcess) addChained(t *testing.T, s *sandbox, cniVersion string) (
 func (a *agentProcess) delChained(t *testing.T, s *sandbox, cniVersion string) error {
 	t.Helper()
 	list := a.chainedConfList(t, cniVersion)
-	return inNode(a.node, func() error {
+	return teststack.InNetNS(a.node.NetNS, func() error {
 		return a.cniConfig().DelNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 	})
 }
@@ -221,10 +202,10 @@ func (a *agentProcess) execChained(t *testing.T, s *sandbox, command, cniVersion
 	}
 	rt := s.RuntimeConf("eth0")
 	args := &invoke.Args{Command: command, ContainerID: rt.ContainerID, NetNS: rt.NetNS, IfName: rt.IfName,
-		PluginArgs: rt.Args, Path: binDir + ":" + referencePlugins}
+		PluginArgs: rt.Args, Path: binDir + ":" + teststack.ReferencePlugins}
 	plugin := filepath.Join(binDir, "antrea")
 	var res types.Result
-	err = inNode(a.node, func() error {
+	err = teststack.InNetNS(a.node.NetNS, func() error {
 		if command == "ADD" {
 			var err error
 			res, err = invoke.ExecPluginWithResult(context.Background(), plugin, stdin, args, nil)

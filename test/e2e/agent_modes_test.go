@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 )
 
@@ -26,11 +27,11 @@ func TestAgentErrorsLeaveNothing(t *testing.T) {
 		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.100.254", PrefixLength: 24, VLAN: 100},
 	})
 	p100, _ := vlanPools(t, c, 31, 35)
-	c.createNAD(t, ns, "tiny", nadConfig(0, tiny))
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
+	c.createNAD(t, ns, "tiny", teststack.VLANNetworkConfig(0, tiny))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
 	c.createNAD(t, ns, "vxlan", `{"cniVersion": "0.3.0", "type": "antrea", "networkType": "vxlan"}`)
-	c.createNAD(t, ns, "nopool", nadConfig(0, "e2e-no-such-pool"))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "nopool", teststack.VLANNetworkConfig(0, "e2e-no-such-pool"))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 
 	// One Pod takes the tiny pool's only address, so that the next one finds it exhausted.
 	holder := c.newSandbox(t, ns, "holder", node, "tiny")
@@ -102,7 +103,7 @@ func TestAgentMultusDelegate(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-multus-")
 	p100, _ := vlanPools(t, c, 40, 45)
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	s := c.newSandbox(t, ns, "delegated", node, "")
 
 	conf := `{"cniVersion": "1.0.0", "name": "vlan100", "type": "antrea", "networkType": "vlan",
@@ -110,7 +111,7 @@ func TestAgentMultusDelegate(t *testing.T) {
 	  "ipam": {"type": "antrea", "ippools": ["` + p100 + `"]}}`
 	list := a.delegateConf(t, conf)
 	var res types.Result
-	if err := inNode(node, func() error {
+	if err := teststack.InNetNS(node.NetNS, func() error {
 		var err error
 		res, err = a.cniConfig().AddNetworkList(context.Background(), list, s.RuntimeConf("net1"))
 		return err
@@ -128,12 +129,12 @@ func TestAgentMultusDelegate(t *testing.T) {
 	if err := ping(s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 		t.Errorf("delegated interface cannot reach the VLAN-100 host: %v", err)
 	}
-	if err := inNode(node, func() error {
+	if err := teststack.InNetNS(node.NetNS, func() error {
 		return a.cniConfig().CheckNetworkList(context.Background(), list, s.RuntimeConf("net1"))
 	}); err != nil {
 		t.Errorf("delegate CHECK: %v", err)
 	}
-	if err := inNode(node, func() error {
+	if err := teststack.InNetNS(node.NetNS, func() error {
 		return a.cniConfig().DelNetworkList(context.Background(), list, s.RuntimeConf("net1"))
 	}); err != nil {
 		t.Fatalf("delegate DEL: %v", err)
@@ -152,7 +153,7 @@ func TestAgentIPAMOnly(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-ipamonly-")
 	p100, _ := vlanPools(t, c, 50, 55)
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	s := c.newSandbox(t, ns, "ipam-only", node, "")
 	br := uniqueName("pvi")
 	conf := `{"cniVersion": "1.0.0", "name": "ipam-only", "type": "bridge", "bridge": "` + br + `", "isGateway": false,
@@ -189,12 +190,12 @@ func TestAgentFeatureGateOff(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-gateoff-")
 	// A pool that does not exist: the gate is what the user must hear about first.
-	c.createNAD(t, ns, "vlan100", nadConfig(100, "e2e-no-such-pool"))
-	cfg := defaultAgentConfig(node)
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(100, "e2e-no-such-pool"))
+	cfg := teststack.DefaultAgentConfig(node.Uplink)
 	cfg.FeatureGates = map[string]bool{}
 	a := c.startAgent(t, node, cfg)
-	if _, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "br-exists", secondaryBridge); err == nil {
-		t.Errorf("bridge %s exists although SecondaryNetwork is off", secondaryBridge)
+	if _, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "br-exists", teststack.SecondaryBridge); err == nil {
+		t.Errorf("bridge %s exists although SecondaryNetwork is off", teststack.SecondaryBridge)
 	}
 	plain := c.newSandbox(t, ns, "plain", node, "")
 	if _, err := a.addChained(t, plain, "1.0.0"); err != nil {
@@ -220,8 +221,8 @@ func TestAgentRestartMidBurst(t *testing.T) {
 		IPRanges:   []v1beta1.IPRange{{CIDR: "198.18.104.0/25"}},
 		SubnetInfo: v1beta1.SubnetInfo{Gateway: "198.18.104.1", PrefixLength: 24, VLAN: 104},
 	})
-	c.createNAD(t, ns, "burst", nadConfig(0, pool))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "burst", teststack.VLANNetworkConfig(0, pool))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 
 	const n = 50
 	sandboxes := make([]*sandbox, n)
@@ -241,7 +242,7 @@ func TestAgentRestartMidBurst(t *testing.T) {
 		}
 		return nil
 	})
-	a.kill()
+	a.Kill()
 	wg.Wait()
 	failed := 0
 	for _, err := range errs {
@@ -293,7 +294,7 @@ func TestAgentRestartMidBurst(t *testing.T) {
 
 	// A sandbox that disappears while the agent is down (its namespace deleted, no DEL) is found
 	// and cleaned up by reconciliation after the restart.
-	a.kill()
+	a.Kill()
 	gone := sandboxes[0]
 	mustRun(t, "ip", "netns", "del", gone.NetNS)
 	a.start(t)

@@ -48,18 +48,18 @@ func TestAgentUnderMultus(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-multus-real-")
 	p100, _ := vlanPools(t, c, 60, 69)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	// Multus runs the shim with the NetworkAttachmentDefinition's configuration, which names no
 	// socket: the environment (which plugins inherit) points it at this test's agent.
 	t.Setenv("ANTREA_CNI_SOCKET", a.Socket)
 
 	s := c.newSandbox(t, ns, "multus", node, `[{"name": "vlan100", "mac": "02:aa:bb:cc:dd:05"}]`)
-	cni := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(multus), projectBinaries(t), referencePlugins},
+	cni := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(multus), projectBinaries(t), teststack.ReferencePlugins},
 		filepath.Join(a.dir, "cni-cache"), nil)
 	list := multusList(t, c, a)
 	var res types.Result
-	if err := inNode(node, func() error {
+	if err := teststack.InNetNS(node.NetNS, func() error {
 		var err error
 		res, err = cni.AddNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		return err
@@ -101,7 +101,7 @@ func TestAgentUnderMultus(t *testing.T) {
 	})
 
 	t.Run("DEL through Multus removes everything", func(t *testing.T) {
-		if err := inNode(node, func() error {
+		if err := teststack.InNetNS(node.NetNS, func() error {
 			return cni.DelNetworkList(context.Background(), list, s.RuntimeConf("eth0"))
 		}); err != nil {
 			t.Fatalf("DEL through Multus: %v", err)

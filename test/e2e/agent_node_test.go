@@ -52,7 +52,7 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	c.InstallCRDs(t)
 	node := c.node(t, 2)
 	missing := uniqueName("upl")
-	cfg := defaultAgentConfig(node)
+	cfg := teststack.DefaultAgentConfig(node.Uplink)
 	cfg.SecondaryNetwork.OVSBridges[0].PhysicalInterfaces = []string{node.Uplink, missing, node.MgmtIf}
 	a := c.startAgent(t, node, cfg) // returns once STATUS says ready: the bridge works without them
 	metricsAddr := a.metrics
@@ -60,14 +60,14 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	waitForEvent(t, events, "SecondaryUplinkMissing: ", missing)
 	waitForEvent(t, events, "SecondaryUplinkRefused: ", node.MgmtIf)
 	uplinkSeries := func(metric, iface string) string {
-		return fmt.Sprintf(`%s{bridge=%q,interface=%q}`, metric, secondaryBridge, iface)
+		return fmt.Sprintf(`%s{bridge=%q,interface=%q}`, metric, teststack.SecondaryBridge, iface)
 	}
 	waitForMetrics(t, node, metricsAddr, map[string]string{
-		uplinkSeries("podvlan_agent_secondary_uplink_missing", missing):                 "1",
-		uplinkSeries("podvlan_agent_secondary_uplink_missing", node.Uplink):             "0",
-		uplinkSeries("podvlan_agent_secondary_uplink_refused", node.MgmtIf):             "1",
-		uplinkSeries("podvlan_agent_secondary_uplink_refused", missing):                 "0",
-		fmt.Sprintf(`podvlan_agent_secondary_bridge_ready{bridge=%q}`, secondaryBridge): "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_missing", missing):                           "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_missing", node.Uplink):                       "0",
+		uplinkSeries("podvlan_agent_secondary_uplink_refused", node.MgmtIf):                       "1",
+		uplinkSeries("podvlan_agent_secondary_uplink_refused", missing):                           "0",
+		fmt.Sprintf(`podvlan_agent_secondary_bridge_ready{bridge=%q}`, teststack.SecondaryBridge): "1",
 	})
 	// start waited for a successful STATUS, which the CNI metrics count.
 	if body, err := scrapeMetrics(node, metricsAddr); err != nil {
@@ -83,8 +83,8 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	mustRun(t, netnsCommand(node.NetNS, "ip", "link", "set", missing, "up")...)
 	if err := eventually(60e9, func() error {
 		out, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "--timeout=10", "port-to-br", missing)
-		if err != nil || strings.TrimSpace(out) != secondaryBridge {
-			return fmt.Errorf("%s not on %s yet: %v", missing, secondaryBridge, err)
+		if err != nil || strings.TrimSpace(out) != teststack.SecondaryBridge {
+			return fmt.Errorf("%s not on %s yet: %v", missing, teststack.SecondaryBridge, err)
 		}
 		return nil
 	}); err != nil {
@@ -93,7 +93,7 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 	if out, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "port-to-br", node.MgmtIf); err == nil {
 		t.Errorf("management interface %s was attached to %s", node.MgmtIf, out)
 	}
-	if err := a.status(); err != nil {
+	if err := a.Status(context.Background()); err != nil {
 		t.Errorf("STATUS after the uplink appeared: %v", err)
 	}
 	waitForMetrics(t, node, metricsAddr, map[string]string{
@@ -106,7 +106,7 @@ func TestAgentUplinkProblemsDegradeInsteadOfCrashing(t *testing.T) {
 func freeLoopbackAddress(t *testing.T, node clusterNode) string {
 	t.Helper()
 	var address string
-	if err := inNode(node, func() error {
+	if err := teststack.InNetNS(node.NetNS, func() error {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -165,8 +165,8 @@ func TestAgentGCAndStatus(t *testing.T) {
 	node := c.node(t, 2)
 	ns := c.createNamespace(t, "e2e-gc-")
 	p100, _ := vlanPools(t, c, 60, 65)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	keep := c.newSandbox(t, ns, "keep", node, "vlan100")
 	drop := c.newSandbox(t, ns, "drop", node, "vlan100")
 	for _, s := range []*sandbox{keep, drop} {
@@ -177,7 +177,7 @@ func TestAgentGCAndStatus(t *testing.T) {
 	// GC is CNI 1.1; the reference plugins here speak up to 1.0, so the list holds `antrea` alone.
 	list := a.delegateConf(t, `{"cniVersion": "1.1.0", "name": "e2e-primary", "type": "antrea"}`)
 	valid := []types.GCAttachment{{ContainerID: keep.ContainerID, IfName: "eth0"}}
-	if err := inNode(node, func() error {
+	if err := teststack.InNetNS(node.NetNS, func() error {
 		return a.cniConfig().GCNetworkList(context.Background(), list, &libcni.GCArgs{ValidAttachments: valid})
 	}); err != nil {
 		t.Fatalf("GC: %v", err)
@@ -198,7 +198,7 @@ func TestAgentGCAndStatus(t *testing.T) {
 			}
 		})
 		err := eventually(10e9, func() error {
-			if err := a.status(); err == nil {
+			if err := a.Status(context.Background()); err == nil {
 				return fmt.Errorf("STATUS still ready")
 			}
 			return nil
@@ -207,12 +207,12 @@ func TestAgentGCAndStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		var cniErr *types.Error
-		if err := a.status(); !asCNIError(err, &cniErr) || cniErr.Code != types.ErrPluginNotAvailable {
+		if err := a.Status(context.Background()); !asCNIError(err, &cniErr) || cniErr.Code != types.ErrPluginNotAvailable {
 			t.Errorf("STATUS error %v, want code %d", err, types.ErrPluginNotAvailable)
 		}
 		mustRun(t, "bash", teststack.RepoRoot(t)+"/hack/ovs.sh", "start-db", ovs.Dir)
 		restarted = true
-		if err := eventually(30e9, a.status); err != nil {
+		if err := eventually(30e9, func() error { return a.Status(context.Background()) }); err != nil {
 			t.Fatalf("STATUS not ready after ovsdb-server came back: %v", err)
 		}
 		if err := ping(keep.NetNS, c.ext(t, 100).IP.String()); err != nil {

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/agent/podnetworks"
 )
 
@@ -240,9 +241,9 @@ func TestAgentRunningPodHotplug(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-hotplug-")
 	p100, p200 := vlanPools(t, c, 70, 79)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	c.createNAD(t, ns, "vlan200", nadConfig(0, p200))
-	cfg := defaultAgentConfig(node)
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	c.createNAD(t, ns, "vlan200", teststack.VLANNetworkConfig(0, p200))
+	cfg := teststack.DefaultAgentConfig(node.Uplink)
 	cfg.FeatureGates["SecondaryNetworkHotplug"] = true
 	a := c.startAgent(t, node, cfg)
 	s := c.runningSandbox(t, a, ns, "running")
@@ -325,7 +326,7 @@ func TestAgentRunningPodMissingNetwork(t *testing.T) {
 	node := nodes[len(nodes)-1] // a simulated Node when there is one
 	ns := c.createNamespace(t, "e2e-latenad-")
 	p100, _ := vlanPools(t, c, 80, 84)
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	s := c.runningSandbox(t, a, ns, "waiting")
 
 	c.setNetworks(t, s, "late100")
@@ -344,7 +345,7 @@ func TestAgentRunningPodMissingNetwork(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c.createNAD(t, ns, "late100", nadConfig(0, p100))
+	c.createNAD(t, ns, "late100", teststack.VLANNetworkConfig(0, p100))
 	c.waitNetworks(t, s, 10*time.Second, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1")
 	if err := ping(s.NetNS, c.ext(t, 100).IP.String()); err != nil {
 		t.Errorf("eth1 -> external VLAN-100 host: %v", err)
@@ -361,9 +362,9 @@ func TestAgentRunningPodGateOff(t *testing.T) {
 	node := nodes[len(nodes)-1]
 	ns := c.createNamespace(t, "e2e-nohotplug-")
 	p100, p200 := vlanPools(t, c, 85, 89)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	c.createNAD(t, ns, "vlan200", nadConfig(0, p200))
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	c.createNAD(t, ns, "vlan200", teststack.VLANNetworkConfig(0, p200))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	s := c.runningSandbox(t, a, ns, "fixed")
 
 	c.setNetworks(t, s, "vlan100")
@@ -400,9 +401,9 @@ func TestAgentRunningPodRestartMidHotplug(t *testing.T) {
 	node := nodes[len(nodes)-1]
 	ns := c.createNamespace(t, "e2e-hotplugkill-")
 	p100, p200 := vlanPools(t, c, 90, 94)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	c.createNAD(t, ns, "vlan200", nadConfig(0, p200))
-	cfg := defaultAgentConfig(node)
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	c.createNAD(t, ns, "vlan200", teststack.VLANNetworkConfig(0, p200))
+	cfg := teststack.DefaultAgentConfig(node.Uplink)
 	cfg.FeatureGates["SecondaryNetworkHotplug"] = true
 	a := c.startAgent(t, node, cfg)
 	s := c.runningSandbox(t, a, ns, "killed")
@@ -414,7 +415,7 @@ func TestAgentRunningPodRestartMidHotplug(t *testing.T) {
 	for round, delay := range []time.Duration{0, 20 * time.Millisecond, 60 * time.Millisecond} {
 		c.setNetworks(t, s, "vlan100,vlan200@net2")
 		time.Sleep(delay)
-		a.kill()
+		a.Kill()
 		a.start(t)
 		c.waitNetworks(t, s, 15*time.Second, corev1.ConditionTrue, podnetworks.ReasonAttached, "eth1", "net2")
 		if err := eventually(10*time.Second, func() error {

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/agent/sandboxes"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate"
 	"github.com/podvlan/podvlan/pkg/cni/nodestate/spool"
@@ -78,14 +79,14 @@ func TestShimWithoutAgent(t *testing.T) {
 		t.Skipf("%s runs no kubelet", node.Name)
 	}
 	c.InstallCRDs(t)
-	a := c.startAgent(t, node, defaultAgentConfig(node))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink))
 	chainShim(t, c, a)
 	dirs := nodestate.ForSocket(a.Socket)
 	store := sandboxes.New(dirs.Sandboxes)
 
 	ns := c.createNamespace(t, "e2e-shim-")
 	p100, _ := vlanPools(t, c, 150, 159)
-	c.createNAD(t, ns, "vlan100", nadConfig(100, p100))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(100, p100))
 	annotated := func(name string) *corev1.Pod {
 		p := c.testPod(t, ns, name, node.Name, name)
 		p.Annotations = map[string]string{nadv1.NetworkAttachmentAnnot: "vlan100"}
@@ -104,7 +105,7 @@ func TestShimWithoutAgent(t *testing.T) {
 		t.Errorf("sandbox of %s/early (UID %s) = %+v, %v; want its live netns recorded", ns, early.UID, sb, ok)
 	}
 
-	a.stop(t)
+	a.Stop()
 	t.Log("agent stopped")
 
 	t.Run("a Pod without networks starts and is deleted without the agent", func(t *testing.T) {

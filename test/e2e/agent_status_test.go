@@ -9,6 +9,8 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // TestAgentRestoresLostNetworkStatus: the agent writes network-status after answering ADD, so a
@@ -20,8 +22,8 @@ func TestAgentRestoresLostNetworkStatus(t *testing.T) {
 	node := c.node(t, 1)
 	ns := c.createNamespace(t, "e2e-status-")
 	p100, _ := vlanPools(t, c, 50, 59)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	a := c.startAgent(t, node, defaultAgentConfig(node)) // reconciles every 2 s
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	a := c.startAgent(t, node, teststack.DefaultAgentConfig(node.Uplink)) // reconciles every 2 s
 	s := c.newSandbox(t, ns, "status", node, "vlan100")
 	if _, err := a.addChained(t, s, "1.0.0"); err != nil {
 		t.Fatalf("ADD: %v", err)

@@ -27,9 +27,6 @@ func vlanPools(t *testing.T, c *testCluster, first, last int) (string, string) {
 	return p100, p200
 }
 
-// nadConfig is a VLAN network's NetworkAttachmentDefinition config (vlan 0: the pools' VLAN).
-func nadConfig(vlan int, pools ...string) string { return teststack.VLANNetworkConfig(vlan, pools...) }
-
 // podAddress returns the IPv4 address of the interface inside the sandbox.
 func podAddress(t *testing.T, s *sandbox, ifName string) string {
 	t.Helper()
@@ -95,14 +92,14 @@ func TestAgentChainedAttach(t *testing.T) {
 	}
 	ns := c.createNamespace(t, "e2e-chained-")
 	p100, p200 := vlanPools(t, c, 10, 29)
-	c.createNAD(t, ns, "vlan100", nadConfig(0, p100))
-	c.createNAD(t, ns, "vlan200", nadConfig(0, p200))
+	c.createNAD(t, ns, "vlan100", teststack.VLANNetworkConfig(0, p100))
+	c.createNAD(t, ns, "vlan200", teststack.VLANNetworkConfig(0, p200))
 	// VLAN 200 but addresses of the VLAN-100 subnet: only VLAN isolation can keep it apart.
-	c.createNAD(t, ns, "vlan200-same-subnet", nadConfig(200, p100))
+	c.createNAD(t, ns, "vlan200-same-subnet", teststack.VLANNetworkConfig(200, p100))
 
 	agents := make([]*agentProcess, len(nodes))
 	for i, n := range nodes {
-		agents[i] = c.startAgent(t, n, defaultAgentConfig(n))
+		agents[i] = c.startAgent(t, n, teststack.DefaultAgentConfig(n.Uplink))
 	}
 	type pod struct {
 		s       *sandbox

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/cniinstall"
 )
 
@@ -46,7 +47,7 @@ func TestDeployChainKeeper(t *testing.T) {
 	d.editConfig(t, "antrea-agent.conf", []lineEdit{
 		{"SecondaryNetwork: false", "SecondaryNetwork: true"},
 		{"ovsDatapathType: system", "ovsDatapathType: netdev"},
-		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + secondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
+		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + teststack.SecondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
 	})
 	d.restart(t, "daemonset/"+agentDaemonSet)
 	d.waitChained(t, agentStartup)
@@ -109,7 +110,7 @@ func TestDeployChainKeeper(t *testing.T) {
 
 	t.Run("the seed's mis-indented ovsBridges: the agent degrades, plain Pods start, annotated Pods get the error", func(t *testing.T) {
 		since := time.Now()
-		d.setAgentConf(t, fmt.Sprintf(seedAgentConf, secondaryBridge, node.Uplink))
+		d.setAgentConf(t, fmt.Sprintf(seedAgentConf, teststack.SecondaryBridge, node.Uplink))
 		old := d.agentPods(t)
 		d.c.kubectl(t, "-n", systemNamespace, "rollout", "restart", "daemonset/"+agentDaemonSet)
 		// The rollout never completes: the degraded agent is not ready, on purpose.
@@ -156,7 +157,7 @@ func TestDeployChainKeeper(t *testing.T) {
 		d.editConfig(t, "antrea-agent.conf", []lineEdit{
 			{"SecondaryNetwork: false", "SecondaryNetwork: true"},
 			{"ovsDatapathType: system", "ovsDatapathType: netdev"},
-			{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + secondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
+			{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + teststack.SecondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
 		})
 		d.restart(t, "daemonset/"+agentDaemonSet)
 	})

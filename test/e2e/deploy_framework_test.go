@@ -79,9 +79,9 @@ func newDeployment(t *testing.T, c *testCluster) *deployment {
 	d.binaryBefore = err == nil
 	// The agent leaves its bridge when it goes (as Antrea's does); one left by an earlier run
 	// would hide whether this agent makes it.
-	if bridgeExists(t, d.node, secondaryBridge) {
-		t.Logf("deleting %s left on %s by an earlier run", secondaryBridge, d.node.Name)
-		mustRun(t, "ovs-vsctl", "--db="+d.node.OVSDB, "--timeout=30", "del-br", secondaryBridge)
+	if bridgeExists(t, d.node, teststack.SecondaryBridge) {
+		t.Logf("deleting %s left on %s by an earlier run", teststack.SecondaryBridge, d.node.Name)
+		mustRun(t, "ovs-vsctl", "--db="+d.node.OVSDB, "--timeout=30", "del-br", teststack.SecondaryBridge)
 	}
 	for _, ns := range []string{"demo", "networks"} {
 		if _, err := c.client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); err == nil {

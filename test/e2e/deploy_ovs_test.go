@@ -11,6 +11,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // Where antrea-with-ovs.yml keeps Open vSwitch on the Node.
@@ -69,19 +71,19 @@ func TestDeployWithOVS(t *testing.T) {
 		{"SecondaryNetwork: false", "SecondaryNetwork: true"},
 		{"AntreaIPAM: false", "AntreaIPAM: true"},
 		{"ovsDatapathType: system", "ovsDatapathType: netdev"},
-		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + secondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
+		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + teststack.SecondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
 	})
 	d.editConfig(t, "antrea-controller.conf", []lineEdit{{"AntreaIPAM: false", "AntreaIPAM: true"}})
 	d.restart(t, "daemonset/"+agentDaemonSet, "deployment/"+controllerName)
 	waitUplink := func(t *testing.T) {
 		t.Helper()
 		err := eventually(agentStartup, func() error {
-			out, err := tryRun("ovs-vsctl", "--db="+podOVS.OVSDB, "--timeout=30", "list-ports", secondaryBridge)
+			out, err := tryRun("ovs-vsctl", "--db="+podOVS.OVSDB, "--timeout=30", "list-ports", teststack.SecondaryBridge)
 			if err != nil {
 				return err
 			}
 			if !slices.Contains(strings.Fields(out), node.Uplink) {
-				return fmt.Errorf("ports of %s: %q, want %s", secondaryBridge, out, node.Uplink)
+				return fmt.Errorf("ports of %s: %q, want %s", teststack.SecondaryBridge, out, node.Uplink)
 			}
 			return nil
 		})
@@ -159,7 +161,7 @@ func cleanupPodOVS(t *testing.T) {
 			t.Errorf("remove %s: %v", dir, err)
 		}
 	}
-	for _, link := range []string{"ovs-netdev", secondaryBridge} {
+	for _, link := range []string{"ovs-netdev", teststack.SecondaryBridge} {
 		if _, err := tryRun("ip", "link", "show", link); err == nil {
 			t.Logf("deleting %s left by the Pod's Open vSwitch", link)
 			if _, err := tryRun("ip", "link", "del", link); err != nil {

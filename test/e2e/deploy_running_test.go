@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/agent/podnetworks"
 	"github.com/podvlan/podvlan/pkg/agent/podstatus"
 )
@@ -200,7 +201,7 @@ func (d *deployment) enableSecondaryNetworks(t *testing.T, extraGates ...string)
 		{"AntreaIPAM: false", "AntreaIPAM: true"},
 		// No openvswitch kernel module on this machine.
 		{"ovsDatapathType: system", "ovsDatapathType: netdev"},
-		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + secondaryBridge + "\n  physicalInterfaces: [" + d.node.Uplink + "]"},
+		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + teststack.SecondaryBridge + "\n  physicalInterfaces: [" + d.node.Uplink + "]"},
 	})
 	d.editConfig(t, "antrea-controller.conf", []lineEdit{{"AntreaIPAM: false", "AntreaIPAM: true"}})
 	d.restart(t, "daemonset/"+agentDaemonSet, "deployment/"+controllerName)
@@ -208,12 +209,12 @@ func (d *deployment) enableSecondaryNetworks(t *testing.T, extraGates ...string)
 	// through the chained ADD.
 	d.waitChained(t, agentStartup)
 	if err := eventually(agentStartup, func() error {
-		out, err := tryRun("ovs-vsctl", "--db="+d.node.OVSDB, "--timeout=30", "list-ports", secondaryBridge)
+		out, err := tryRun("ovs-vsctl", "--db="+d.node.OVSDB, "--timeout=30", "list-ports", teststack.SecondaryBridge)
 		if err != nil {
 			return err
 		}
 		if !slices.Contains(strings.Fields(out), d.node.Uplink) {
-			return fmt.Errorf("ports of %s: %q, want %s", secondaryBridge, out, d.node.Uplink)
+			return fmt.Errorf("ports of %s: %q, want %s", teststack.SecondaryBridge, out, d.node.Uplink)
 		}
 		return nil
 	}); err != nil {

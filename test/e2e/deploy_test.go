@@ -13,6 +13,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podvlan/podvlan/internal/teststack"
 	"github.com/podvlan/podvlan/pkg/apis/crd/v1beta1"
 	"github.com/podvlan/podvlan/pkg/cniinstall"
 )
@@ -65,8 +66,8 @@ func TestDeployManifests(t *testing.T) {
 		if _, err := c.ipv4Addrs("demo", "l2-only", "eth1"); err == nil {
 			t.Error("demo/l2-only has an eth1 with SecondaryNetwork off")
 		}
-		if bridgeExists(t, node, secondaryBridge) {
-			t.Errorf("bridge %s exists on %s with SecondaryNetwork off", secondaryBridge, node.Name)
+		if bridgeExists(t, node, teststack.SecondaryBridge) {
+			t.Errorf("bridge %s exists on %s with SecondaryNetwork off", teststack.SecondaryBridge, node.Name)
 		}
 		c.deleteAndWait(t, "demo", "l2-only")
 	})
@@ -80,7 +81,7 @@ func TestDeployManifests(t *testing.T) {
 		{"AntreaIPAM: false", "AntreaIPAM: true"},
 		// No openvswitch kernel module on this machine.
 		{"ovsDatapathType: system", "ovsDatapathType: netdev"},
-		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + secondaryBridge + "\n  physicalInterfaces: [" + uplink + "]"},
+		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + teststack.SecondaryBridge + "\n  physicalInterfaces: [" + uplink + "]"},
 	})
 	d.editConfig(t, "antrea-controller.conf", []lineEdit{{"AntreaIPAM: false", "AntreaIPAM: true"}})
 	d.restart(t, "daemonset/"+agentDaemonSet, "deployment/"+controllerName)
@@ -103,12 +104,12 @@ func TestDeployManifests(t *testing.T) {
 
 	t.Run("gates on: the agent creates the bridge with its uplink", func(t *testing.T) {
 		err := eventually(agentStartup, func() error {
-			out, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "--timeout=30", "list-ports", secondaryBridge)
+			out, err := tryRun("ovs-vsctl", "--db="+node.OVSDB, "--timeout=30", "list-ports", teststack.SecondaryBridge)
 			if err != nil {
 				return err
 			}
 			if !slices.Contains(strings.Fields(out), uplink) {
-				return fmt.Errorf("ports of %s: %q, want %s", secondaryBridge, out, uplink)
+				return fmt.Errorf("ports of %s: %q, want %s", teststack.SecondaryBridge, out, uplink)
 			}
 			return nil
 		})
@@ -387,7 +388,7 @@ func (d *deployment) uninstall(t *testing.T) {
 		_ = os.Remove(cniPluginBinary)
 	}
 	// The agent leaves its bridge (as Antrea's does); the test removes it.
-	if _, err := tryRun("ovs-vsctl", "--db="+d.node.OVSDB, "--timeout=30", "--if-exists", "del-br", secondaryBridge); err != nil {
-		t.Errorf("delete %s: %v", secondaryBridge, err)
+	if _, err := tryRun("ovs-vsctl", "--db="+d.node.OVSDB, "--timeout=30", "--if-exists", "del-br", teststack.SecondaryBridge); err != nil {
+		t.Errorf("delete %s: %v", teststack.SecondaryBridge, err)
 	}
 }

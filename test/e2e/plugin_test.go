@@ -56,7 +56,7 @@ func TestKubectlPodvlan(t *testing.T) {
 		{"SecondaryNetwork: false", "SecondaryNetwork: true"},
 		{"AntreaIPAM: false", "AntreaIPAM: true"},
 		{"ovsDatapathType: system", "ovsDatapathType: netdev"},
-		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + secondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
+		{"ovsBridges: []", "ovsBridges:\n- bridgeName: " + teststack.SecondaryBridge + "\n  physicalInterfaces: [" + node.Uplink + "]"},
 	})
 	d.editConfig(t, "antrea-controller.conf", []lineEdit{{"AntreaIPAM: false", "AntreaIPAM: true"}})
 	d.restart(t, "daemonset/"+agentDaemonSet, "deployment/"+controllerName)
@@ -172,7 +172,7 @@ func TestKubectlPodvlan(t *testing.T) {
 	t.Run("node: bridge and uplink from the configuration and the agent's Events, the Pod's ports, the agent", func(t *testing.T) {
 		var r podvlanctl.NodeReport
 		decode(t, run(t, exitSuccess, "node", node.Name, "-o", "json"), &r)
-		if r.Bridge != secondaryBridge || r.Datapath != "netdev" || r.BridgeState != podvlanctl.StateReady || !r.Agent.Ready {
+		if r.Bridge != teststack.SecondaryBridge || r.Datapath != "netdev" || r.BridgeState != podvlanctl.StateReady || !r.Agent.Ready {
 			t.Errorf("report %+v", r)
 		}
 		if len(r.Uplinks) != 1 || r.Uplinks[0].Name != node.Uplink || r.Uplinks[0].State != podvlanctl.StateAttached {

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	bh "github.com/podvlan/podvlan/internal/benchharness"
+	"github.com/podvlan/podvlan/internal/teststack"
 )
 
 // Band is a range of bridge sizes (Pod ports on the bridge once the ADD is done).
@@ -83,7 +84,7 @@ func run(ctx context.Context, pods int, out string) error {
 		sandboxes[i] = sb
 		cleanup.Add(func() { bh.DeleteNetNS(context.Background(), sb.NetNS) })
 		floorNS[i] = bh.UniqueName("pvbfp-")
-		if err := bh.NewPodNetNS(ctx, floorNS[i]); err != nil {
+		if err := teststack.NewPodNetNS(ctx, floorNS[i]); err != nil {
 			return err
 		}
 		name := floorNS[i]
@@ -210,12 +211,12 @@ func run(ctx context.Context, pods int, out string) error {
 		s.Server, s.Engine, s.Allocate = bh.Millis(b.Server), bh.Millis(b.Engine), bh.Millis(b.Allocate)
 		s.Veth, s.Configure, s.OVS = bh.Millis(b.Veth), bh.Millis(b.Configure), bh.Millis(b.OVS)
 	}
-	ports, err := agentNode.Vsctl(ctx, "list-ports", bh.BridgeName)
+	ports, err := agentNode.Vsctl(ctx, "list-ports", teststack.SecondaryBridge)
 	if err != nil {
 		return err
 	}
 	if n := len(strings.Fields(ports)); n != pods {
-		return fmt.Errorf("%s has %d ports after %d ADDs", bh.BridgeName, n, pods)
+		return fmt.Errorf("%s has %d ports after %d ADDs", teststack.SecondaryBridge, n, pods)
 	}
 	for _, p := range peers {
 		if n, err := p.Ports(ctx); err != nil || n != pods {
@@ -257,12 +258,12 @@ func run(ctx context.Context, pods int, out string) error {
 			return err
 		}
 	}
-	ports, err = agentNode.Vsctl(ctx, "list-ports", bh.BridgeName)
+	ports, err = agentNode.Vsctl(ctx, "list-ports", teststack.SecondaryBridge)
 	if err != nil {
 		return err
 	}
 	if n := len(strings.Fields(ports)); n != 0 {
-		return fmt.Errorf("%s still has %d ports after every DEL", bh.BridgeName, n)
+		return fmt.Errorf("%s still has %d ports after every DEL", teststack.SecondaryBridge, n)
 	}
 	if _, err := c.WaitPoolAllocations(ctx, network.Pool, 0, 15*time.Second); err != nil {
 		return fmt.Errorf("after every DEL: %w", err)
